@@ -1,0 +1,276 @@
+//! One non-blocking attempt at the lock: the only layer that touches the file system.
+//!
+//! An attempt opens the lock file (creating it and its parents if needed), makes one
+//! non-blocking lock call, and classifies the result: won, contended (retry later), or a
+//! permanent error (return now). It never waits for another process. Drivers run it on
+//! Tokio's blocking pool or on the calling thread.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::sys::{self, FileId, OpenFailure, TryLock};
+use crate::{Error, LockMode, Op};
+
+/// How many times one attempt re-opens after a race (file deleted under us, directory
+/// removed between creating it and opening the file) before reporting the error.
+const MAX_RACES: usize = 8;
+
+/// The mode passed to `open(2)` when none is configured: `0o666`, reduced by the umask.
+const DEFAULT_CREATE_MODE: u32 = 0o666;
+
+/// What an attempt needs to know, and the lock file it keeps open between attempts.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    path: Arc<Path>,
+    mode: LockMode,
+    permissions: Option<u32>,
+    preserve_lock_file: bool,
+    /// The file opened by an earlier contended attempt: kept open while waiting so that a
+    /// retry is one lock call, not an open, a lock and a close.
+    open: Option<Opened>,
+}
+
+/// A lock file this acquire opened.
+#[derive(Debug)]
+struct Opened {
+    file: File,
+    /// Known once inspected.
+    id: Option<FileId>,
+    /// This acquire created the file: it may set the configured permissions.
+    created: bool,
+}
+
+/// What one attempt found.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The lock is ours.
+    Won(Held),
+    /// Someone else holds it. `id` is the file's identity when it could be opened.
+    Busy {
+        attempt: Attempt,
+        id: Option<FileId>,
+    },
+}
+
+impl Attempt {
+    /// Checks the path (no file system call) and prepares the first attempt.
+    pub(crate) fn new(
+        path: Arc<Path>,
+        mode: LockMode,
+        permissions: Option<u32>,
+        preserve_lock_file: bool,
+    ) -> Result<Self, Error> {
+        validate(&path)?;
+        Ok(Attempt {
+            path,
+            mode,
+            permissions,
+            preserve_lock_file,
+            open: None,
+        })
+    }
+
+    /// Makes one non-blocking attempt.
+    pub(crate) fn run(mut self) -> Result<Outcome, Error> {
+        for _ in 0..MAX_RACES {
+            let opened = match self.open.take() {
+                Some(opened) => opened,
+                None => match self.open_file()? {
+                    Some(opened) => opened,
+                    None => {
+                        return Ok(Outcome::Busy {
+                            attempt: self,
+                            id: None,
+                        });
+                    }
+                },
+            };
+            let Opened { file, id, created } = opened;
+            match sys::try_lock(&file, self.mode) {
+                TryLock::Acquired => {
+                    let facts = self.inspect(&file)?;
+                    if !facts.linked {
+                        // Deleted (or delete-pending) since we opened it: a lock on it
+                        // protects nothing. Close and open the path again.
+                        continue;
+                    }
+                    if created {
+                        self.apply_permissions(&file, facts.permissions);
+                    }
+                    return Ok(Outcome::Won(Held {
+                        file: Some(file),
+                        id: facts.id,
+                        path: self.path,
+                        preserve_lock_file: self.preserve_lock_file,
+                    }));
+                }
+                TryLock::Contended => {
+                    let id = match id {
+                        Some(id) => id,
+                        None => self.inspect(&file)?.id,
+                    };
+                    if sys::KEEP_OPEN_WHILE_WAITING {
+                        self.open = Some(Opened {
+                            file,
+                            id: Some(id),
+                            created,
+                        });
+                    }
+                    return Ok(Outcome::Busy {
+                        attempt: self,
+                        id: Some(id),
+                    });
+                }
+                TryLock::Unsupported(e) | TryLock::Failed(e) => {
+                    return Err(Error::io(&self.path, Op::Lock, e));
+                }
+            }
+        }
+        Err(Error::io(
+            &self.path,
+            Op::Open,
+            io::Error::other("the lock file kept disappearing while it was being locked"),
+        ))
+    }
+
+    /// Opens the file, creating it and missing parents. `Ok(None)` means "busy" (Windows).
+    ///
+    /// With configured permissions it first tries to create the file (`O_EXCL`), to know
+    /// whether it is this acquire's to `chmod` (Python filelock does the same); without, one
+    /// `open(O_CREAT)` does.
+    fn open_file(&self) -> Result<Option<Opened>, Error> {
+        let create_mode = self.permissions.unwrap_or(DEFAULT_CREATE_MODE);
+        let mut create_new = self.permissions.is_some();
+        for _ in 0..MAX_RACES {
+            match sys::open(&self.path, create_mode, create_new) {
+                Ok(file) => {
+                    return Ok(Some(Opened {
+                        file,
+                        id: None,
+                        created: create_new,
+                    }));
+                }
+                Err(OpenFailure::Exists) => create_new = false,
+                Err(OpenFailure::Again) => continue,
+                Err(OpenFailure::Busy) => return Ok(None),
+                Err(OpenFailure::Fatal(e)) => return Err(e),
+                Err(OpenFailure::MissingParent) => self.create_parent()?,
+            }
+        }
+        Err(Error::io(
+            &self.path,
+            Op::Open,
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the lock file's directory kept disappearing while it was being created",
+            ),
+        ))
+    }
+
+    fn create_parent(&self) -> Result<(), Error> {
+        let parent = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            // No parent to create: the ENOENT was about the file itself, so report it.
+            _ => {
+                return Err(Error::io(
+                    &self.path,
+                    Op::Open,
+                    io::Error::from(io::ErrorKind::NotFound),
+                ));
+            }
+        };
+        fs::create_dir_all(parent).map_err(|e| Error::io(&self.path, Op::CreateParent, e))
+    }
+
+    /// One `fstat`; anything but a regular file is a permanent error.
+    fn inspect(&self, file: &File) -> Result<sys::Facts, Error> {
+        let facts = sys::inspect(file).map_err(|e| Error::io(&self.path, Op::Inspect, e))?;
+        match facts.not_a_file {
+            Some(kind) => Err(Error::NotAFile {
+                path: self.path.to_path_buf(),
+                kind,
+            }),
+            None => Ok(facts),
+        }
+    }
+
+    /// After the lock is won (never before), on a file this acquire created: give it the
+    /// configured permission bits exactly (the umask reduced them at creation). Best effort:
+    /// the lock holds either way.
+    fn apply_permissions(&self, file: &File, current: Option<u32>) {
+        let Some(wanted) = self.permissions else {
+            return;
+        };
+        if current.is_none_or(|bits| bits == wanted) {
+            return;
+        }
+        if let Err(error) = sys::set_permissions(file, wanted) {
+            tracing::debug!(
+                target: "tokio_filelock",
+                path = %self.path.display(),
+                %error,
+                "could not set the lock file's permissions; keeping them"
+            );
+        }
+    }
+}
+
+/// Rejects paths that can never name a lock file, before any system call.
+fn validate(path: &Path) -> Result<(), Error> {
+    let invalid = |reason| {
+        Err(Error::InvalidPath {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.is_empty() {
+        return invalid("the path is empty");
+    }
+    if bytes.contains(&0) {
+        return invalid("the path contains a NUL byte");
+    }
+    Ok(())
+}
+
+/// A won OS lock. Dropping it releases the lock (so an attempt that wins after its caller
+/// went away releases at once); [`Held::release`] does the same and reports errors.
+#[derive(Debug)]
+pub(crate) struct Held {
+    file: Option<File>,
+    id: FileId,
+    path: Arc<Path>,
+    preserve_lock_file: bool,
+}
+
+impl Held {
+    pub(crate) fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// Unlocks and closes the file.
+    pub(crate) fn release(mut self) -> Result<(), Error> {
+        match self.file.take() {
+            Some(file) => sys::release(file, &self.path, self.preserve_lock_file)
+                .map_err(|e| Error::io(&self.path, Op::Unlock, e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take()
+            && let Err(error) = sys::release(file, &self.path, self.preserve_lock_file)
+        {
+            tracing::warn!(
+                target: "tokio_filelock",
+                path = %self.path.display(),
+                %error,
+                "releasing the lock failed; the descriptor was closed, which releases it"
+            );
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Building a handle with non-default settings.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::state::State;
+use crate::{FileLock, Reentrancy, handles};
+
+/// Settings for a [`FileLock`]; from [`FileLock::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_filelock::FileLock;
+/// # let dir = tempfile::tempdir().unwrap();
+/// let lock = FileLock::builder(dir.path().join("cache.lock"))
+///     .timeout(Duration::from_secs(10)) // default: wait forever
+///     .poll_interval(Duration::from_millis(20)) // default: 50 ms
+///     .mode(0o644) // default: 0o666 reduced by the umask
+///     .build();
+/// # drop(lock);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct FileLockBuilder {
+    path: PathBuf,
+    config: Config,
+    singleton: bool,
+}
+
+impl FileLockBuilder {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        FileLockBuilder {
+            path,
+            config: Config::default(),
+            singleton: false,
+        }
+    }
+
+    /// How long [`acquire`](FileLock::acquire) and
+    /// [`blocking_acquire`](FileLock::blocking_acquire) wait. Default: forever.
+    /// `Duration::ZERO` makes exactly one attempt. A wait ends with one final attempt at
+    /// the deadline, so it overshoots by at most one attempt's duration.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// `false`: every acquire makes exactly one attempt and fails with
+    /// [`Error::Timeout`](crate::Error::Timeout) if the lock is held, whatever timeout is
+    /// given (this wins over [`timeout`](Self::timeout) and `acquire_timeout`).
+    /// Default: `true`.
+    pub fn blocking(mut self, blocking: bool) -> Self {
+        self.config.blocking = blocking;
+        self
+    }
+
+    /// The longest sleep between two attempts (the cap of the backoff, which starts at
+    /// 1 ms and doubles). Default: 50 ms, as Python filelock. Values under 1 ms count as
+    /// 1 ms: nothing spins.
+    pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
+        self.config.poll_interval = poll_interval;
+        self
+    }
+
+    /// Permission bits of the lock file when this handle creates it: set exactly (after
+    /// the lock is won, so the umask does not reduce them). A file that exists already is
+    /// left as it is. Default: `0o666` reduced by the umask, no change afterwards.
+    /// Ignored on Windows.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.config.permissions = Some(mode & 0o7777);
+        self
+    }
+
+    /// Who re-enters a held lock. Default: [`Reentrancy::Owner`].
+    pub fn reentrancy(mut self, reentrancy: Reentrancy) -> Self {
+        self.config.reentrancy = reentrancy;
+        self
+    }
+
+    /// Windows only: keep the lock file when releasing (by default it is deleted, best
+    /// effort). On Unix the file is never deleted: deleting a lock file lets two holders
+    /// exist at once.
+    pub fn preserve_lock_file(mut self, preserve: bool) -> Self {
+        self.config.preserve_lock_file = preserve;
+        self
+    }
+
+    /// `true`: every singleton handle of this path in this process shares one lock state
+    /// (holders and counts), so acquiring through one and re-acquiring through another
+    /// re-enters instead of deadlocking (Python's `is_singleton`). Each handle keeps its own
+    /// timeout and other settings. Paths are compared after making them absolute, without
+    /// resolving symlinks. Default: `false` (cloning a [`FileLock`] shares state too).
+    pub fn singleton(mut self, singleton: bool) -> Self {
+        self.singleton = singleton;
+        self
+    }
+
+    /// The handle. Touches no file: the lock file is opened by the first attempt.
+    pub fn build(self) -> FileLock {
+        let state = if self.singleton {
+            handles::singleton(&self.path)
+        } else {
+            Arc::new(State::new(Arc::from(self.path)))
+        };
+        FileLock::from_parts(state, self.config)
+    }
+}

@@ -1,0 +1,73 @@
+//! The settings of a handle, as the builder leaves them.
+
+use std::time::Duration;
+
+use crate::schedule::Wait;
+
+/// Who may re-enter a lock it already holds, without touching the file again.
+///
+/// ```
+/// use tokio_filelock::{FileLock, Reentrancy};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let lock = FileLock::builder(dir.path().join("a.lock"))
+///     .reentrancy(Reentrancy::Handle)
+///     .build();
+/// let first = lock.blocking_acquire().unwrap();
+/// // Another thread re-enters the same handle instead of waiting (Python's
+/// // `thread_local=False`).
+/// std::thread::scope(|s| {
+///     s.spawn(|| assert_eq!(lock.blocking_acquire().map(|_| lock.lock_counter()).unwrap(), 2));
+/// });
+/// drop(first);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Reentrancy {
+    /// The default. Holds belong to the current Tokio task, or to the current thread outside
+    /// any task: the same owner acquiring again counts up; another owner, even on the same
+    /// handle, waits like any other process. Futures joined inside one task (`join!`,
+    /// `select!`) share that task, so they re-enter rather than exclude each other.
+    #[default]
+    Owner,
+    /// Holds belong to the handle (and its clones): whoever acquires through it while it is
+    /// held counts up. Python filelock's `thread_local=False`.
+    Handle,
+}
+
+/// Default cap of the wait between attempts (Python filelock's `poll_interval`).
+pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) blocking: bool,
+    pub(crate) poll_interval: Duration,
+    pub(crate) permissions: Option<u32>,
+    pub(crate) reentrancy: Reentrancy,
+    pub(crate) preserve_lock_file: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timeout: None,
+            blocking: true,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            permissions: None,
+            reentrancy: Reentrancy::Owner,
+            preserve_lock_file: false,
+        }
+    }
+}
+
+impl Config {
+    /// The wait of a plain `acquire`.
+    pub(crate) fn wait(&self) -> Wait {
+        Wait::new(self.timeout, self.blocking)
+    }
+
+    /// The wait of an `acquire_timeout(timeout)`: `blocking(false)` still wins.
+    pub(crate) fn wait_for(&self, timeout: Duration) -> Wait {
+        Wait::new(Some(timeout), self.blocking)
+    }
+}

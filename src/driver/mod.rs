@@ -1,0 +1,161 @@
+//! Drivers: run attempts on a schedule until the lock is won, the wait runs out, or a
+//! permanent error comes. The async driver runs each attempt on Tokio's blocking pool and
+//! sleeps on Tokio's timer; the sync driver runs them on the calling thread and sleeps with
+//! `std::thread::sleep`. Everything they share is here: [`Acquisition`] decides, the drivers
+//! only run attempts and sleep.
+
+pub(crate) mod asynchronous;
+pub(crate) mod synchronous;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::attempt::{Attempt, Outcome};
+use crate::config::Config;
+use crate::owner::Owner;
+use crate::schedule::{Schedule, Wait};
+use crate::state::{Key, State};
+use crate::{Error, LockGuard, LockMode, Reentrancy, registry};
+
+/// What a driver does next.
+pub(crate) enum Step {
+    Acquired(LockGuard),
+    /// Sleep this long, then check [`Acquisition::reenter`] and run this attempt.
+    Retry(Attempt, Duration),
+}
+
+/// One acquire in progress: who asks, for what, and how long it may wait.
+pub(crate) struct Acquisition {
+    state: Arc<State>,
+    owner: Owner,
+    key: Key,
+    mode: LockMode,
+    wait: Wait,
+    schedule: Schedule,
+    attempts: u32,
+}
+
+impl Acquisition {
+    /// Starts an acquire by the current owner, with its first attempt. Checks the path;
+    /// touches no file.
+    pub(crate) fn new(
+        state: &Arc<State>,
+        config: &Config,
+        mode: LockMode,
+        wait: Wait,
+    ) -> Result<(Self, Attempt), Error> {
+        let owner = Owner::current();
+        let key = match config.reentrancy {
+            Reentrancy::Owner => Key::Owner(owner),
+            Reentrancy::Handle => Key::Handle,
+        };
+        let attempt = Attempt::new(
+            state.path().clone(),
+            mode,
+            config.permissions,
+            config.preserve_lock_file,
+        )?;
+        let acquisition = Acquisition {
+            state: state.clone(),
+            owner,
+            key,
+            mode,
+            wait,
+            schedule: Schedule::new(wait, config.poll_interval),
+            attempts: 0,
+        };
+        Ok((acquisition, attempt))
+    }
+
+    /// If this owner holds the lock already, one more hold: no file is touched.
+    pub(crate) fn reenter(&self) -> Result<Option<LockGuard>, Error> {
+        Ok(self.state.reenter(self.key, self.mode)?.map(|mode| {
+            tracing::debug!(
+                target: "tokio_filelock",
+                lock = self.state.id(),
+                path = %self.state.path().display(),
+                count = self.state.count(self.key),
+                "reentered"
+            );
+            LockGuard::new(self.state.clone(), self.key, mode)
+        }))
+    }
+
+    /// The lock file.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
+    /// Counts and logs an attempt about to run.
+    pub(crate) fn attempting(&mut self) {
+        self.attempts += 1;
+        tracing::debug!(
+            target: "tokio_filelock",
+            lock = self.state.id(),
+            path = %self.state.path().display(),
+            attempt = self.attempts,
+            mode = ?self.mode,
+            "attempt"
+        );
+    }
+
+    /// Decides what follows an attempt that returned `outcome`, `elapsed` after the first
+    /// attempt began.
+    pub(crate) fn after(&mut self, outcome: Outcome, elapsed: Duration) -> Result<Step, Error> {
+        let (attempt, id) = match outcome {
+            Outcome::Won(held) => {
+                let mode = self.state.insert(self.key, self.owner, self.mode, held);
+                tracing::debug!(
+                    target: "tokio_filelock",
+                    lock = self.state.id(),
+                    path = %self.state.path().display(),
+                    attempts = self.attempts,
+                    waited = ?elapsed,
+                    "acquired"
+                );
+                return Ok(Step::Acquired(LockGuard::new(
+                    self.state.clone(),
+                    self.key,
+                    mode,
+                )));
+            }
+            Outcome::Busy { attempt, id } => (attempt, id),
+        };
+        if self.wait == Wait::Forever
+            && id.is_some_and(|id| {
+                registry::blocks_itself(id, self.owner, self.state.id(), self.mode)
+            })
+        {
+            return Err(Error::WouldDeadlock {
+                path: self.state.path().to_path_buf(),
+            });
+        }
+        match self.schedule.next_sleep(elapsed) {
+            Some(sleep) => {
+                if self.attempts == 1 {
+                    tracing::debug!(
+                        target: "tokio_filelock",
+                        lock = self.state.id(),
+                        path = %self.state.path().display(),
+                        "waiting"
+                    );
+                }
+                Ok(Step::Retry(attempt, sleep))
+            }
+            None => {
+                tracing::debug!(
+                    target: "tokio_filelock",
+                    lock = self.state.id(),
+                    path = %self.state.path().display(),
+                    attempts = self.attempts,
+                    waited = ?elapsed,
+                    "timeout"
+                );
+                Err(Error::Timeout {
+                    path: self.state.path().to_path_buf(),
+                    waited: elapsed,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The sync driver: the same attempts and schedule on the calling thread; no runtime needed.
+
+use std::time::Instant;
+
+use super::{Acquisition, Step};
+use crate::attempt::Attempt;
+use crate::{Error, LockGuard};
+
+/// Acquires on the calling thread, sleeping between attempts.
+pub(crate) fn acquire(
+    mut acquisition: Acquisition,
+    mut attempt: Attempt,
+) -> Result<LockGuard, Error> {
+    if let Some(guard) = acquisition.reenter()? {
+        return Ok(guard);
+    }
+    let start = Instant::now();
+    loop {
+        acquisition.attempting();
+        let outcome = attempt.run()?;
+        let sleep;
+        (attempt, sleep) = match acquisition.after(outcome, start.elapsed())? {
+            Step::Acquired(guard) => return Ok(guard),
+            Step::Retry(attempt, sleep) => (attempt, sleep),
+        };
+        std::thread::sleep(sleep);
+        // Another thread may have won it for this owner (per-handle reentrancy).
+        if let Some(guard) = acquisition.reenter()? {
+            return Ok(guard);
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The crate's error type: every variant names the lock path.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a lock could not be acquired or released.
+///
+/// Every variant names the lock path. Permanent problems (a directory or a symlink at the
+/// path, missing permission, a read-only file system, ...) are returned at once, never by
+/// waiting out the timeout; only contention is retried. See the crate documentation for the
+/// full table.
+///
+/// `Error` converts into [`std::io::Error`] (keeping the [`io::ErrorKind`]), so `?` works in
+/// functions that return `io::Result`.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("app.lock");
+/// let lock = tokio_filelock::FileLock::new(&path);
+/// let _held = lock.blocking_acquire()?; // `?` turns `Error` into `io::Error`
+///
+/// let other = tokio_filelock::FileLock::new(&path);
+/// let err = other.blocking_acquire_timeout(std::time::Duration::ZERO).unwrap_err();
+/// assert!(matches!(err, tokio_filelock::Error::Timeout { .. }));
+/// assert!(err.to_string().starts_with("The file lock '"));
+/// assert_eq!(err.path(), path);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The lock is held elsewhere and the configured wait ran out (or only one attempt was
+    /// allowed).
+    #[error("The file lock '{}' could not be acquired.{}", path.display(), Waited(*waited))]
+    #[non_exhaustive]
+    Timeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this acquire waited before giving up (zero for a single attempt).
+        waited: Duration,
+    },
+
+    /// The current owner (task, or thread outside a task) already holds this lock file
+    /// through another handle, and asked to wait forever: that wait could never end.
+    #[error(
+        "The file lock '{}' is already held by this task or thread through another handle; \
+         waiting for it without a timeout would never end",
+        path.display()
+    )]
+    WouldDeadlock {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// The current owner holds a shared lock on this handle and asked for an exclusive one:
+    /// waiting would block on its own shared lock. Release the shared guard first.
+    #[error(
+        "The file lock '{}' is held shared by this task or thread; it cannot be upgraded to \
+         exclusive in place (release the shared guard first)",
+        path.display()
+    )]
+    UpgradeNotSupported {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// The path can never name a lock file (empty, or contains a NUL byte).
+    #[error("invalid lock path '{}': {reason}", path.display())]
+    InvalidPath {
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// Something other than a regular file is at the lock path.
+    #[error("the lock path '{}' is a {kind}, not a regular file", path.display())]
+    NotAFile {
+        /// The lock file.
+        path: PathBuf,
+        /// What was found there instead.
+        kind: NodeKind,
+    },
+
+    /// An operating-system call failed for a reason that waiting would not cure
+    /// (permission, read-only file system, name too long, parent is a file, ...).
+    #[error("could not {op} the lock file '{}': {source}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// What was being done.
+        op: Op,
+        /// The operating system's error; its [`io::ErrorKind`] is preserved.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The lock path this error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Error::Timeout { path, .. }
+            | Error::WouldDeadlock { path }
+            | Error::UpgradeNotSupported { path }
+            | Error::InvalidPath { path, .. }
+            | Error::NotAFile { path, .. }
+            | Error::Io { path, .. } => path,
+        }
+    }
+
+    /// `true` for [`Error::Timeout`]: the lock is held elsewhere, trying later may succeed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// The [`io::ErrorKind`] that best describes this error.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Error::Timeout { .. } => io::ErrorKind::TimedOut,
+            Error::WouldDeadlock { .. } | Error::UpgradeNotSupported { .. } => {
+                io::ErrorKind::Deadlock
+            }
+            Error::InvalidPath { .. } => io::ErrorKind::InvalidInput,
+            Error::NotAFile { kind, .. } => match kind {
+                NodeKind::Directory => io::ErrorKind::IsADirectory,
+                _ => io::ErrorKind::InvalidInput,
+            },
+            Error::Io { source, .. } => source.kind(),
+        }
+    }
+
+    pub(crate) fn io(path: &Path, op: Op, source: io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> Self {
+        io::Error::new(err.kind(), err)
+    }
+}
+
+/// The operation that failed, in [`Error::Io`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Op {
+    /// Opening (or creating) the lock file.
+    Open,
+    /// Creating the lock file's parent directories.
+    CreateParent,
+    /// Reading the lock file's metadata.
+    Inspect,
+    /// The non-blocking lock call itself.
+    Lock,
+    /// Releasing the lock.
+    Unlock,
+    /// Setting the configured permission bits after the lock was won.
+    SetPermissions,
+    /// Running an attempt on Tokio's blocking pool (the runtime is shutting down).
+    Spawn,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Open => "open",
+            Op::CreateParent => "create the parent directory of",
+            Op::Inspect => "inspect",
+            Op::Lock => "lock",
+            Op::Unlock => "unlock",
+            Op::SetPermissions => "set the permissions of",
+            Op::Spawn => "run an attempt for",
+        })
+    }
+}
+
+/// What was found at a lock path instead of a regular file, in [`Error::NotAFile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeKind {
+    /// A directory.
+    Directory,
+    /// A symbolic link (never followed: it could point anywhere).
+    Symlink,
+    /// A named pipe.
+    Fifo,
+    /// A Unix domain socket.
+    Socket,
+    /// A block device.
+    BlockDevice,
+    /// A character device.
+    CharDevice,
+    /// Anything else that is not a regular file.
+    Other,
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeKind::Directory => "directory",
+            NodeKind::Symlink => "symbolic link",
+            NodeKind::Fifo => "named pipe (FIFO)",
+            NodeKind::Socket => "socket",
+            NodeKind::BlockDevice => "block device",
+            NodeKind::CharDevice => "character device",
+            NodeKind::Other => "special file",
+        })
+    }
+}
+
+/// Formats the "what is known" tail of a timeout message.
+struct Waited(Duration);
+
+impl fmt::Display for Waited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_zero() {
+            f.write_str(" It is held elsewhere (one attempt, no wait).")
+        } else {
+            write!(f, " Waited {:.3?}; it is still held elsewhere.", self.0)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The guard returned by every acquire: owned, `Send + 'static`, releases on drop.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::state::{Key, State};
+use crate::{Error, LockMode};
+
+/// Proof that the lock is held. Dropping it releases one hold; the OS lock is released when
+/// the last hold of its owner goes.
+///
+/// The guard owns what it needs (`Send + 'static`): it can be moved into a spawned task, or
+/// dropped on another thread than the one that acquired it. It releases the hold of the
+/// owner that acquired it, wherever it is dropped.
+///
+/// Drop logs a release error (at WARN, target `tokio_filelock`); call
+/// [`release`](LockGuard::release) to get it instead. Releasing is a non-blocking system
+/// call (unlock, close) and never waits for another process.
+///
+/// ```
+/// # fn main() -> Result<(), tokio_filelock::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let lock = tokio_filelock::FileLock::new(dir.path().join("job.lock"));
+/// let guard = lock.blocking_acquire()?;
+/// assert!(lock.is_locked());
+/// guard.release()?;
+/// assert!(!lock.is_locked());
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "if unused the lock will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct LockGuard {
+    state: Arc<State>,
+    key: Key,
+    mode: LockMode,
+    released: bool,
+}
+
+impl LockGuard {
+    pub(crate) fn new(state: Arc<State>, key: Key, mode: LockMode) -> Self {
+        LockGuard {
+            state,
+            key,
+            mode,
+            released: false,
+        }
+    }
+
+    /// Releases this hold now and reports an error from the operating system, if any.
+    ///
+    /// When other holds of the same owner remain (reentrant acquires), this only counts
+    /// down; the OS lock is released with the last one.
+    pub fn release(mut self) -> Result<(), Error> {
+        self.released = true;
+        self.state.release(self.key)
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// The mode of the lock this guard holds. A shared acquire by an owner that already
+    /// holds the lock exclusively holds it exclusively.
+    pub fn mode(&self) -> LockMode {
+        self.mode
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Err(error) = self.state.release(self.key) {
+            tracing::warn!(
+                target: "tokio_filelock",
+                lock = self.state.id(),
+                path = %self.state.path().display(),
+                %error,
+                "releasing the lock failed"
+            );
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("path", &self.state.path())
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,94 @@
+//! An async-first, cross-process file lock for Tokio, with a sync facade.
+//!
+//! Processes, threads and tasks that share a resource (a cache directory, a config file, a
+//! job that must run once) take a [`FileLock`] on a lock file next to it:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokio_filelock::FileLock;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tokio_filelock::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let lock = FileLock::builder(dir.path().join("high_ground.txt.lock"))
+//!     .timeout(Duration::from_secs(10))
+//!     .build();
+//! let guard = lock.acquire().await?;
+//! // ... only one process, thread or task at a time gets here ...
+//! drop(guard);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! One non-blocking **attempt** (open the lock file, then one non-blocking whole-file lock
+//! call, `flock(LOCK_NB)` or `LockFileEx(FAIL_IMMEDIATELY)`) is the only thing that touches
+//! the operating system. The async driver runs each attempt on Tokio's blocking pool and
+//! sleeps on Tokio's timer between attempts, with a backoff from 1 ms up to the poll
+//! interval (default 50 ms), the last sleep clamped to the deadline. No thread is ever
+//! parked in a blocking `flock`, so a timeout, `select!`, `abort` or runtime shutdown
+//! cancels a wait at once and cleanly. The sync facade (`blocking_*`) runs the same
+//! attempts and schedule on the calling thread, with no runtime.
+//!
+//! # Timeouts
+//!
+//! | setting | behaviour |
+//! |---|---|
+//! | no timeout (default) | waits until the lock is won |
+//! | `timeout(Duration::ZERO)` | exactly one attempt |
+//! | `timeout(d)` | attempts until `d` has passed, one final attempt at the deadline; overshoots by at most one attempt |
+//! | `blocking(false)` | exactly one attempt, whatever the timeout |
+//!
+//! # Errors: what is retried and what is returned at once
+//!
+//! | situation | result |
+//! |---|---|
+//! | lock held by another process, thread or task | retried until the timeout: [`Error::Timeout`] |
+//! | this owner holds it through another handle, no timeout | [`Error::WouldDeadlock`], at once |
+//! | empty path, NUL byte in the path | [`Error::InvalidPath`], at once |
+//! | symlink, directory, FIFO, socket or device at the path | [`Error::NotAFile`], at once (a symlink is never followed, its target never touched) |
+//! | missing permission, read-only file system, name too long, parent is a file | [`Error::Io`] with the OS error's kind, at once |
+//! | missing parent directories | created, then the attempt goes on |
+//! | lock file deleted while being locked | opened again and retried |
+//!
+//! Every error names the lock path, and converts into [`std::io::Error`].
+//!
+//! # Logging
+//!
+//! [`tracing`] events at DEBUG level with target `tokio_filelock` mark each attempt,
+//! acquisition, start of waiting, timeout, re-entry and release, with fields `lock` (an id
+//! per handle) and `path`. A failed release on drop is logged at WARN.
+//!
+//! # Lock files
+//!
+//! The lock file is created (with its parent directories) if missing, opened without
+//! following a symlink and without blocking on a FIFO, and never truncated: it may be
+//! shared with other programs. It is never deleted on Unix, because deleting a lock file
+//! lets two holders exist at once; on Windows it is deleted on release, best effort, unless
+//! [`FileLockBuilder::preserve_lock_file`] is set.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(unsafe_code)]
+
+mod attempt;
+mod builder;
+mod config;
+mod driver;
+mod error;
+mod file_lock;
+mod guard;
+mod handles;
+mod mode;
+mod owner;
+mod registry;
+mod schedule;
+mod state;
+#[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
+mod sys;
+
+pub use builder::FileLockBuilder;
+pub use config::Reentrancy;
+pub use error::{Error, NodeKind, Op};
+pub use file_lock::FileLock;
+pub use guard::LockGuard;
+pub use mode::LockMode;

@@ -1,0 +1,59 @@
+//! Which lock files this process holds, by whom and through which handle: what it takes to
+//! see that a wait could never end (`Error::WouldDeadlock`).
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::LockMode;
+use crate::owner::Owner;
+use crate::sys::FileId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    file: FileId,
+    owner: Owner,
+    handle: u64,
+    mode: LockMode,
+}
+
+/// Few entries (one per held lock file and holder): a vector beats a map here.
+static HELD: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+fn held() -> MutexGuard<'static, Vec<Entry>> {
+    // Nothing panics while holding this mutex; recover the data if something ever did.
+    HELD.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records that `owner` holds `file` through handle `handle`.
+pub(crate) fn add(file: FileId, owner: Owner, handle: u64, mode: LockMode) {
+    held().push(Entry {
+        file,
+        owner,
+        handle,
+        mode,
+    });
+}
+
+/// Forgets the record made by [`add`] with the same arguments.
+pub(crate) fn remove(file: FileId, owner: Owner, handle: u64, mode: LockMode) {
+    let entry = Entry {
+        file,
+        owner,
+        handle,
+        mode,
+    };
+    let mut held = held();
+    if let Some(i) = held.iter().position(|e| *e == entry) {
+        held.swap_remove(i);
+    }
+}
+
+/// `true` when `owner` holds `file` through a handle other than `handle` in a mode that
+/// conflicts with `mode`: waiting for `file` would then wait for the waiter itself.
+pub(crate) fn blocks_itself(file: FileId, owner: Owner, handle: u64, mode: LockMode) -> bool {
+    held().iter().any(|e| {
+        e.file == file
+            && e.owner == owner
+            && e.handle != handle
+            && (e.mode == LockMode::Exclusive || mode == LockMode::Exclusive)
+    })
+}

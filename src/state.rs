@@ -1,0 +1,140 @@
+//! Lock state of one handle: who holds it, how many times, in which mode.
+//!
+//! Clones of a `FileLock` (and singleton handles of one path) share one `State`. A holder is
+//! keyed by its owner (task or thread), or by the handle itself when the handle was built
+//! with [`Reentrancy::Handle`](crate::Reentrancy::Handle). Only the first acquire of a
+//! holder touches the file; later ones count up, and the OS lock is released when the count
+//! returns to zero.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::attempt::Held;
+use crate::owner::Owner;
+use crate::{Error, LockMode, registry};
+
+/// Who a hold belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    Owner(Owner),
+    Handle,
+}
+
+#[derive(Debug)]
+struct Holding {
+    count: usize,
+    mode: LockMode,
+    /// The owner that won the OS lock (for the deadlock registry).
+    owner: Owner,
+    held: Held,
+}
+
+/// Shared by every clone of one handle.
+#[derive(Debug)]
+pub(crate) struct State {
+    id: u64,
+    path: Arc<Path>,
+    holdings: Mutex<HashMap<Key, Holding>>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl State {
+    pub(crate) fn new(path: Arc<Path>) -> Self {
+        State {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            path,
+            holdings: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The lock id used in log events.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn path(&self) -> &Arc<Path> {
+        &self.path
+    }
+
+    fn holdings(&self) -> MutexGuard<'_, HashMap<Key, Holding>> {
+        // Nothing panics while holding this mutex; recover the data if something ever did.
+        self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// If `key` holds the lock already, counts one more hold (touching no file) and returns
+    /// the mode it holds. A shared holder asking for exclusive gets an error: it would wait
+    /// for its own shared lock.
+    pub(crate) fn reenter(&self, key: Key, mode: LockMode) -> Result<Option<LockMode>, Error> {
+        let mut holdings = self.holdings();
+        let Some(holding) = holdings.get_mut(&key) else {
+            return Ok(None);
+        };
+        if holding.mode == LockMode::Shared && mode == LockMode::Exclusive {
+            return Err(Error::UpgradeNotSupported {
+                path: self.path.to_path_buf(),
+            });
+        }
+        holding.count += 1;
+        Ok(Some(holding.mode))
+    }
+
+    /// Records a won OS lock for `key`. If `key` won another one meanwhile (two shared
+    /// attempts of one owner racing), counts one more hold on that and releases this one.
+    pub(crate) fn insert(&self, key: Key, owner: Owner, mode: LockMode, held: Held) -> LockMode {
+        let surplus;
+        let mode = {
+            let mut holdings = self.holdings();
+            match holdings.entry(key) {
+                Entry::Occupied(mut occupied) => {
+                    let holding = occupied.get_mut();
+                    holding.count += 1;
+                    surplus = Some(held);
+                    holding.mode
+                }
+                Entry::Vacant(vacant) => {
+                    registry::add(held.id(), owner, self.id, mode);
+                    vacant.insert(Holding {
+                        count: 1,
+                        mode,
+                        owner,
+                        held,
+                    });
+                    surplus = None;
+                    mode
+                }
+            }
+        };
+        drop(surplus); // closes outside the mutex
+        mode
+    }
+
+    /// Drops one hold of `key`; the last one releases the OS lock.
+    pub(crate) fn release(&self, key: Key) -> Result<(), Error> {
+        let last = {
+            let mut holdings = self.holdings();
+            match holdings.get_mut(&key) {
+                Some(holding) if holding.count > 1 => {
+                    holding.count -= 1;
+                    None
+                }
+                Some(_) => holdings.remove(&key),
+                None => None,
+            }
+        };
+        let Some(holding) = last else {
+            return Ok(());
+        };
+        registry::remove(holding.held.id(), holding.owner, self.id, holding.mode);
+        tracing::debug!(target: "tokio_filelock", lock = self.id, path = %self.path.display(), "released");
+        holding.held.release()
+    }
+
+    /// How many holds `key` has (0 when it holds none).
+    pub(crate) fn count(&self, key: Key) -> usize {
+        self.holdings().get(&key).map_or(0, |h| h.count)
+    }
+}

@@ -1,0 +1,107 @@
+//! Every operating-system call the crate makes on a lock file lives under this module.
+//!
+//! The platform modules expose the same small surface (`open`, `inspect`, `release`, ...)
+//! so that the portable layers above have no `cfg` noise. `clippy.toml` forbids the std
+//! lock methods everywhere else.
+
+use std::fs::{File, TryLockError};
+use std::io;
+
+use crate::LockMode;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::{FileId, inspect, open, release, set_permissions};
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::{FileId, inspect, open, release, set_permissions};
+
+/// Why opening the lock file failed, as far as the attempt layer needs to know.
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    /// Try the same open again right away (interrupted, or the file vanished in a race).
+    Again,
+    /// Asked to create a new file, and one exists: open the existing one.
+    Exists,
+    /// A directory on the way is missing: create the parents, then open again.
+    MissingParent,
+    /// Another process holds the file in a way that only time resolves (Windows: sharing
+    /// violation, delete pending). Counts as contention.
+    #[cfg_attr(unix, allow(dead_code))] // only Windows has such opens
+    Busy,
+    /// A permanent error: return it.
+    Fatal(crate::Error),
+}
+
+/// What one `fstat` of the opened lock file says.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Facts {
+    /// `None` for a regular file, else what is there instead.
+    pub(crate) not_a_file: Option<crate::NodeKind>,
+    /// The file's identity (device and inode, or volume and file index).
+    pub(crate) id: FileId,
+    /// `false` once the file has been unlinked: a lock on it protects nothing.
+    pub(crate) linked: bool,
+    /// The permission bits, where the platform has them.
+    pub(crate) permissions: Option<u32>,
+}
+
+/// Outcome of one non-blocking lock call.
+pub(crate) enum TryLock {
+    Acquired,
+    Contended,
+    /// `flock` is not supported on this file system (`ENOSYS`, `EOPNOTSUPP`, ...).
+    Unsupported(io::Error),
+    Failed(io::Error),
+}
+
+/// One non-blocking whole-file lock call, exactly as `std::fs::File::try_lock` makes it,
+/// so that this crate, cargo, uv, Python `filelock` and `flock(1)` exclude each other.
+#[allow(clippy::disallowed_methods)] // this is the one place that may call them
+pub(crate) fn try_lock(file: &File, mode: LockMode) -> TryLock {
+    loop {
+        let result = match mode {
+            LockMode::Exclusive => file.try_lock(),
+            LockMode::Shared => file.try_lock_shared(),
+        };
+        return match result {
+            Ok(()) => TryLock::Acquired,
+            Err(TryLockError::WouldBlock) => TryLock::Contended,
+            Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(TryLockError::Error(e)) if is_unsupported(&e) => TryLock::Unsupported(e),
+            Err(TryLockError::Error(e)) => TryLock::Failed(e),
+        };
+    }
+}
+
+/// Releases the OS lock held through `file` (std's `unlock`). Callers close the file after.
+#[cfg(unix)]
+#[allow(clippy::disallowed_methods)] // this is the one place that may call them
+pub(crate) fn unlock(file: &File) -> io::Result<()> {
+    file.unlock()
+}
+
+fn is_unsupported(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::Unsupported {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Whether a contended attempt keeps its descriptor for the next one. On Windows it does
+/// not: an open handle keeps a deleted (delete-pending) lock file alive and blocks the
+/// holder's best-effort delete.
+pub(crate) const KEEP_OPEN_WHILE_WAITING: bool = cfg!(unix);
