@@ -69,6 +69,7 @@
 //! [`FileLockBuilder::preserve_lock_file`] is set.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod attempt;
 mod builder;

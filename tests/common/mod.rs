@@ -1,0 +1,173 @@
+//! Test support: child processes made from the test binary itself, with bounded waits and
+//! cleanup on every path (a `ChildProcess` is killed and reaped when dropped).
+//!
+//! A test binary that spawns children declares one entry test:
+//!
+//! ```ignore
+//! #[test]
+//! fn child_entry() { common::child_entry(run_role) }
+//! fn run_role(role: &str, args: &[String]) { ... }
+//! ```
+//!
+//! `common::spawn(role, args)` re-executes the current test binary filtered to that test,
+//! with the role in the environment. The child talks on stdout with lines starting with
+//! `@@` (anything else, such as libtest's own output, is ignored) and reads commands from
+//! stdin; when its stdin closes (the parent died or dropped it) it exits.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const ROLE_ENV: &str = "TOKIO_FILELOCK_TEST_ROLE";
+const ARGS_ENV: &str = "TOKIO_FILELOCK_TEST_ARGS";
+const ENTRY_TEST: &str = "child_entry";
+
+/// How long any test waits for a child's message before failing.
+pub const CHILD_WAIT: Duration = Duration::from_secs(30);
+
+/// The body of the `child_entry` test: runs `role` when this process is a child, and does
+/// nothing when it is the normal test run.
+pub fn child_entry(run: impl FnOnce(&str, &[String])) {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let args: Vec<String> = std::env::var(ARGS_ENV)
+        .unwrap_or_default()
+        .split('\u{1f}')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    run(&role, &args);
+    std::process::exit(0);
+}
+
+/// Sends a protocol line to the parent (from inside a child).
+pub fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "@@{}", line.as_ref()).unwrap();
+    out.flush().unwrap();
+}
+
+/// Blocks until the parent sends a line (returns it) or closes stdin (returns `None`).
+pub fn hear() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end().to_owned()),
+    }
+}
+
+/// A child process running a role; killed and reaped on drop.
+pub struct ChildProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+/// Starts a child running `role` with `args`.
+pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args([
+            ENTRY_TEST,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_ENV, role)
+        .env(ARGS_ENV, args.join("\u{1f}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(msg) = line.strip_prefix("@@")
+                && tx.send(msg.to_owned()).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let stdin = child.stdin.take();
+    ChildProcess {
+        child,
+        stdin,
+        lines,
+    }
+}
+
+impl ChildProcess {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next message, waiting at most [`CHILD_WAIT`].
+    pub fn next_message(&mut self) -> String {
+        self.next_message_within(CHILD_WAIT)
+            .unwrap_or_else(|| panic!("child {} said nothing within {CHILD_WAIT:?}", self.id()))
+    }
+
+    /// The next message, or `None` if none comes within `wait` (or the child ended).
+    pub fn next_message_within(&mut self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    /// Waits (bounded) for a message equal to `expected`; panics on anything else.
+    pub fn expect(&mut self, expected: &str) {
+        let got = self.next_message();
+        assert_eq!(got, expected, "child {} said something else", self.id());
+    }
+
+    /// Sends a line to the child's stdin.
+    pub fn tell(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the child's stdin (children exit when it closes).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Kills the child with SIGKILL (no cleanup in it) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) for the child to exit; returns whether it succeeded.
+    pub fn wait_success(&mut self) -> bool {
+        self.close_stdin();
+        let deadline = Instant::now() + CHILD_WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "child {} did not exit",
+                self.id()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        self.stdin = None;
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,326 @@
+//! Mutual exclusion between handles, tasks, threads and processes; reentrancy.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_filelock::{Error, FileLock, LockMode, Reentrancy};
+
+#[test]
+fn child_entry() {
+    common::child_entry(run_role);
+}
+
+fn run_role(role: &str, args: &[String]) {
+    match role {
+        // Holds the lock on args[0] until told "release" (or stdin closes).
+        "hold" => {
+            let lock = FileLock::new(&args[0]);
+            let guard = lock.blocking_acquire().unwrap();
+            common::say("acquired");
+            let _ = common::hear();
+            guard.release().unwrap();
+            common::say("released");
+        }
+        // Tries once on args[0] and reports.
+        "try" => {
+            let lock = FileLock::new(&args[0]);
+            match lock.blocking_try_acquire().unwrap() {
+                Some(_) => common::say("won"),
+                None => common::say("busy"),
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn lock_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("exclusion.lock")
+}
+
+#[tokio::test]
+async fn two_handles_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = FileLock::new(lock_path(&dir));
+    let b = FileLock::new(lock_path(&dir));
+    let held = a.try_acquire().await.unwrap().expect("free at first");
+    assert!(b.try_acquire().await.unwrap().is_none());
+    drop(held);
+    assert!(b.try_acquire().await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tasks_sharing_one_handle_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(lock_path(&dir));
+    let held = {
+        let lock = lock.clone();
+        tokio::spawn(async move { lock.acquire().await.unwrap() })
+            .await
+            .unwrap()
+    };
+    // Another task, same handle: not the owner, so it is excluded.
+    let other = lock.clone();
+    let contender = tokio::spawn(async move { other.try_acquire().await.unwrap().is_some() });
+    assert!(!contender.await.unwrap());
+    drop(held);
+    let other = lock.clone();
+    let contender = tokio::spawn(async move { other.try_acquire().await.unwrap().is_some() });
+    assert!(contender.await.unwrap());
+}
+
+#[tokio::test]
+async fn a_thread_and_a_task_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(lock_path(&dir));
+    let held = {
+        let lock = lock.clone();
+        tokio::spawn(async move { lock.acquire().await.unwrap() })
+            .await
+            .unwrap()
+    };
+    let thread_lock = lock.clone();
+    let won = std::thread::spawn(move || thread_lock.blocking_try_acquire().unwrap().is_some())
+        .join()
+        .unwrap();
+    assert!(!won, "a thread must not enter while a task holds the lock");
+
+    drop(held);
+    let thread_lock = lock.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let guard = thread_lock.blocking_acquire().unwrap();
+        tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        drop(guard);
+    });
+    rx.recv_timeout(common::CHILD_WAIT).unwrap();
+    let task_lock = lock.clone();
+    let won = tokio::spawn(async move { task_lock.try_acquire().await.unwrap().is_some() });
+    assert!(
+        !won.await.unwrap(),
+        "a task must not enter while a thread holds the lock"
+    );
+    release_tx.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn two_processes_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let path_arg = path.to_str().unwrap();
+    let mut holder = common::spawn("hold", &[path_arg]);
+    holder.expect("acquired");
+
+    // This process cannot take it, and neither can a third process.
+    let lock = FileLock::new(&path);
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    let mut third = common::spawn("try", &[path_arg]);
+    third.expect("busy");
+    assert!(third.wait_success());
+
+    holder.tell("release");
+    holder.expect("released");
+    // A waiter with a bounded wait gets it once the holder let go.
+    let guard = lock
+        .blocking_acquire_timeout(Duration::from_secs(30))
+        .unwrap();
+    let mut fourth = common::spawn("try", &[path_arg]);
+    fourth.expect("busy");
+    drop(guard);
+    assert!(holder.wait_success());
+}
+
+#[test]
+fn a_killed_holder_releases_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let mut holder = common::spawn("hold", &[path.to_str().unwrap()]);
+    holder.expect("acquired");
+    let lock = FileLock::new(&path);
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    holder.kill();
+    assert!(lock.blocking_try_acquire().unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_same_task_reenters_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(lock_path(&dir));
+    let probe = FileLock::new(lock_path(&dir));
+    assert_eq!(lock.lock_counter(), 0);
+    let first = lock.acquire().await.unwrap();
+    let second = lock.acquire().await.unwrap();
+    let third = lock.blocking_acquire().unwrap();
+    assert_eq!(lock.lock_counter(), 3);
+    assert!(lock.is_locked());
+    drop(second);
+    assert_eq!(lock.lock_counter(), 2);
+    first.release().unwrap();
+    assert_eq!(lock.lock_counter(), 1);
+    assert!(
+        probe.try_acquire().await.unwrap().is_none(),
+        "still held once"
+    );
+    drop(third);
+    assert_eq!(lock.lock_counter(), 0);
+    assert!(!lock.is_locked());
+    assert!(
+        probe.try_acquire().await.unwrap().is_some(),
+        "released at zero"
+    );
+}
+
+#[tokio::test]
+async fn reentry_touches_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let lock = FileLock::new(&path);
+    let _first = lock.acquire().await.unwrap();
+    // With the file gone, an acquire that opened the path would create it again: a
+    // reentrant one must not open anything.
+    std::fs::remove_file(&path).unwrap();
+    let _second = lock.acquire().await.unwrap();
+    assert!(!path.exists(), "reentry must not recreate the file");
+    assert_eq!(lock.lock_counter(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_releases_the_hold_of_its_owner_wherever_it_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(lock_path(&dir));
+    let guard = lock.acquire().await.unwrap();
+    assert_eq!(lock.lock_counter(), 1);
+    tokio::spawn(async move { drop(guard) }).await.unwrap();
+    assert_eq!(lock.lock_counter(), 0);
+    let probe = FileLock::new(lock_path(&dir));
+    assert!(probe.try_acquire().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn same_owner_other_handle_without_timeout_is_a_deadlock_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = FileLock::new(lock_path(&dir));
+    let b = FileLock::new(lock_path(&dir));
+    let _held = a.acquire().await.unwrap();
+    let err = b.acquire().await.unwrap_err();
+    assert!(matches!(err, Error::WouldDeadlock { .. }), "{err:?}");
+    assert_eq!(err.path(), lock_path(&dir));
+    let err = b.blocking_acquire().unwrap_err();
+    assert!(matches!(err, Error::WouldDeadlock { .. }), "{err:?}");
+    // With a timeout it is an ordinary wait that times out.
+    let err = b
+        .acquire_timeout(Duration::from_millis(5))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+}
+
+#[tokio::test]
+async fn singleton_handles_share_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = FileLock::builder(lock_path(&dir)).singleton(true).build();
+    let b = FileLock::builder(lock_path(&dir))
+        .singleton(true)
+        .timeout(Duration::ZERO)
+        .build();
+    let _first = a.acquire().await.unwrap();
+    let _second = b.acquire().await.unwrap(); // re-enters instead of deadlocking
+    assert_eq!(a.lock_counter(), 2);
+    assert_eq!(b.lock_counter(), 2);
+    let plain = FileLock::new(lock_path(&dir));
+    assert!(
+        plain
+            .acquire_timeout(Duration::ZERO)
+            .await
+            .unwrap_err()
+            .is_timeout()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_handle_reentrancy_lets_other_tasks_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::builder(lock_path(&dir))
+        .reentrancy(Reentrancy::Handle)
+        .build();
+    let _held = lock.acquire().await.unwrap();
+    let other = lock.clone();
+    let count = tokio::spawn(async move {
+        let _guard = other.acquire().await.unwrap();
+        other.lock_counter()
+    })
+    .await
+    .unwrap();
+    assert_eq!(count, 2);
+    assert_eq!(lock.lock_counter(), 1);
+}
+
+#[tokio::test]
+async fn with_lock_runs_the_future_while_holding() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(lock_path(&dir));
+    let probe = FileLock::new(lock_path(&dir));
+    let seen_held = lock
+        .with_lock(async {
+            let probe = probe.clone();
+            // A different task sees it held.
+            tokio::spawn(async move { probe.try_acquire().await.unwrap().is_none() })
+                .await
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    assert!(seen_held);
+    assert!(
+        probe.try_acquire().await.unwrap().is_some(),
+        "released after"
+    );
+    let value = lock.blocking_with_lock(|| 7).unwrap();
+    assert_eq!(value, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::builder(lock_path(&dir))
+        .poll_interval(Duration::from_millis(2))
+        .build();
+    let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let lock = lock.clone();
+        let inside = inside.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                let _guard = lock.acquire().await.unwrap();
+                let now = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                assert_eq!(now, 0, "two tasks inside at once");
+                tokio::task::yield_now().await;
+                inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn shared_holders_coexist_and_exclusive_excludes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = FileLock::new(lock_path(&dir));
+    let b = FileLock::new(lock_path(&dir));
+    let w = FileLock::new(lock_path(&dir));
+    let ra = a.try_acquire_shared().await.unwrap().unwrap();
+    let rb = b.try_acquire_shared().await.unwrap().unwrap();
+    assert_eq!(ra.mode(), LockMode::Shared);
+    assert!(w.try_acquire().await.unwrap().is_none());
+    drop((ra, rb));
+    let wg = w.try_acquire().await.unwrap().unwrap();
+    assert_eq!(wg.mode(), LockMode::Exclusive);
+    assert!(a.try_acquire_shared().await.unwrap().is_none());
+}
