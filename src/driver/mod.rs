@@ -153,7 +153,12 @@ impl Acquisition {
                 );
                 Err(Error::Timeout {
                     path: self.state.path().to_path_buf(),
-                    waited: elapsed,
+                    // A single attempt does not wait, however long the attempt took.
+                    waited: if self.wait == Wait::Once {
+                        Duration::ZERO
+                    } else {
+                        elapsed
+                    },
                 })
             }
         }
