@@ -93,3 +93,8 @@ pub use error::{Error, NodeKind, Op};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
 pub use mode::LockMode;
+
+/// The README's code blocks compile (`cargo test` runs them as doc tests).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
