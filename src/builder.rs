@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::state::State;
-use crate::{FileLock, Reentrancy, handles};
+use crate::wait_hook::WaitHook;
+use crate::{FileLock, Reentrancy, WaitEvent, handles};
 
 /// Settings for a [`FileLock`]; from [`FileLock::builder`].
 ///
@@ -94,6 +95,34 @@ impl FileLockBuilder {
     /// resolving symlinks. Default: `false` (cloning a [`FileLock`] shares state too).
     pub fn singleton(mut self, singleton: bool) -> Self {
         self.singleton = singleton;
+        self
+    }
+
+    /// Calls `hook` once per acquire whose first attempt finds the lock held and that is
+    /// going to wait (not for one-attempt acquires), with the lock path and, when it can be
+    /// found, who holds it: the place for cargo's "Blocking: waiting for file lock". The
+    /// holder is looked up only when a hook is set.
+    ///
+    /// The hook runs where attempts run (on Tokio's blocking pool for async acquires, on the
+    /// calling thread for `blocking_*`), so it may print or log; the wait goes on after it
+    /// returns. It may run after an async acquire was cancelled during its first wait.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let lock = tokio_filelock::FileLock::builder(dir.path().join("build.lock"))
+    ///     .on_wait(|event| {
+    ///         let holder = event.holder().map(|h| format!(" (held by {h})"));
+    ///         eprintln!(
+    ///             "Blocking: waiting for file lock on {}{}",
+    ///             event.path().display(),
+    ///             holder.unwrap_or_default()
+    ///         );
+    ///     })
+    ///     .build();
+    /// # drop(lock);
+    /// ```
+    pub fn on_wait(mut self, hook: impl Fn(&WaitEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.config.on_wait = Some(WaitHook::new(hook));
         self
     }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::schedule::Wait;
+use crate::wait_hook::WaitHook;
 
 /// Who may re-enter a lock it already holds, without touching the file again.
 ///
@@ -37,7 +38,7 @@ pub enum Reentrancy {
 /// Default cap of the wait between attempts (Python filelock's `poll_interval`).
 pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) timeout: Option<Duration>,
     pub(crate) blocking: bool,
@@ -45,6 +46,7 @@ pub(crate) struct Config {
     pub(crate) permissions: Option<u32>,
     pub(crate) reentrancy: Reentrancy,
     pub(crate) preserve_lock_file: bool,
+    pub(crate) on_wait: Option<WaitHook>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             permissions: None,
             reentrancy: Reentrancy::Owner,
             preserve_lock_file: false,
+            on_wait: None,
         }
     }
 }

@@ -5,6 +5,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::Holder;
+
 /// Why a lock could not be acquired or released.
 ///
 /// Every variant names the lock path. Permanent problems (a directory or a symlink at the
@@ -35,13 +37,20 @@ use std::time::Duration;
 pub enum Error {
     /// The lock is held elsewhere and the configured wait ran out (or only one attempt was
     /// allowed).
-    #[error("The file lock '{}' could not be acquired.{}", path.display(), Waited(*waited))]
+    #[error(
+        "The file lock '{}' could not be acquired.{}",
+        path.display(),
+        Waited(*waited, holder.as_ref())
+    )]
     #[non_exhaustive]
     Timeout {
         /// The lock file.
         path: PathBuf,
         /// How long this acquire waited before giving up (zero for a single attempt).
         waited: Duration,
+        /// Who held the lock when the acquire gave up, when that can be found (see
+        /// [`Holder`]).
+        holder: Option<Holder>,
     },
 
     /// The current owner (task, or thread outside a task) already holds this lock file
@@ -218,10 +227,17 @@ impl fmt::Display for NodeKind {
 }
 
 /// Formats the "what is known" tail of a timeout message.
-struct Waited(Duration);
+struct Waited<'a>(Duration, Option<&'a Holder>);
 
-impl fmt::Display for Waited {
+impl fmt::Display for Waited<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(holder) = self.1 {
+            return if self.0.is_zero() {
+                write!(f, " Held by {holder} (one attempt, no wait).")
+            } else {
+                write!(f, " Held by {holder}; waited {:.3?}.", self.0)
+            };
+        }
         if self.0.is_zero() {
             f.write_str(" It is held elsewhere (one attempt, no wait).")
         } else {

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::driver::{self, Acquisition};
+use crate::driver::{self, Acquisition, Request};
 use crate::owner::Owner;
-use crate::schedule::Wait;
 use crate::state::{Key, State};
 use crate::{Error, FileLockBuilder, LockGuard, LockMode, Reentrancy};
 
@@ -187,7 +186,7 @@ impl FileLock {
     pub fn try_acquire(
         &self,
     ) -> impl Future<Output = Result<Option<LockGuard>, Error>> + Send + 'static + use<> {
-        let acquire = self.acquire_async(LockMode::Exclusive, Wait::Once);
+        let acquire = self.acquire_async(LockMode::Exclusive, Request::TRY);
         async move { none_if_held(acquire.await) }
     }
 
@@ -239,7 +238,7 @@ impl FileLock {
     pub fn try_acquire_shared(
         &self,
     ) -> impl Future<Output = Result<Option<LockGuard>, Error>> + Send + 'static + use<> {
-        let acquire = self.acquire_async(LockMode::Shared, Wait::Once);
+        let acquire = self.acquire_async(LockMode::Shared, Request::TRY);
         async move { none_if_held(acquire.await) }
     }
 
@@ -314,7 +313,7 @@ impl FileLock {
     ///
     /// The permanent errors of [`Error`].
     pub fn blocking_try_acquire(&self) -> Result<Option<LockGuard>, Error> {
-        none_if_held(self.acquire_blocking(LockMode::Exclusive, Wait::Once))
+        none_if_held(self.acquire_blocking(LockMode::Exclusive, Request::TRY))
     }
 
     /// Sync facade of [`acquire_shared`](Self::acquire_shared).
@@ -341,7 +340,7 @@ impl FileLock {
     ///
     /// The permanent errors of [`Error`].
     pub fn blocking_try_acquire_shared(&self) -> Result<Option<LockGuard>, Error> {
-        none_if_held(self.acquire_blocking(LockMode::Shared, Wait::Once))
+        none_if_held(self.acquire_blocking(LockMode::Shared, Request::TRY))
     }
 
     /// Sync facade of [`with_lock`](Self::with_lock): runs `f` while holding the exclusive
@@ -355,22 +354,28 @@ impl FileLock {
         Ok(f())
     }
 
-    fn acquire_async(
+    fn acquire_async<R: Into<Request>>(
         &self,
         mode: LockMode,
-        wait: Wait,
-    ) -> impl Future<Output = Result<LockGuard, Error>> + Send + 'static + use<> {
+        request: R,
+    ) -> impl Future<Output = Result<LockGuard, Error>> + Send + 'static + use<R> {
+        let request = request.into();
         let state = self.state.clone();
-        let config = self.config;
+        let config = self.config.clone();
         // The owner is read when the future is first polled: the task that polls it owns it.
         async move {
-            let (acquisition, attempt) = Acquisition::new(&state, &config, mode, wait)?;
+            let (acquisition, attempt) = Acquisition::new(&state, &config, mode, request)?;
             driver::asynchronous::acquire(acquisition, attempt).await
         }
     }
 
-    fn acquire_blocking(&self, mode: LockMode, wait: Wait) -> Result<LockGuard, Error> {
-        let (acquisition, attempt) = Acquisition::new(&self.state, &self.config, mode, wait)?;
+    fn acquire_blocking(
+        &self,
+        mode: LockMode,
+        request: impl Into<Request>,
+    ) -> Result<LockGuard, Error> {
+        let (acquisition, attempt) =
+            Acquisition::new(&self.state, &self.config, mode, request.into())?;
         driver::synchronous::acquire(acquisition, attempt)
     }
 }

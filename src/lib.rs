@@ -79,6 +79,7 @@ mod error;
 mod file_lock;
 mod guard;
 mod handles;
+mod holder;
 mod mode;
 mod owner;
 mod registry;
@@ -86,13 +87,17 @@ mod schedule;
 mod state;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
 mod sys;
+mod wait_hook;
+mod who;
 
 pub use builder::FileLockBuilder;
 pub use config::Reentrancy;
 pub use error::{Error, NodeKind, Op};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
+pub use holder::Holder;
 pub use mode::LockMode;
+pub use wait_hook::WaitEvent;
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).
 #[cfg(doctest)]

@@ -4,7 +4,7 @@ use std::io;
 
 use tokio::time::Instant;
 
-use super::{Acquisition, Step};
+use super::{Acquisition, Described, Step};
 use crate::attempt::Attempt;
 use crate::{Error, LockGuard, Op};
 
@@ -34,8 +34,15 @@ pub(crate) async fn acquire(
         let outcome = tokio::task::spawn_blocking(move || attempt.run())
             .await
             .map_err(|join| Error::io(acquisition.path(), Op::Spawn, io::Error::other(join)))??;
+        let step = acquisition.after(outcome, start.elapsed());
+        let step = match acquisition.describe(step) {
+            Described::Ready(step) => step,
+            Described::Lookup(lookup) => tokio::task::spawn_blocking(move || lookup.run())
+                .await
+                .map_err(|join| Error::io(acquisition.path(), Op::Spawn, io::Error::other(join)))?,
+        };
         let sleep;
-        (attempt, sleep) = match acquisition.after(outcome, start.elapsed())? {
+        (attempt, sleep) = match step? {
             Step::Acquired(guard) => return Ok(guard),
             Step::Retry(attempt, sleep) => (attempt, sleep),
         };

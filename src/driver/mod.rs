@@ -5,16 +5,21 @@
 //! only run attempts and sleep.
 
 pub(crate) mod asynchronous;
+mod lookup;
 pub(crate) mod synchronous;
+
+pub(crate) use lookup::{Described, Request};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attempt::{Attempt, Outcome};
 use crate::config::Config;
+use crate::holder::Probe;
 use crate::owner::Owner;
 use crate::schedule::{Schedule, Wait};
 use crate::state::{Key, State};
+use crate::wait_hook::WaitHook;
 use crate::{Error, LockGuard, LockMode, Reentrancy, registry};
 
 /// What a driver does next.
@@ -33,6 +38,11 @@ pub(crate) struct Acquisition {
     wait: Wait,
     schedule: Schedule,
     attempts: u32,
+    on_wait: Option<WaitHook>,
+    /// A failure names the holder (not for `try_*`).
+    name_holder: bool,
+    /// How to find the holder, from the last contended attempt.
+    probe: Option<Probe>,
 }
 
 impl Acquisition {
@@ -42,8 +52,9 @@ impl Acquisition {
         state: &Arc<State>,
         config: &Config,
         mode: LockMode,
-        wait: Wait,
+        request: Request,
     ) -> Result<(Self, Attempt), Error> {
+        let Request { wait, name_holder } = request;
         let owner = Owner::current();
         let key = match config.reentrancy {
             Reentrancy::Owner => Key::Owner(owner),
@@ -63,6 +74,9 @@ impl Acquisition {
             wait,
             schedule: Schedule::new(wait, config.poll_interval),
             attempts: 0,
+            on_wait: config.on_wait.clone(),
+            name_holder,
+            probe: None,
         };
         Ok((acquisition, attempt))
     }
@@ -121,6 +135,10 @@ impl Acquisition {
             }
             Outcome::Busy { attempt, id } => (attempt, id),
         };
+        self.probe = id.map(|id| Probe::Os {
+            id,
+            wanted: self.mode,
+        });
         if self.wait == Wait::Forever
             && id.is_some_and(|id| {
                 registry::blocks_itself(id, self.owner, self.state.id(), self.mode)
@@ -159,6 +177,7 @@ impl Acquisition {
                     } else {
                         elapsed
                     },
+                    holder: None, // named by `describe`
                 })
             }
         }

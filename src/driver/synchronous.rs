@@ -19,7 +19,8 @@ pub(crate) fn acquire(
         acquisition.attempting();
         let outcome = attempt.run()?;
         let sleep;
-        (attempt, sleep) = match acquisition.after(outcome, start.elapsed())? {
+        let step = acquisition.after(outcome, start.elapsed());
+        (attempt, sleep) = match acquisition.describe(step).here()? {
             Step::Acquired(guard) => return Ok(guard),
             Step::Retry(attempt, sleep) => (attempt, sleep),
         };

@@ -14,10 +14,34 @@ mod unix;
 #[cfg(unix)]
 pub(crate) use unix::{FileId, inspect, open, release, set_permissions};
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod proc_locks;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use proc_locks::{os_lock_holder, path_holder};
+
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::{FileId, inspect, open, release, set_permissions};
+
+/// Who holds the OS lock: not known on this platform.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn os_lock_holder(_id: FileId, _wanted: LockMode) -> Option<crate::Holder> {
+    None
+}
+
+/// Who holds the OS lock on the file at a path: not known on this platform.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn path_holder(path: &std::path::Path) -> Result<Option<crate::Holder>, crate::Error> {
+    Err(crate::Error::io(
+        path,
+        crate::Op::Inspect,
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "who holds a lock can only be found on Linux (from /proc/locks)",
+        ),
+    ))
+}
 
 /// Why opening the lock file failed, as far as the attempt layer needs to know.
 #[derive(Debug)]

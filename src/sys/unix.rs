@@ -11,8 +11,8 @@ use crate::{Error, NodeKind, Op};
 /// Device and inode number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
-    dev: u64,
-    ino: u64,
+    pub(super) dev: u64,
+    pub(super) ino: u64,
 }
 
 /// Opens (creating if needed) the lock file: `O_RDWR|O_CREAT|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK`,
@@ -59,7 +59,7 @@ fn not_a_file(path: &Path, kind: NodeKind) -> Error {
     }
 }
 
-fn node_kind(ft: &fs::FileType) -> Option<NodeKind> {
+pub(super) fn node_kind(ft: &fs::FileType) -> Option<NodeKind> {
     Some(if ft.is_file() {
         return None;
     } else if ft.is_dir() {

@@ -1,0 +1,111 @@
+//! Naming the holder: after a contended attempt, when the waiting hook is due or the wait
+//! ran out, find who holds the lock. The lookup reads files, so the drivers run it where
+//! they run attempts: the async driver on the blocking pool, the sync one on its thread.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Acquisition, Step};
+use crate::holder::Probe;
+use crate::schedule::Wait;
+use crate::wait_hook::{WaitEvent, WaitHook};
+use crate::{Error, LockMode};
+
+/// How an acquire was asked for: how long it may wait, and whether a failure names the
+/// holder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request {
+    pub(crate) wait: Wait,
+    pub(crate) name_holder: bool,
+}
+
+impl Request {
+    /// One attempt whose failure is not an error (`try_*` returns `None`): finding the
+    /// holder would be wasted work on every busy try.
+    pub(crate) const TRY: Request = Request {
+        wait: Wait::Once,
+        name_holder: false,
+    };
+}
+
+impl From<Wait> for Request {
+    fn from(wait: Wait) -> Self {
+        Request {
+            wait,
+            name_holder: true,
+        }
+    }
+}
+
+/// A step, as it is or with a lookup to run first.
+pub(crate) enum Described {
+    Ready(Result<Step, Error>),
+    Lookup(Lookup),
+}
+
+impl Described {
+    /// The step, running the lookup (if any) on this thread. For the sync driver.
+    pub(crate) fn here(self) -> Result<Step, Error> {
+        match self {
+            Described::Ready(step) => step,
+            Described::Lookup(lookup) => lookup.run(),
+        }
+    }
+}
+
+/// A step waiting for its holder: the waiting hook to call, or the timeout to fill in.
+pub(crate) struct Lookup {
+    step: Result<Step, Error>,
+    /// `None` when the contended attempt could not even open the file (Windows: sharing
+    /// violation): the hook then hears of no holder.
+    probe: Option<Probe>,
+    hook: Option<WaitHook>,
+    path: Arc<Path>,
+    mode: LockMode,
+    lock: u64,
+}
+
+impl Lookup {
+    /// Finds the holder, then calls the hook or names the holder in the timeout. Blocking.
+    pub(crate) fn run(mut self) -> Result<Step, Error> {
+        let found = self.probe.as_ref().and_then(Probe::holder);
+        tracing::debug!(
+            target: "tokio_filelock",
+            lock = self.lock,
+            path = %self.path.display(),
+            holder = found.as_ref().map(tracing::field::display),
+            "holder"
+        );
+        if let Some(hook) = &self.hook {
+            hook.call(&WaitEvent::new(&self.path, self.mode, found.as_ref()));
+        }
+        if let Err(Error::Timeout { holder, .. }) = &mut self.step {
+            *holder = found;
+        }
+        self.step
+    }
+}
+
+impl Acquisition {
+    /// What `step` (from [`after`](Acquisition::after)) needs before the driver acts on it:
+    /// a lookup when it is the first wait and a waiting hook is set, or when it is a timeout
+    /// of an acquire that names the holder.
+    pub(crate) fn describe(&mut self, step: Result<Step, Error>) -> Described {
+        let first_wait = self.attempts == 1 && matches!(step, Ok(Step::Retry(..)));
+        let hook = self.on_wait.clone().filter(|_| first_wait);
+        let timeout = self.name_holder && matches!(step, Err(Error::Timeout { .. }));
+        // Refreshed by every contended attempt.
+        let probe = self.probe.take();
+        if hook.is_none() && !(timeout && probe.is_some()) {
+            return Described::Ready(step);
+        }
+        Described::Lookup(Lookup {
+            step,
+            probe,
+            hook,
+            path: self.state.path().clone(),
+            mode: self.mode,
+            lock: self.state.id(),
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! Asking who holds a lock file, without taking it.
+
+use std::io;
+
+use crate::{Error, FileLock, Holder, Op, sys};
+
+impl FileLock {
+    /// Who holds this lock file's OS lock now (any process, this one included), without
+    /// taking the lock and without creating the file: `Ok(None)` when nobody holds it or the
+    /// file does not exist. A snapshot: the answer may be stale as soon as it returns.
+    ///
+    /// Reads `/proc/locks`: on Linux only. When several processes hold it shared, one of
+    /// them is named.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAFile`] when something other than a regular file is at the path,
+    /// [`Error::Io`] when it cannot be inspected, or (with [`io::ErrorKind::Unsupported`])
+    /// on platforms other than Linux.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")]
+    /// # fn main() -> Result<(), tokio_filelock::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let lock = tokio_filelock::FileLock::new(dir.path().join("who.lock"));
+    /// assert!(lock.blocking_holder()?.is_none());
+    /// let _guard = lock.blocking_acquire()?;
+    /// let holder = lock.blocking_holder()?.expect("this process holds it");
+    /// assert_eq!(holder.pid, std::process::id());
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(target_os = "linux"))]
+    /// # fn main() {}
+    /// ```
+    pub fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
+        sys::path_holder(self.path())
+    }
+
+    /// Async form of [`blocking_holder`](Self::blocking_holder): the lookup runs on Tokio's
+    /// blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking_holder`](Self::blocking_holder).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads; a dropped lookup finishes on the blocking pool unseen.
+    pub async fn holder(&self) -> Result<Option<Holder>, Error> {
+        let path = self.path().to_path_buf();
+        tokio::task::spawn_blocking(move || sys::path_holder(&path))
+            .await
+            .map_err(|join| Error::io(self.path(), Op::Spawn, io::Error::other(join)))?
+    }
+}
