@@ -69,7 +69,8 @@ pub struct ChildProcess {
 /// Starts a child running `role` with `args`.
 pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([
             ENTRY_TEST,
             "--exact",
@@ -78,7 +79,15 @@ pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
             "-q",
         ])
         .env(ROLE_ENV, role)
-        .env(ARGS_ENV, args.join("\u{1f}"))
+        .env(ARGS_ENV, args.join("\u{1f}"));
+    spawn_command(command)
+}
+
+/// Starts any program as a child speaking the same protocol (its stdout lines starting with
+/// `@@` are messages; it should exit when its stdin closes), e.g. a shell running
+/// `echo @@acquired; cat >/dev/null` under a lock.
+pub fn spawn_command(mut command: Command) -> ChildProcess {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -146,11 +155,16 @@ impl ChildProcess {
 
     /// Waits (bounded) for the child to exit; returns whether it succeeded.
     pub fn wait_success(&mut self) -> bool {
+        self.wait_status().success()
+    }
+
+    /// Closes the child's stdin and waits (bounded) for it to exit.
+    pub fn wait_status(&mut self) -> std::process::ExitStatus {
         self.close_stdin();
         let deadline = Instant::now() + CHILD_WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
+                return status;
             }
             assert!(
                 Instant::now() < deadline,

@@ -1,0 +1,175 @@
+//! Who holds it: the holder named in `Error::Timeout`, in the waiting hook, and by
+//! `FileLock::holder`, with real processes holding the lock.
+#![cfg(target_os = "linux")] // holders are looked up in /proc/locks
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_filelock::{Error, FileLock, Holder, LockMode};
+
+#[test]
+fn child_entry() {
+    common::child_entry(run_role);
+}
+
+fn run_role(role: &str, args: &[String]) {
+    let lock = FileLock::new(&args[0]);
+    let guard = match role {
+        "hold" => lock.blocking_acquire().unwrap(),
+        "hold_shared" => lock.blocking_acquire_shared().unwrap(),
+        other => panic!("unknown role {other}"),
+    };
+    common::say("acquired");
+    let _ = common::hear();
+    drop(guard);
+}
+
+/// A child holding the lock on a fresh path, and the path.
+fn held_by_child(role: &str) -> (common::ChildProcess, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("who.lock");
+    let mut child = common::spawn(role, &[path.to_str().unwrap()]);
+    child.expect("acquired");
+    (child, dir, path)
+}
+
+/// The child's command line contains its harness arguments.
+fn assert_is_child(holder: &Holder, child: &common::ChildProcess) {
+    assert_eq!(holder.pid, child.id(), "{holder:?}");
+    let command = holder.command.as_deref().expect("the child's command line");
+    assert!(command.contains("child_entry --exact"), "{command}");
+}
+
+type Seen = Arc<Mutex<Vec<(std::path::PathBuf, Option<Holder>)>>>;
+
+fn recording(path: &std::path::Path) -> (FileLock, Seen) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let lock = FileLock::builder(path)
+        .on_wait(move |event| {
+            let entry = (event.path().to_path_buf(), event.holder().cloned());
+            record.lock().unwrap().push(entry);
+        })
+        .build();
+    (lock, seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_and_waiting_hook_name_the_child() {
+    let (child, _dir, path) = held_by_child("hold");
+    let (lock, seen) = recording(&path);
+
+    let err = lock
+        .acquire_timeout(Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    let Error::Timeout { holder, waited, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(*waited >= Duration::from_secs(5));
+    let holder = holder.as_ref().expect("a holder");
+    assert_is_child(holder, &child);
+    assert_eq!(holder.mode, LockMode::Exclusive);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "The file lock '{}' could not be acquired. Held by pid {} (",
+            path.display(),
+            child.id()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("; waited 5."), "{text}");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "the hook runs once per acquire: {seen:?}");
+    assert_eq!(seen[0].0, path);
+    assert_is_child(seen[0].1.as_ref().expect("a holder"), &child);
+}
+
+#[test]
+fn the_sync_facade_names_the_holder_too() {
+    let (child, _dir, path) = held_by_child("hold");
+    let (lock, seen) = recording(&path);
+    let err = lock
+        .blocking_acquire_timeout(Duration::from_millis(20))
+        .unwrap_err();
+    let Error::Timeout { holder, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_is_child(holder.as_ref().unwrap(), &child);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn one_attempt_names_the_holder_without_calling_the_hook() {
+    let (child, _dir, path) = held_by_child("hold");
+    let (lock, seen) = recording(&path);
+    let err = lock.blocking_acquire_timeout(Duration::ZERO).unwrap_err();
+    let Error::Timeout { holder, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_is_child(holder.as_ref().unwrap(), &child);
+    assert!(
+        err.to_string().ends_with("(one attempt, no wait)."),
+        "{err}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing waited");
+}
+
+#[test]
+fn a_shared_holder_is_named_shared() {
+    let (child, _dir, path) = held_by_child("hold_shared");
+    let err = FileLock::new(&path)
+        .blocking_acquire_timeout(Duration::ZERO)
+        .unwrap_err();
+    let Error::Timeout { holder, .. } = &err else {
+        panic!("{err:?}")
+    };
+    let holder = holder.as_ref().unwrap();
+    assert_is_child(holder, &child);
+    assert_eq!(holder.mode, LockMode::Shared);
+    // A shared request is not blocked by it.
+    let lock = FileLock::new(&path);
+    assert!(lock.blocking_try_acquire_shared().unwrap().is_some());
+}
+
+#[test]
+fn holder_query_takes_nothing_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.lock");
+    assert_eq!(FileLock::new(&path).blocking_holder().unwrap(), None);
+    assert!(!path.exists(), "a query does not create the lock file");
+
+    let mut child = common::spawn("hold", &[path.to_str().unwrap()]);
+    child.expect("acquired");
+    let holder = FileLock::new(&path).blocking_holder().unwrap().unwrap();
+    assert_is_child(&holder, &child);
+    assert!(child.wait_success());
+    assert_eq!(FileLock::new(&path).blocking_holder().unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_process_is_named_when_it_holds_the_lock_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("self.lock");
+    let held = FileLock::new(&path);
+    let guard = tokio::spawn(async move { held.acquire().await.unwrap() })
+        .await
+        .unwrap();
+    let err = FileLock::new(&path)
+        .acquire_timeout(Duration::from_millis(10))
+        .await
+        .unwrap_err();
+    let Error::Timeout { holder, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(holder.as_ref().unwrap().pid, std::process::id());
+    assert_eq!(
+        FileLock::new(&path).holder().await.unwrap().unwrap().pid,
+        std::process::id()
+    );
+    drop(guard);
+}
