@@ -7,25 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use tokio_filelock::FileLock;
-
 const FILELOCK: &str = env!("CARGO_BIN_EXE_filelock");
 
 #[test]
 fn child_entry() {
-    common::child_entry(run_role);
-}
-
-fn run_role(role: &str, args: &[String]) {
-    let lock = FileLock::new(&args[0]);
-    let guard = match role {
-        "hold" => lock.blocking_acquire().unwrap(),
-        "hold_shared" => lock.blocking_acquire_shared().unwrap(),
-        other => panic!("unknown role {other}"),
-    };
-    common::say("acquired");
-    let _ = common::hear();
-    drop(guard);
+    common::child_entry(common::hold_role);
 }
 
 fn lock_path() -> (tempfile::TempDir, PathBuf) {

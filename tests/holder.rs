@@ -11,19 +11,7 @@ use tokio_filelock::{Error, FileLock, Holder, LockMode};
 
 #[test]
 fn child_entry() {
-    common::child_entry(run_role);
-}
-
-fn run_role(role: &str, args: &[String]) {
-    let lock = FileLock::new(&args[0]);
-    let guard = match role {
-        "hold" => lock.blocking_acquire().unwrap(),
-        "hold_shared" => lock.blocking_acquire_shared().unwrap(),
-        other => panic!("unknown role {other}"),
-    };
-    common::say("acquired");
-    let _ = common::hear();
-    drop(guard);
+    common::child_entry(common::hold_role);
 }
 
 /// A child holding the lock on a fresh path, and the path.

@@ -185,3 +185,17 @@ impl Drop for ChildProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A role for [`child_entry`]: `hold` (exclusive) or `hold_shared` takes a `FileLock` on
+/// `args[0]`, says `acquired`, and holds it until a line arrives or stdin closes.
+pub fn hold_role(role: &str, args: &[String]) {
+    let lock = tokio_filelock::FileLock::new(&args[0]);
+    let guard = match role {
+        "hold" => lock.blocking_acquire().unwrap(),
+        "hold_shared" => lock.blocking_acquire_shared().unwrap(),
+        other => panic!("unknown role {other}"),
+    };
+    say("acquired");
+    let _ = hear();
+    drop(guard);
+}
