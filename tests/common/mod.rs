@@ -15,6 +15,8 @@
 //! stdin; when its stdin closes (the parent died or dropped it) it exits.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod capture;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -68,8 +70,20 @@ pub struct ChildProcess {
 
 /// Starts a child running `role` with `args`.
 pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
+    spawn_with(role, args, |_| {}).unwrap()
+}
+
+/// Starts a child running `role` with `args`, after `configure` adjusted its command (for
+/// example `CommandExt::uid` to run it as another user). Fails if it cannot be started.
+pub fn spawn_with(
+    role: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> std::io::Result<ChildProcess> {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    configure(&mut command);
+    let mut child = command
         .args([
             ENTRY_TEST,
             "--exact",
@@ -82,8 +96,7 @@ pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .spawn()?;
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -97,11 +110,11 @@ pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
         }
     });
     let stdin = child.stdin.take();
-    ChildProcess {
+    Ok(ChildProcess {
         child,
         stdin,
         lines,
-    }
+    })
 }
 
 impl ChildProcess {
