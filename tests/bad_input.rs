@@ -91,15 +91,8 @@ fn check_async(
                 _ => lock.acquire_shared().await.map(drop),
             }
             .expect_err(&what(call));
-            assert_error(&err, lock.path(), expected, &what(call));
             assert_eq!(tokio::time::Instant::now(), start, "{}: waited", what(call));
-            assert_eq!(
-                capture.named("attempt").len(),
-                attempts,
-                "{}: attempts",
-                what(call)
-            );
-            assert!(!lock.is_locked(), "{}", what(call));
+            assert_refused(&err, lock, &capture, attempts, expected, &what(call));
         }
     });
 }
@@ -120,21 +113,26 @@ fn check_sync(lock: &FileLock, attempts: usize, expected: Expected, what: impl F
         }
         .expect_err(&what(call));
         let took = start.elapsed();
-        assert_error(&err, lock.path(), expected, &what(call));
         assert!(took < PROMPT, "{}: took {took:?}", what(call));
-        assert_eq!(
-            capture.named("attempt").len(),
-            attempts,
-            "{}: attempts",
-            what(call)
-        );
-        assert!(!lock.is_locked(), "{}", what(call));
+        assert_refused(&err, lock, &capture, attempts, expected, &what(call));
     }
 }
 
-fn assert_error(err: &Error, path: &Path, expected: Expected, what: &str) {
+/// The error is the expected one and names the path; `attempts` attempts were made; the
+/// lock is not held.
+fn assert_refused(
+    err: &Error,
+    lock: &FileLock,
+    capture: &Capture,
+    attempts: usize,
+    expected: Expected,
+    what: &str,
+) {
     assert!(expected(err), "{what}: unexpected error {err:?}");
-    assert_eq!(err.path(), path, "{what}: the error names the path");
+    assert_eq!(err.path(), lock.path(), "{what}: the error names the path");
+    let made = capture.named("attempt").len();
+    assert_eq!(made, attempts, "{what}: attempts");
+    assert!(!lock.is_locked(), "{what}");
 }
 
 /// Runs `check` on its own thread and fails if it does not finish within [`HANG`].
@@ -384,12 +382,19 @@ fn a_read_only_file_system_is_refused() {
 
 // ---- paths ----------------------------------------------------------------------------
 
+fn invalid_path(e: &Error) -> bool {
+    matches!(e, Error::InvalidPath { .. }) && e.kind() == ErrorKind::InvalidInput
+}
+
+fn assert_nothing_in(dir: &Path) {
+    let entries: Vec<_> = fs::read_dir(dir).unwrap().collect();
+    assert!(entries.is_empty(), "nothing may be created: {entries:?}");
+}
+
 /// Rejected before any system call: no attempt is made.
 #[test]
 fn an_empty_path_is_refused() {
-    assert_rejected(Path::new(""), 0, |e| {
-        matches!(e, Error::InvalidPath { .. }) && e.kind() == ErrorKind::InvalidInput
-    });
+    assert_rejected(Path::new(""), 0, invalid_path);
 }
 
 /// Rejected before any system call: no attempt is made.
@@ -399,14 +404,8 @@ fn a_nul_byte_is_refused() {
     let mut bytes = dir.path().as_os_str().as_bytes().to_vec();
     bytes.extend_from_slice(b"/x\0y.lock");
     let path = PathBuf::from(OsStr::from_bytes(&bytes));
-    assert_rejected(&path, 0, |e| {
-        matches!(e, Error::InvalidPath { .. }) && e.kind() == ErrorKind::InvalidInput
-    });
-    assert_eq!(
-        fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "nothing created"
-    );
+    assert_rejected(&path, 0, invalid_path);
+    assert_nothing_in(dir.path());
 }
 
 #[test]
@@ -418,11 +417,7 @@ fn a_name_too_long_is_refused() {
     // As the file's name, and as a directory's on the way to it.
     assert_rejected(&dir.path().join(&long), 1, name_too_long);
     assert_rejected(&dir.path().join(&long).join("x.lock"), 1, name_too_long);
-    assert_eq!(
-        fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "nothing created"
-    );
+    assert_nothing_in(dir.path());
 }
 
 #[test]

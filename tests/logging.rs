@@ -43,8 +43,13 @@ fn lock_of(records: &[Record], message: &str) -> u64 {
         .unwrap()
 }
 
-fn expected(holder: u64, waiter: u64) -> Vec<(String, u64)> {
-    [
+/// Asserts the events of: a holder acquires and re-enters, a waiter through another handle
+/// waits and times out, the holder releases. Returns them and the waiter's lock id.
+fn assert_holder_then_waiter(capture: &Capture, path: &Path) -> (Vec<Record>, u64) {
+    let records = capture.records();
+    let (holder, waiter) = (lock_of(&records, "acquired"), lock_of(&records, "timeout"));
+    assert_ne!(holder, waiter, "each handle has its own id");
+    let expected: Vec<(String, u64)> = [
         ("attempt", holder),
         ("acquired", holder),
         ("reentered", holder),
@@ -56,7 +61,9 @@ fn expected(holder: u64, waiter: u64) -> Vec<(String, u64)> {
     ]
     .into_iter()
     .map(|(m, id)| (m.to_owned(), id))
-    .collect()
+    .collect();
+    assert_eq!(sequence(&records, path), expected);
+    (records, waiter)
 }
 
 #[tokio::test(start_paused = true)]
@@ -73,10 +80,7 @@ async fn async_events_name_the_lock_and_the_path() {
     drop(again);
     drop(guard);
 
-    let records = capture.records();
-    let (h, w) = (lock_of(&records, "acquired"), lock_of(&records, "timeout"));
-    assert_ne!(h, w, "each handle has its own id");
-    assert_eq!(sequence(&records, &path), expected(h, w));
+    let (records, w) = assert_holder_then_waiter(&capture, &path);
     // Attempts at 0, 1, 3 and 5 ms, numbered.
     let attempts: Vec<_> = records
         .iter()
@@ -103,10 +107,7 @@ fn sync_events_name_the_lock_and_the_path() {
     drop(again);
     drop(guard);
 
-    let records = capture.records();
-    let (h, w) = (lock_of(&records, "acquired"), lock_of(&records, "timeout"));
-    assert_ne!(h, w, "each handle has its own id");
-    assert_eq!(sequence(&records, &path), expected(h, w));
+    assert_holder_then_waiter(&capture, &path);
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,28 +9,25 @@
 
 mod common;
 
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::capture::{Capture, ms};
 use tokio::time::Instant;
-use tokio_filelock::{Error, FileLock};
+use tokio_filelock::{Error, FileLock, LockGuard};
 
-fn lock_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+fn lock_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("timeouts.lock")
 }
 
-/// Holds the lock at `path` from this thread (the test body's owner) through its own
-/// handle.
-async fn hold(path: &std::path::Path) -> tokio_filelock::LockGuard {
-    FileLock::new(path).acquire().await.unwrap()
+/// Milliseconds to durations.
+fn ms_list(times: &[u64]) -> Vec<Duration> {
+    times.iter().copied().map(ms).collect()
 }
 
 /// Asserts that `result` is a timeout of `path` that waited exactly `waited`.
-fn assert_timeout(
-    result: Result<tokio_filelock::LockGuard, Error>,
-    path: &std::path::Path,
-    waited: Duration,
-) {
+fn assert_timeout(result: Result<LockGuard, Error>, path: &Path, waited: Duration) {
     match result {
         Err(Error::Timeout {
             path: p, waited: w, ..
@@ -39,6 +36,44 @@ fn assert_timeout(
             assert_eq!(w, waited, "the time the error says it waited");
         }
         other => panic!("expected Error::Timeout, got {other:?}"),
+    }
+}
+
+/// A lock file held by the test body's thread through its own handle, and a capture of the
+/// events on this thread.
+struct Held {
+    path: PathBuf,
+    capture: Capture,
+    _guard: LockGuard,
+    _dir: tempfile::TempDir,
+}
+
+impl Held {
+    async fn new() -> Held {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lock_path(&dir);
+        let guard = FileLock::new(&path).acquire().await.unwrap();
+        Held {
+            path,
+            capture: Capture::install(),
+            _guard: guard,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `acquire` alone and asserts that it gives up with `Error::Timeout` after exactly
+    /// `waited` of virtual time, saying so. Returns the times of its attempts.
+    async fn attempts_until_timeout(
+        &self,
+        acquire: impl Future<Output = Result<LockGuard, Error>>,
+        waited: Duration,
+    ) -> Vec<Duration> {
+        self.capture.clear();
+        let start = Instant::now();
+        let result = acquire.await;
+        assert_eq!(Instant::now() - start, waited, "virtual time taken");
+        assert_timeout(result, &self.path, waited);
+        self.capture.attempt_times(start)
     }
 }
 
@@ -90,73 +125,47 @@ async fn no_timeout_waits_until_the_holder_releases() {
 
 #[tokio::test(start_paused = true)]
 async fn zero_timeout_is_exactly_one_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = lock_path(&dir);
-    let _held = hold(&path).await;
-    let capture = Capture::install();
+    let held = Held::new().await;
+    let configured = FileLock::builder(&held.path)
+        .timeout(Duration::ZERO)
+        .build();
+    let default = FileLock::new(&held.path);
+    let zero = Duration::ZERO;
+    let once = [zero];
+    assert_eq!(
+        held.attempts_until_timeout(configured.acquire(), zero)
+            .await,
+        once
+    );
+    let acquire = default.acquire_timeout(zero);
+    assert_eq!(held.attempts_until_timeout(acquire, zero).await, once);
 
-    let configured = FileLock::builder(&path).timeout(Duration::ZERO).build();
-    let default = FileLock::new(&path);
-    for configured_timeout in [true, false] {
-        capture.clear();
-        let start = Instant::now();
-        let result = if configured_timeout {
-            configured.acquire().await
-        } else {
-            default.acquire_timeout(Duration::ZERO).await
-        };
-        let what = format!("configured timeout: {configured_timeout}");
-        assert_eq!(Instant::now(), start, "{what}: no time passes");
-        assert_eq!(capture.attempt_times(start), [Duration::ZERO], "{what}");
-        assert_timeout(result, &path, Duration::ZERO);
-    }
-
-    capture.clear();
+    held.capture.clear();
     let start = Instant::now();
     assert!(default.try_acquire().await.unwrap().is_none());
-    assert_eq!(
-        capture.attempt_times(start),
-        [Duration::ZERO],
-        "try_acquire"
-    );
+    assert_eq!(held.capture.attempt_times(start), once, "try_acquire");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_finite_timeout_gives_up_with_a_final_attempt_at_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = lock_path(&dir);
-    let _held = hold(&path).await;
-    let capture = Capture::install();
-    let configured = FileLock::builder(&path).timeout(ms(100)).build();
-    let default = FileLock::new(&path);
-    for configured_timeout in [true, false] {
-        capture.clear();
-        let start = Instant::now();
-        let result = if configured_timeout {
-            configured.acquire().await
-        } else {
-            default.acquire_timeout(ms(100)).await
-        };
-        // No overshoot: the last sleep (50 ms, after the attempt at 63 ms) is clamped to
-        // end at the deadline, where the final attempt is made.
-        assert_eq!(Instant::now() - start, ms(100));
-        assert_timeout(result, &path, ms(100));
-        assert_eq!(
-            capture.attempt_times(start),
-            [0, 1, 3, 7, 15, 31, 63, 100].map(ms),
-            "configured timeout: {configured_timeout}"
-        );
-        assert_eq!(capture.named("timeout").len(), 1);
-    }
+    let held = Held::new().await;
+    let configured = FileLock::builder(&held.path).timeout(ms(100)).build();
+    let default = FileLock::new(&held.path);
+    // No overshoot: the last sleep (50 ms, after the attempt at 63 ms) is clamped to end at
+    // the deadline, where the final attempt is made.
+    let expected = ms_list(&[0, 1, 3, 7, 15, 31, 63, 100]);
+    let attempts = held.attempts_until_timeout(configured.acquire(), ms(100));
+    assert_eq!(attempts.await, expected, "timeout(100 ms) + acquire");
+    assert_eq!(held.capture.named("timeout").len(), 1);
+    let attempts = held.attempts_until_timeout(default.acquire_timeout(ms(100)), ms(100));
+    assert_eq!(attempts.await, expected, "acquire_timeout(100 ms)");
+    assert_eq!(held.capture.named("timeout").len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn short_timeouts_clamp_the_backoff_to_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = lock_path(&dir);
-    let _held = hold(&path).await;
-    let capture = Capture::install();
-    let lock = FileLock::new(&path);
+    let held = Held::new().await;
+    let lock = FileLock::new(&held.path);
     let cases: [(u64, &[u64]); 4] = [
         (1, &[0, 1]),
         (2, &[0, 1, 2]),
@@ -164,95 +173,65 @@ async fn short_timeouts_clamp_the_backoff_to_the_deadline() {
         (10, &[0, 1, 3, 7, 10]),
     ];
     for (timeout, attempts) in cases {
-        capture.clear();
-        let start = Instant::now();
-        let result = lock.acquire_timeout(ms(timeout)).await;
-        assert_timeout(result, &path, ms(timeout));
-        let expected: Vec<Duration> = attempts.iter().copied().map(ms).collect();
-        assert_eq!(
-            capture.attempt_times(start),
-            expected,
-            "timeout {timeout} ms"
-        );
+        let acquire = lock.acquire_timeout(ms(timeout));
+        let got = held.attempts_until_timeout(acquire, ms(timeout)).await;
+        assert_eq!(got, ms_list(attempts), "timeout {timeout} ms");
     }
 }
 
 /// Tokio's timer has a resolution of 1 ms: a deadline between two ticks is reached at the
 /// next one, so the wait overshoots by less than 1 ms.
+/// Tokio's timer has a resolution of 1 ms: a deadline between two ticks is reached at the
+/// next one, so the wait overshoots by less than 1 ms.
 #[tokio::test(start_paused = true)]
 async fn a_timeout_between_timer_ticks_overshoots_by_less_than_a_tick() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = lock_path(&dir);
-    let _held = hold(&path).await;
-    let capture = Capture::install();
+    let held = Held::new().await;
     let timeout = ms(10) + Duration::from_micros(500);
-    let start = Instant::now();
-    let result = FileLock::new(&path).acquire_timeout(timeout).await;
-    let waited = match result {
-        Err(Error::Timeout { waited, .. }) => waited,
-        other => panic!("expected a timeout, got {other:?}"),
-    };
-    assert_eq!(Instant::now() - start, waited);
-    assert!(
-        waited >= timeout && waited < timeout + ms(1),
-        "waited {waited:?}"
-    );
-    let times = capture.attempt_times(start);
-    assert_eq!(times[..4], [0, 1, 3, 7].map(ms));
-    assert_eq!(
-        times.len(),
-        5,
-        "one final attempt at the deadline: {times:?}"
-    );
-    assert_eq!(times[4], waited);
+    let acquire = FileLock::new(&held.path).acquire_timeout(timeout);
+    // The deadline at 10.5 ms is reached at the 11 ms tick.
+    let attempts = held.attempts_until_timeout(acquire, ms(11)).await;
+    assert_eq!(attempts, ms_list(&[0, 1, 3, 7, 11]));
 }
 
 #[tokio::test(start_paused = true)]
 async fn blocking_false_wins_over_any_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = lock_path(&dir);
-    let _held = hold(&path).await;
-    let capture = Capture::install();
-    let with_timeout = FileLock::builder(&path)
+    let held = Held::new().await;
+    let with_timeout = FileLock::builder(&held.path)
         .timeout(Duration::from_secs(10))
         .blocking(false)
         .build();
-    let without_timeout = FileLock::builder(&path).blocking(false).build();
-
-    let calls: [(&str, &FileLock, Option<Duration>); 4] = [
+    let without_timeout = FileLock::builder(&held.path).blocking(false).build();
+    let (zero, once) = (Duration::ZERO, [Duration::ZERO]);
+    let ten_s = Some(Duration::from_secs(10));
+    let calls = [
         ("timeout(10 s) + acquire", &with_timeout, None),
-        (
-            "acquire_timeout(10 s)",
-            &with_timeout,
-            Some(Duration::from_secs(10)),
-        ),
+        ("acquire_timeout(10 s)", &with_timeout, ten_s),
         ("no timeout + acquire", &without_timeout, None),
         (
-            "no timeout + acquire_timeout(1 s)",
+            "no timeout + acquire_timeout(10 s)",
             &without_timeout,
-            Some(Duration::from_secs(1)),
+            ten_s,
         ),
     ];
     for (what, lock, timeout) in calls {
-        capture.clear();
-        let start = Instant::now();
-        let result = match timeout {
-            None => lock.acquire().await,
-            Some(t) => lock.acquire_timeout(t).await,
+        let acquire = async {
+            match timeout {
+                None => lock.acquire().await,
+                Some(t) => lock.acquire_timeout(t).await,
+            }
         };
-        assert_eq!(Instant::now(), start, "{what}: no time passes");
-        assert_eq!(capture.attempt_times(start), [Duration::ZERO], "{what}");
-        assert_timeout(result, &path, Duration::ZERO);
+        assert_eq!(
+            held.attempts_until_timeout(acquire, zero).await,
+            once,
+            "{what}"
+        );
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_backoff_doubles_from_1_ms_up_to_the_poll_interval() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = lock_path(&dir);
-    let _held = hold(&path).await;
-    let capture = Capture::install();
-    // (poll interval, timeout, attempt times), all in ms except the sub-ms interval.
+    let held = Held::new().await;
+    // (poll interval, timeout in ms, attempt times in ms)
     let cases: [(Duration, u64, &[u64]); 5] = [
         (
             ms(50),
@@ -266,19 +245,14 @@ async fn the_backoff_doubles_from_1_ms_up_to_the_poll_interval() {
         (Duration::from_micros(300), 3, &[0, 1, 2, 3]),
     ];
     for (poll_interval, timeout, attempts) in cases {
-        let lock = FileLock::builder(&path)
+        let lock = FileLock::builder(&held.path)
             .poll_interval(poll_interval)
             .timeout(ms(timeout))
             .build();
-        capture.clear();
-        let start = Instant::now();
-        assert_timeout(lock.acquire().await, &path, ms(timeout));
-        let expected: Vec<Duration> = attempts.iter().copied().map(ms).collect();
-        assert_eq!(
-            capture.attempt_times(start),
-            expected,
-            "poll interval {poll_interval:?}"
-        );
+        let got = held
+            .attempts_until_timeout(lock.acquire(), ms(timeout))
+            .await;
+        assert_eq!(got, ms_list(attempts), "poll interval {poll_interval:?}");
     }
 }
 
@@ -297,7 +271,7 @@ fn sync_zero_timeout_and_blocking_false_make_one_attempt() {
         .timeout(Duration::from_secs(10))
         .blocking(false)
         .build();
-    type Call<'a> = &'a dyn Fn() -> Result<tokio_filelock::LockGuard, Error>;
+    type Call<'a> = &'a dyn Fn() -> Result<LockGuard, Error>;
     let calls: [(&str, Call); 4] = [
         ("blocking_acquire_timeout(ZERO)", &|| {
             default.blocking_acquire_timeout(Duration::ZERO)
