@@ -161,22 +161,23 @@ impl Acquisition {
                 Ok(Step::Retry(attempt, sleep))
             }
             None => {
+                // A single attempt does not wait, however long the attempt took.
+                let waited = if self.wait == Wait::Once {
+                    Duration::ZERO
+                } else {
+                    elapsed
+                };
                 tracing::debug!(
                     target: "tokio_filelock",
                     lock = self.state.id(),
                     path = %self.state.path().display(),
                     attempts = self.attempts,
-                    waited = ?elapsed,
+                    waited = ?waited,
                     "timeout"
                 );
                 Err(Error::Timeout {
                     path: self.state.path().to_path_buf(),
-                    // A single attempt does not wait, however long the attempt took.
-                    waited: if self.wait == Wait::Once {
-                        Duration::ZERO
-                    } else {
-                        elapsed
-                    },
+                    waited,
                     holder: None, // named by `describe`
                 })
             }

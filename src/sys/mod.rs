@@ -47,6 +47,7 @@ pub(crate) fn path_holder(path: &std::path::Path) -> Result<Option<crate::Holder
 #[derive(Debug)]
 pub(crate) enum OpenFailure {
     /// Try the same open again right away (interrupted, or the file vanished in a race).
+    #[cfg_attr(windows, allow(dead_code))] // EINTR is a Unix thing
     Again,
     /// Asked to create a new file, and one exists: open the existing one.
     Exists,

@@ -105,7 +105,7 @@ pub(crate) fn inspect(file: &File) -> io::Result<Facts> {
             volume: info.dwVolumeSerialNumber,
             index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
         },
-        linked: info.nNumberOfLinks > 0 && standard.DeletePending == 0,
+        linked: info.nNumberOfLinks > 0 && !standard.DeletePending,
         permissions: None,
     })
 }

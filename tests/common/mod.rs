@@ -15,6 +15,8 @@
 //! stdin; when its stdin closes (the parent died or dropped it) it exits.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod capture;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -68,8 +70,19 @@ pub struct ChildProcess {
 
 /// Starts a child running `role` with `args`.
 pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
+    spawn_with(role, args, |_| {}).unwrap()
+}
+
+/// Starts a child running `role` with `args`, after `configure` adjusted its command (for
+/// example `CommandExt::uid` to run it as another user). Fails if it cannot be started.
+pub fn spawn_with(
+    role: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> std::io::Result<ChildProcess> {
     let exe = std::env::current_exe().unwrap();
     let mut command = Command::new(exe);
+    configure(&mut command);
     command
         .args([
             ENTRY_TEST,
@@ -80,19 +93,23 @@ pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
         ])
         .env(ROLE_ENV, role)
         .env(ARGS_ENV, args.join("\u{1f}"));
-    spawn_command(command)
+    try_spawn_command(command)
 }
 
 /// Starts any program as a child speaking the same protocol (its stdout lines starting with
 /// `@@` are messages; it should exit when its stdin closes), e.g. a shell running
 /// `echo @@acquired; cat >/dev/null` under a lock.
-pub fn spawn_command(mut command: Command) -> ChildProcess {
+pub fn spawn_command(command: Command) -> ChildProcess {
+    try_spawn_command(command).unwrap()
+}
+
+/// [`spawn_command`], returning an error if the program cannot be started.
+pub fn try_spawn_command(mut command: Command) -> std::io::Result<ChildProcess> {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .spawn()?;
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -106,11 +123,11 @@ pub fn spawn_command(mut command: Command) -> ChildProcess {
         }
     });
     let stdin = child.stdin.take();
-    ChildProcess {
+    Ok(ChildProcess {
         child,
         stdin,
         lines,
-    }
+    })
 }
 
 impl ChildProcess {
