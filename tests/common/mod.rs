@@ -69,7 +69,8 @@ pub struct ChildProcess {
 /// Starts a child running `role` with `args`.
 pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([
             ENTRY_TEST,
             "--exact",
@@ -78,12 +79,20 @@ pub fn spawn(role: &str, args: &[&str]) -> ChildProcess {
             "-q",
         ])
         .env(ROLE_ENV, role)
-        .env(ARGS_ENV, args.join("\u{1f}"))
+        .env(ARGS_ENV, args.join("\u{1f}"));
+    spawn_command(command)
+}
+
+/// Starts another program (a Python script, `flock(1)`, ...) that speaks the same protocol:
+/// `@@` lines on stdout, commands on stdin, exit when stdin closes. Panics, naming the
+/// program, if it cannot be started.
+pub fn spawn_command(mut command: Command) -> ChildProcess {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -126,6 +135,14 @@ impl ChildProcess {
         assert_eq!(got, expected, "child {} said something else", self.id());
     }
 
+    /// Waits at most `wait` for a message equal to `expected`; panics on anything else.
+    pub fn expect_within(&mut self, expected: &str, wait: Duration) {
+        let got = self
+            .next_message_within(wait)
+            .unwrap_or_else(|| panic!("child {} said nothing within {wait:?}", self.id()));
+        assert_eq!(got, expected, "child {} said something else", self.id());
+    }
+
     /// Sends a line to the child's stdin.
     pub fn tell(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin already closed");
@@ -146,11 +163,16 @@ impl ChildProcess {
 
     /// Waits (bounded) for the child to exit; returns whether it succeeded.
     pub fn wait_success(&mut self) -> bool {
+        self.wait_status(CHILD_WAIT).success()
+    }
+
+    /// Closes stdin and waits at most `wait` for the child to exit; its exit status.
+    pub fn wait_status(&mut self, wait: Duration) -> std::process::ExitStatus {
         self.close_stdin();
-        let deadline = Instant::now() + CHILD_WAIT;
+        let deadline = Instant::now() + wait;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
+                return status;
             }
             assert!(
                 Instant::now() < deadline,
@@ -169,5 +191,49 @@ impl Drop for ChildProcess {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// A Tokio runtime for a child role that runs async code: multi-threaded (two workers), so
+/// tasks of the child run in parallel, with time enabled.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for the whole machine, so readings taken in
+/// different processes compare (`std::time::Instant` values cannot cross a process).
+#[cfg(unix)]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and
+    // CLOCK_MONOTONIC is supported on every Unix this crate targets.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    u64::try_from(ts.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap()
+}
+
+/// Panics with `install` in the message unless `program args` runs and exits 0: tests that
+/// need an outside tool fail clearly when it is missing, never pass silently.
+pub fn require_tool(program: &str, args: &[&str], install: &str) {
+    let status = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!(
+            "`{program} {}` failed ({s}): this test needs it; {install}",
+            args.join(" ")
+        ),
+        Err(e) => panic!("`{program}` cannot run ({e}): this test needs it; {install}"),
     }
 }
