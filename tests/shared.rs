@@ -216,10 +216,7 @@ fn many_processes_hold_shared_at_once() {
     let path_arg = path.to_str().unwrap();
     // Each holds until told to release: all saying "acquired" means all hold at once.
     let mut holders: Vec<_> = (0..READERS)
-        .map(|i| {
-            let flavor = if i % 2 == 0 { "async" } else { "sync" };
-            common::spawn("hold", &[flavor, "shared", path_arg])
-        })
+        .map(|i| common::spawn("hold", &[common::flavor(i), "shared", path_arg]))
         .collect();
     for holder in &mut holders {
         holder.expect("acquired");

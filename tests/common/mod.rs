@@ -15,6 +15,9 @@
 //! stdin; when its stdin closes (the parent died or dropped it) it exits.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+#[cfg(unix)]
+pub mod workload;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -120,8 +123,21 @@ impl ChildProcess {
 
     /// The next message, waiting at most [`CHILD_WAIT`].
     pub fn next_message(&mut self) -> String {
-        self.next_message_within(CHILD_WAIT)
-            .unwrap_or_else(|| panic!("child {} said nothing within {CHILD_WAIT:?}", self.id()))
+        self.must_say_within(CHILD_WAIT)
+    }
+
+    /// The next message within `wait`; panics saying whether the child ended or went quiet.
+    fn must_say_within(&mut self, wait: Duration) -> String {
+        match self.lines.recv_timeout(wait) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("child {} said nothing within {wait:?}", self.id())
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().ok();
+                panic!("child {} ended ({status:?}) without saying more", self.id())
+            }
+        }
     }
 
     /// The next message, or `None` if none comes within `wait` (or the child ended).
@@ -137,9 +153,7 @@ impl ChildProcess {
 
     /// Waits at most `wait` for a message equal to `expected`; panics on anything else.
     pub fn expect_within(&mut self, expected: &str, wait: Duration) {
-        let got = self
-            .next_message_within(wait)
-            .unwrap_or_else(|| panic!("child {} said nothing within {wait:?}", self.id()));
+        let got = self.must_say_within(wait);
         assert_eq!(got, expected, "child {} said something else", self.id());
     }
 
@@ -192,6 +206,12 @@ impl Drop for ChildProcess {
         }
         let _ = self.child.wait();
     }
+}
+
+/// The `i`th caller's flavor, alternating: `async` (acquires in Tokio tasks) or `sync`
+/// (the `blocking_*` facade on threads).
+pub fn flavor(i: usize) -> &'static str {
+    if i.is_multiple_of(2) { "async" } else { "sync" }
 }
 
 /// A Tokio runtime for a child role that runs async code: multi-threaded (two workers), so
