@@ -16,17 +16,14 @@ mod common;
 use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::workload::{self, ACQUIRE_WAIT};
-use common::{ChildProcess, flavor};
+use common::flavor;
+use common::workload::{self, ACQUIRE_WAIT, CounterRun};
 use tokio_filelock::{FileLock, LockGuard};
-
-/// Bound of a whole worker run (all its increments), from `go` to `done`.
-const RUN_WAIT: Duration = Duration::from_secs(240);
 
 #[test]
 fn child_entry() {
@@ -45,75 +42,9 @@ fn run_role(role: &str, args: &[String]) {
     }
 }
 
-/// Releases every child's `go` at once (after all said `ready`), then waits for each to say
-/// `done <n>` and exit cleanly.
-fn run_together(children: &mut [(ChildProcess, usize)]) {
-    for (child, _) in children.iter_mut() {
-        child.expect("ready");
-    }
-    for (child, _) in children.iter_mut() {
-        child.tell("go");
-    }
-    for (child, n) in children.iter_mut() {
-        child.expect_within(&format!("done {n}"), RUN_WAIT);
-        assert!(child.wait_success(), "child {} failed", child.id());
-    }
-}
-
-struct CounterRun {
-    _dir: tempfile::TempDir,
-    lock: PathBuf,
-    counter: PathBuf,
-    log: PathBuf,
-}
-
-impl CounterRun {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let run = CounterRun {
-            lock: dir.path().join("counter.lock"),
-            counter: dir.path().join("counter"),
-            log: dir.path().join("holds.log"),
-            _dir: dir,
-        };
-        workload::init_counter(&run.counter);
-        run
-    }
-
-    /// `processes` counting processes (alternately async and sync, each with two workers
-    /// sharing one handle) making `per_process` increments each, and `readers` reading
-    /// processes making `reads` shared holds each, all started together. Logs holds if
-    /// `log`. Returns the final count.
-    fn run(
-        &self,
-        processes: usize,
-        per_process: usize,
-        readers: usize,
-        reads: usize,
-        log: bool,
-    ) -> u64 {
-        assert_eq!(per_process % 2, 0);
-        let log = if log { self.log.to_str().unwrap() } else { "-" };
-        let (lock, counter) = (self.lock.to_str().unwrap(), self.counter.to_str().unwrap());
-        let per_worker = (per_process / 2).to_string();
-        let reads_arg = reads.to_string();
-        let mut children: Vec<(ChildProcess, usize)> = Vec::new();
-        for i in 0..processes {
-            let args = [flavor(i), lock, counter, "2", &per_worker, log];
-            children.push((common::spawn("count", &args), per_process));
-        }
-        for i in 0..readers {
-            let args = [flavor(i), lock, counter, &reads_arg, log];
-            children.push((common::spawn("read", &args), reads));
-        }
-        run_together(&mut children);
-        workload::counter_value(&self.counter)
-    }
-}
-
 #[test]
 fn the_counter_stays_exact_4_processes_x_500() {
-    let count = CounterRun::new().run(4, 500, 0, 0, false);
+    let count = CounterRun::new().run(4, 500, 0, 0);
     assert_eq!(count, 4 * 500, "increments were lost");
 }
 
@@ -121,7 +52,7 @@ fn the_counter_stays_exact_4_processes_x_500() {
 #[test]
 #[ignore = "larger run (8 x 2000), a few seconds; run with --ignored"]
 fn the_counter_stays_exact_8_processes_x_2000() {
-    let count = CounterRun::new().run(8, 2000, 0, 0, false);
+    let count = CounterRun::new().run(8, 2000, 0, 0);
     assert_eq!(count, 8 * 2000, "increments were lost");
 }
 
@@ -131,10 +62,10 @@ fn no_two_exclusive_holds_overlap() {
     const PER_PROCESS: usize = 200;
     const READERS: usize = 2;
     const READS: usize = 100;
-    let run = CounterRun::new();
-    let count = run.run(PROCESSES, PER_PROCESS, READERS, READS, true);
+    let run = CounterRun::new().logging_holds();
+    let count = run.run(PROCESSES, PER_PROCESS, READERS, READS);
 
-    let holds = workload::read_intervals(&run.log);
+    let holds = workload::read_intervals(run.log.as_deref().unwrap());
     let exclusive = holds.iter().filter(|h| h.exclusive).count();
     assert_eq!(
         exclusive,
@@ -322,7 +253,7 @@ fn shared_readers_never_see_a_half_written_file() {
             )
         })
         .collect();
-    run_together(&mut writers);
+    workload::run_together(&mut writers);
 
     let mut generations_seen = 0;
     for reader in &mut readers {

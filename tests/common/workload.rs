@@ -21,13 +21,18 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_filelock::{FileLock, LockGuard};
 
+use super::ChildProcess;
+
 /// Bound of every acquire of a worker: generous, since many processes queue for the lock.
 pub const ACQUIRE_WAIT: Duration = Duration::from_secs(120);
+
+/// Bound of a whole worker run (all its holds), from `go` to `done`.
+pub const RUN_WAIT: Duration = Duration::from_secs(240);
 
 /// How long an increment sleeps between reading and writing the counter.
 pub const HOLD_PAUSE: Duration = Duration::from_micros(100);
@@ -249,4 +254,103 @@ pub fn conflicting_overlaps(intervals: &[Interval]) -> Vec<(Interval, Interval)>
         open.push(next);
     }
     conflicts
+}
+
+/// Releases every child's `go` at once (after all said `ready`), then waits (bounded) for
+/// each to say `done <n>`, `n` paired with it, and to exit cleanly.
+pub fn run_together(children: &mut [(ChildProcess, usize)]) {
+    for (child, _) in children.iter_mut() {
+        child.expect("ready");
+    }
+    for (child, _) in children.iter_mut() {
+        child.tell("go");
+    }
+    for (child, n) in children.iter_mut() {
+        child.expect_within(&format!("done {n}"), RUN_WAIT);
+        assert!(child.wait_success(), "child {} failed", child.id());
+    }
+}
+
+/// A counter and its lock in a fresh directory, and the children that work on it. The
+/// test binary must dispatch the roles `count` and `read` to [`count_role`] and
+/// [`read_role`].
+pub struct CounterRun {
+    _dir: tempfile::TempDir,
+    pub lock: PathBuf,
+    pub counter: PathBuf,
+    /// The hold log, if holds are logged.
+    pub log: Option<PathBuf>,
+}
+
+impl CounterRun {
+    /// A counter at 0; holds are not logged.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let run = CounterRun {
+            lock: dir.path().join("counter.lock"),
+            counter: dir.path().join("counter"),
+            log: None,
+            _dir: dir,
+        };
+        init_counter(&run.counter);
+        run
+    }
+
+    /// Makes every hold of this run's workers append to a log.
+    pub fn logging_holds(mut self) -> Self {
+        self.log = Some(self._dir.path().join("holds.log"));
+        self
+    }
+
+    fn log_arg(&self) -> &str {
+        self.log.as_deref().map_or("-", |p| p.to_str().unwrap())
+    }
+
+    /// `processes` counting processes (alternately async and sync, each with two workers
+    /// sharing one handle) making `per_process` increments each; not started yet.
+    pub fn counters(&self, processes: usize, per_process: usize) -> Vec<(ChildProcess, usize)> {
+        assert!(per_process.is_multiple_of(2));
+        let (lock, counter) = (self.lock.to_str().unwrap(), self.counter.to_str().unwrap());
+        let per_worker = (per_process / 2).to_string();
+        (0..processes)
+            .map(|i| {
+                let args = [
+                    super::flavor(i),
+                    lock,
+                    counter,
+                    "2",
+                    &per_worker,
+                    self.log_arg(),
+                ];
+                (super::spawn("count", &args), per_process)
+            })
+            .collect()
+    }
+
+    /// `readers` reading processes (alternately async and sync) making `reads` shared holds
+    /// each; not started yet.
+    pub fn readers(&self, readers: usize, reads: usize) -> Vec<(ChildProcess, usize)> {
+        let (lock, counter) = (self.lock.to_str().unwrap(), self.counter.to_str().unwrap());
+        let reads_arg = reads.to_string();
+        (0..readers)
+            .map(|i| {
+                let args = [super::flavor(i), lock, counter, &reads_arg, self.log_arg()];
+                (super::spawn("read", &args), reads)
+            })
+            .collect()
+    }
+
+    /// Runs [`counters`](Self::counters) and [`readers`](Self::readers) together to the
+    /// end; the final count.
+    pub fn run(&self, processes: usize, per_process: usize, readers: usize, reads: usize) -> u64 {
+        let mut children = self.counters(processes, per_process);
+        children.extend(self.readers(readers, reads));
+        run_together(&mut children);
+        self.value()
+    }
+
+    /// The counter's value now.
+    pub fn value(&self) -> u64 {
+        counter_value(&self.counter)
+    }
 }
