@@ -132,6 +132,18 @@ fn crate_wins(path: &Path, shared: bool) -> bool {
     sync
 }
 
+/// A waiter of this crate gets the lock once `holder` (another program) releases it.
+fn a_waiter_gets_it_on_release(path: &Path, holder: &mut ChildProcess) {
+    let waiter = {
+        let path = path.to_owned();
+        std::thread::spawn(move || FileLock::new(&path).blocking_acquire_timeout(WAIT).is_ok())
+    };
+    holder.tell("release");
+    holder.expect("released");
+    assert!(waiter.join().unwrap(), "no hand-off from {}", holder.id());
+    assert!(holder.wait_success());
+}
+
 #[test]
 fn python_filelock_excludes_this_crate() {
     require_python_filelock();
@@ -146,15 +158,7 @@ fn python_filelock_excludes_this_crate() {
     assert!(!crate_wins(&path, false), "exclusive beside Python's lock");
     assert!(!crate_wins(&path, true), "shared beside Python's lock");
 
-    // A waiter of this crate gets it once Python releases.
-    let waiter = {
-        let path = path.clone();
-        std::thread::spawn(move || FileLock::new(&path).blocking_acquire_timeout(WAIT).is_ok())
-    };
-    holder.tell("release");
-    holder.expect("released");
-    assert!(waiter.join().unwrap(), "no hand-off from Python");
-    assert!(holder.wait_success());
+    a_waiter_gets_it_on_release(&path, &mut holder);
 }
 
 #[test]
@@ -185,14 +189,7 @@ fn flock_1_excludes_this_crate() {
     let mut exclusive = flock_hold(&path, false);
     assert!(!crate_wins(&path, false));
     assert!(!crate_wins(&path, true));
-    let waiter = {
-        let path = path.clone();
-        std::thread::spawn(move || FileLock::new(&path).blocking_acquire_timeout(WAIT).is_ok())
-    };
-    exclusive.tell("release");
-    exclusive.expect("released");
-    assert!(waiter.join().unwrap(), "no hand-off from flock(1)");
-    assert!(exclusive.wait_success());
+    a_waiter_gets_it_on_release(&path, &mut exclusive);
 
     let mut shared = flock_hold(&path, true);
     assert!(crate_wins(&path, true), "shared beside flock -s");
