@@ -183,8 +183,8 @@ fn rewrite_role(args: &[String]) {
 }
 
 /// args: flavor, lock, data. Reads the data file under the shared lock, again and again,
-/// until told to stop; says `torn <what>` at the first inconsistent read, else
-/// `ok <reads> <distinct generations>`.
+/// until its stdin closes (or a line comes); says `torn <what>` at the first inconsistent
+/// read, else `ok <reads> <distinct generations>`.
 fn verify_role(args: &[String]) {
     let [flavor, lock, data] = args else {
         panic!("verify: bad arguments {args:?}")
@@ -257,7 +257,8 @@ fn shared_readers_never_see_a_half_written_file() {
 
     let mut generations_seen = 0;
     for reader in &mut readers {
-        reader.tell("stop");
+        // Closing stdin tells it to stop (a reader that found a torn file has ended).
+        reader.close_stdin();
         let said = reader.next_message();
         let fields: Vec<&str> = said.split(' ').collect();
         assert_eq!(fields[0], "ok", "reader {} said {said:?}", reader.id());
