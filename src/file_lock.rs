@@ -44,6 +44,23 @@ use crate::{Error, FileLockBuilder, LockGuard, LockMode, Reentrancy};
 ///
 /// Clones share everything: they are the same handle.
 ///
+/// # Shared locks
+///
+/// [`acquire_shared`](Self::acquire_shared) and its variants take a shared (read) lock: any
+/// number of shared holders coexist, across processes, threads and tasks, and an exclusive
+/// holder excludes them all, as they exclude it. Re-entry by the owner that holds the lock:
+///
+/// | the owner holds | and asks for | result |
+/// |---|---|---|
+/// | shared | shared | re-enters (counts up); the guard says [`LockMode::Shared`] |
+/// | exclusive | exclusive or shared | re-enters (counts up); the guard says [`LockMode::Exclusive`], and the lock stays exclusive until the owner's last guard goes |
+/// | shared | exclusive | [`Error::UpgradeNotSupported`] at once, whatever the timeout; the shared hold is unchanged. Release it, then acquire exclusively |
+///
+/// A shared lock is never upgraded in place: the owner would wait for its own shared lock,
+/// and two owners upgrading at once would wait for each other. Through two handles of one
+/// file, an owner that waits without a timeout in a mode its own hold conflicts with gets
+/// [`Error::WouldDeadlock`].
+///
 /// # Example
 ///
 /// ```
@@ -114,8 +131,9 @@ impl FileLock {
     /// # Errors
     ///
     /// [`Error::Timeout`] when the wait runs out, [`Error::WouldDeadlock`] when this owner
-    /// holds the file through another handle and would wait forever, and the permanent
-    /// errors of [`Error`] at once.
+    /// holds the file through another handle and would wait forever,
+    /// [`Error::UpgradeNotSupported`] at once when this owner holds this lock shared (an
+    /// exclusive acquire only), and the permanent errors of [`Error`] at once.
     ///
     /// # Cancel safety
     ///
@@ -164,7 +182,8 @@ impl FileLock {
     ///
     /// # Errors
     ///
-    /// The permanent errors of [`Error`].
+    /// [`Error::UpgradeNotSupported`] when this owner holds this lock shared, and the
+    /// permanent errors of [`Error`].
     ///
     /// # Cancel safety
     ///
@@ -192,9 +211,10 @@ impl FileLock {
 
     /// Acquires a shared (read) lock, waiting as configured. Any number of shared holders
     /// coexist, across processes, threads and tasks; an exclusive holder excludes them all.
-    /// An owner holding the lock exclusively re-enters (its guard says
-    /// [`LockMode::Exclusive`]); an owner holding it shared that asks for exclusive gets
-    /// [`Error::UpgradeNotSupported`].
+    /// An owner holding the lock shared re-enters; an owner holding it exclusively re-enters
+    /// too, and its guard says [`LockMode::Exclusive`]; an owner holding it shared that asks
+    /// for exclusive gets [`Error::UpgradeNotSupported`] (see
+    /// [Shared locks](Self#shared-locks)).
     ///
     /// # Errors
     ///
@@ -209,7 +229,8 @@ impl FileLock {
         self.acquire_async(LockMode::Shared, self.config.wait())
     }
 
-    /// Acquires a shared lock, waiting at most `timeout`.
+    /// Acquires a shared lock, waiting at most `timeout`. Re-entry as
+    /// [`acquire_shared`](Self::acquire_shared).
     ///
     /// # Errors
     ///
@@ -226,7 +247,8 @@ impl FileLock {
     }
 
     /// Makes exactly one attempt at a shared lock: `Ok(None)` if it is held exclusively
-    /// elsewhere.
+    /// elsewhere. An owner that holds the lock re-enters without an attempt, as with
+    /// [`acquire_shared`](Self::acquire_shared).
     ///
     /// # Errors
     ///
@@ -316,7 +338,29 @@ impl FileLock {
         none_if_held(self.acquire_blocking(LockMode::Exclusive, Request::TRY))
     }
 
-    /// Sync facade of [`acquire_shared`](Self::acquire_shared).
+    /// Sync facade of [`acquire_shared`](Self::acquire_shared), with the same re-entry
+    /// rules: the owner is the calling thread (or the task, if called inside one).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tokio_filelock::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tokio_filelock::{Error, FileLock, LockMode};
+    /// let path = dir.path().join("data.lock");
+    /// let lock = FileLock::new(&path);
+    /// let reader = lock.blocking_acquire_shared()?;
+    /// let again = lock.blocking_acquire_shared()?; // same owner: re-enters
+    /// assert_eq!((again.mode(), lock.lock_counter()), (LockMode::Shared, 2));
+    /// // No upgrade in place: release the shared guards first.
+    /// let err = lock.blocking_acquire().unwrap_err();
+    /// assert!(matches!(err, Error::UpgradeNotSupported { .. }));
+    /// // Another handle (another process alike) shares it, but cannot take it exclusively.
+    /// let other = FileLock::new(&path);
+    /// assert!(other.blocking_try_acquire()?.is_none());
+    /// assert!(other.blocking_try_acquire_shared()?.is_some());
+    /// # drop((reader, again));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///

@@ -46,6 +46,7 @@
 //! |---|---|
 //! | lock held by another process, thread or task | retried until the timeout: [`Error::Timeout`] |
 //! | this owner holds it through another handle, no timeout | [`Error::WouldDeadlock`], at once |
+//! | this owner holds it shared and asks for exclusive | [`Error::UpgradeNotSupported`], at once |
 //! | empty path, NUL byte in the path | [`Error::InvalidPath`], at once |
 //! | symlink, directory, FIFO, socket or device at the path | [`Error::NotAFile`], at once (a symlink is never followed, its target never touched) |
 //! | missing permission, read-only file system, name too long, parent is a file | [`Error::Io`] with the OS error's kind, at once |

@@ -16,6 +16,8 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod capture;
+#[cfg(unix)]
+pub mod workload;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -96,11 +98,12 @@ pub fn spawn_with(
     try_spawn_command(command)
 }
 
-/// Starts any program as a child speaking the same protocol (its stdout lines starting with
-/// `@@` are messages; it should exit when its stdin closes), e.g. a shell running
-/// `echo @@acquired; cat >/dev/null` under a lock.
+/// Starts another program (a Python script, `flock(1)`, ...) that speaks the same protocol:
+/// `@@` lines on stdout, commands on stdin, exit when stdin closes. Panics, naming the
+/// program, if it cannot be started.
 pub fn spawn_command(command: Command) -> ChildProcess {
-    try_spawn_command(command).unwrap()
+    let described = format!("{command:?}");
+    try_spawn_command(command).unwrap_or_else(|e| panic!("cannot start {described}: {e}"))
 }
 
 /// [`spawn_command`], returning an error if the program cannot be started.
@@ -137,8 +140,21 @@ impl ChildProcess {
 
     /// The next message, waiting at most [`CHILD_WAIT`].
     pub fn next_message(&mut self) -> String {
-        self.next_message_within(CHILD_WAIT)
-            .unwrap_or_else(|| panic!("child {} said nothing within {CHILD_WAIT:?}", self.id()))
+        self.must_say_within(CHILD_WAIT)
+    }
+
+    /// The next message within `wait`; panics saying whether the child ended or went quiet.
+    fn must_say_within(&mut self, wait: Duration) -> String {
+        match self.lines.recv_timeout(wait) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("child {} said nothing within {wait:?}", self.id())
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().ok();
+                panic!("child {} ended ({status:?}) without saying more", self.id())
+            }
+        }
     }
 
     /// The next message, or `None` if none comes within `wait` (or the child ended).
@@ -149,6 +165,12 @@ impl ChildProcess {
     /// Waits (bounded) for a message equal to `expected`; panics on anything else.
     pub fn expect(&mut self, expected: &str) {
         let got = self.next_message();
+        assert_eq!(got, expected, "child {} said something else", self.id());
+    }
+
+    /// Waits at most `wait` for a message equal to `expected`; panics on anything else.
+    pub fn expect_within(&mut self, expected: &str, wait: Duration) {
+        let got = self.must_say_within(wait);
         assert_eq!(got, expected, "child {} said something else", self.id());
     }
 
@@ -172,13 +194,13 @@ impl ChildProcess {
 
     /// Waits (bounded) for the child to exit; returns whether it succeeded.
     pub fn wait_success(&mut self) -> bool {
-        self.wait_status().success()
+        self.wait_status(CHILD_WAIT).success()
     }
 
-    /// Closes the child's stdin and waits (bounded) for it to exit.
-    pub fn wait_status(&mut self) -> std::process::ExitStatus {
+    /// Closes stdin and waits at most `wait` for the child to exit; its exit status.
+    pub fn wait_status(&mut self, wait: Duration) -> std::process::ExitStatus {
         self.close_stdin();
-        let deadline = Instant::now() + CHILD_WAIT;
+        let deadline = Instant::now() + wait;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
@@ -200,6 +222,56 @@ impl Drop for ChildProcess {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// The `i`th caller's flavor, alternating: `async` (acquires in Tokio tasks) or `sync`
+/// (the `blocking_*` facade on threads).
+pub fn flavor(i: usize) -> &'static str {
+    if i.is_multiple_of(2) { "async" } else { "sync" }
+}
+
+/// A Tokio runtime for a child role that runs async code: multi-threaded (two workers), so
+/// tasks of the child run in parallel, with time enabled.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for the whole machine, so readings taken in
+/// different processes compare (`std::time::Instant` values cannot cross a process).
+#[cfg(unix)]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and
+    // CLOCK_MONOTONIC is supported on every Unix this crate targets.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    u64::try_from(ts.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap()
+}
+
+/// Panics with `install` in the message unless `program args` runs and exits 0: tests that
+/// need an outside tool fail clearly when it is missing, never pass silently.
+pub fn require_tool(program: &str, args: &[&str], install: &str) {
+    let status = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!(
+            "`{program} {}` failed ({s}): this test needs it; {install}",
+            args.join(" ")
+        ),
+        Err(e) => panic!("`{program}` cannot run ({e}): this test needs it; {install}"),
     }
 }
 
