@@ -65,7 +65,8 @@ impl Acquisition {
             mode,
             config.permissions,
             config.preserve_lock_file,
-        )?;
+        )?
+        .with_protocol(config.protocol)?;
         let acquisition = Acquisition {
             state: state.clone(),
             owner,
