@@ -305,3 +305,58 @@ pub(crate) fn release(file: File, path: &Path) -> Result<(), Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn take_over_exchanges_only_the_node_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.lock");
+        std::fs::write(&path, "stale\n").unwrap();
+        let seen = sys::lstat(&path).unwrap();
+        let file = take_over(&path, &seen, None).unwrap().expect("taken over");
+        assert_eq!(std::fs::read(&path).unwrap(), identity::ours().to_bytes());
+        assert!(
+            sys::fstat(&file)
+                .unwrap()
+                .same_file(&sys::lstat(&path).unwrap())
+        );
+        assert_eq!(
+            names(dir.path()),
+            ["t.lock"],
+            "the stale node and the aside are gone"
+        );
+    }
+
+    #[test]
+    fn take_over_leaves_a_replaced_marker_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.lock");
+        std::fs::write(&path, "stale\n").unwrap();
+        let seen = sys::lstat(&path).unwrap();
+        // Someone breaks it and takes the lock before us: another inode, alive. (A hard
+        // link keeps the old inode alive so the new file cannot reuse its number.)
+        let keep = dir.path().join("keep");
+        std::fs::hard_link(&path, &keep).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "1\nlive\n").unwrap();
+        assert!(take_over(&path, &seen, None).unwrap().is_none());
+        assert_eq!(std::fs::read(&path).unwrap(), b"1\nlive\n");
+        assert_eq!(
+            names(dir.path()),
+            ["keep", "t.lock"],
+            "no aside left behind"
+        );
+    }
+}
