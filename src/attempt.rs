@@ -209,14 +209,7 @@ impl Attempt {
                 SoftOutcome::MissingParent => self.create_parent()?,
             }
         }
-        Err(Error::io(
-            &self.path,
-            Op::Open,
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                "the lock file's directory kept disappearing while it was being created",
-            ),
-        ))
+        Err(self.parent_kept_disappearing())
     }
 
     fn won_soft(self, marker: File) -> Result<Outcome, Error> {
@@ -258,14 +251,18 @@ impl Attempt {
                 Err(OpenFailure::MissingParent) => self.create_parent()?,
             }
         }
-        Err(Error::io(
+        Err(self.parent_kept_disappearing())
+    }
+
+    fn parent_kept_disappearing(&self) -> Error {
+        Error::io(
             &self.path,
             Op::Open,
             io::Error::new(
                 io::ErrorKind::NotFound,
                 "the lock file's directory kept disappearing while it was being created",
             ),
-        ))
+        )
     }
 
     fn create_parent(&self) -> Result<(), Error> {
