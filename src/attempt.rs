@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Protocol;
+use crate::holder::Probe;
 use crate::soft::{self, SoftOutcome};
 use crate::sys::{self, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
@@ -159,6 +160,19 @@ impl Attempt {
             Op::Open,
             io::Error::other("the lock file kept disappearing while it was being locked"),
         ))
+    }
+
+    /// How to find who holds the lock, after this attempt found it busy with `id` there.
+    pub(crate) fn probe(&self, id: Option<FileId>) -> Option<Probe> {
+        match self.protocol {
+            Protocol::Soft => Some(Probe::Soft {
+                marker: self.path.clone(),
+            }),
+            Protocol::Os { .. } => id.map(|id| Probe::Os {
+                id,
+                wanted: self.mode,
+            }),
+        }
     }
 
     /// `flock` is not supported on this file system: continue with the soft protocol if

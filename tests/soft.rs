@@ -228,6 +228,24 @@ async fn a_killed_holders_marker_is_broken_by_the_next_waiter() {
     assert!(content(&path).starts_with(format!("{pid}\n").as_bytes()));
     let lock = SoftFileLock::new(&path);
     assert!(lock.try_acquire().await.unwrap().is_none(), "live holder");
+    // A timeout names the holder from its marker.
+    let err = lock
+        .acquire_timeout(Duration::from_millis(20))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Timeout {
+            holder: Some(h), ..
+        } => {
+            assert_eq!(h.pid, pid);
+            assert!(h.host.is_some());
+            assert!(
+                err.to_string().contains(&format!("Held by pid {pid} on ")),
+                "{err}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     holder.kill(); // SIGKILL: the marker stays
     assert!(content(&path).starts_with(format!("{pid}\n").as_bytes()));
     let guard = lock.acquire_timeout(10 * SECOND).await.unwrap();
@@ -249,7 +267,12 @@ async fn another_hosts_marker_is_never_broken() {
         .acquire_timeout(10 * SECOND)
         .await
         .unwrap_err();
-    assert!(err.is_timeout(), "{err:?}");
+    match &err {
+        Error::Timeout {
+            holder: Some(h), ..
+        } => assert_eq!(h.host.as_deref(), Some("some-other-host")),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(content(&path), marker.as_bytes());
     // Control: the same dead PID with this host's name is broken at once.
     let ours = python_marker(std::process::id(), 0);

@@ -136,10 +136,7 @@ impl Acquisition {
             }
             Outcome::Busy { attempt, id } => (attempt, id),
         };
-        self.probe = id.map(|id| Probe::Os {
-            id,
-            wanted: self.mode,
-        });
+        self.probe = attempt.probe(id);
         if self.wait == Wait::Forever
             && id.is_some_and(|id| {
                 registry::blocks_itself(id, self.owner, self.state.id(), self.mode)

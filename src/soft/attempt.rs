@@ -24,7 +24,7 @@ use super::marker::{self, Content};
 use super::stale;
 use crate::sys::unix_soft::{self as sys, Node};
 use crate::sys::{self as os, FileId};
-use crate::{Error, NodeKind, Op};
+use crate::{Error, Holder, LockMode, NodeKind, Op};
 
 /// How often one attempt retries after a race (the marker vanished between seeing it and
 /// reading it) before counting as contended.
@@ -277,6 +277,20 @@ fn remove_if_ours(file: &File, path: &Path) {
         && ours.same_file(&there)
     {
         let _ = sys::unlink(path);
+    }
+}
+
+/// Who the marker at `path` names, if it is well-formed. Blocking: reads the marker (never
+/// following a symlink, never opening a non-regular node).
+pub(crate) fn holder(path: &Path) -> Option<Holder> {
+    if !sys::lstat(path).ok()?.regular {
+        return None;
+    }
+    match read(path).ok()?? {
+        (_, Content::Holder(h), _) => {
+            Some(Holder::new(h.pid, LockMode::Exclusive).with_host(Some(h.host)))
+        }
+        _ => None,
     }
 }
 

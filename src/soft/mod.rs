@@ -18,12 +18,12 @@ mod marker;
 mod stale;
 
 #[cfg(unix)]
-pub(crate) use attempt::{SoftOutcome, adopt, attempt, release};
+pub(crate) use attempt::{SoftOutcome, adopt, attempt, holder, release};
 
 #[cfg(not(unix))]
 mod unsupported;
 #[cfg(not(unix))]
-pub(crate) use unsupported::{SoftOutcome, adopt, attempt, release};
+pub(crate) use unsupported::{SoftOutcome, adopt, attempt, holder, release};
 
 #[cfg(all(test, unix))]
 mod fallback_tests;

@@ -31,6 +31,10 @@ pub(crate) fn adopt(_file: File, path: &Path, _permissions: Option<u32>) -> Resu
     Err(unsupported(path))
 }
 
+pub(crate) fn holder(_path: &Path) -> Option<crate::Holder> {
+    None
+}
+
 pub(crate) fn release(_file: File, path: &Path) -> Result<(), Error> {
     Err(unsupported(path))
 }
