@@ -10,6 +10,9 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::config::Protocol;
+use crate::holder::Probe;
+use crate::soft::{self, SoftOutcome};
 use crate::sys::{self, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
 
@@ -27,6 +30,8 @@ pub(crate) struct Attempt {
     mode: LockMode,
     permissions: Option<u32>,
     preserve_lock_file: bool,
+    /// Which protocol the next attempt speaks (OS lock turns soft on a fallback).
+    protocol: Protocol,
     /// The file opened by an earlier contended attempt: kept open while waiting so that a
     /// retry is one lock call, not an open, a lock and a close.
     open: Option<Opened>,
@@ -68,12 +73,32 @@ impl Attempt {
             mode,
             permissions,
             preserve_lock_file,
+            protocol: Protocol::Os {
+                fallback_to_soft: true,
+            },
             open: None,
         })
     }
 
+    /// Sets the protocol. The soft protocol is exclusive only: a shared request is
+    /// `Error::Unsupported`, at once.
+    pub(crate) fn with_protocol(mut self, protocol: Protocol) -> Result<Self, Error> {
+        if protocol == Protocol::Soft && self.mode == LockMode::Shared {
+            return Err(Error::Unsupported {
+                path: self.path.to_path_buf(),
+                reason: "a soft lock is exclusive only; shared locks need the OS lock",
+                source: None,
+            });
+        }
+        self.protocol = protocol;
+        Ok(self)
+    }
+
     /// Makes one non-blocking attempt.
     pub(crate) fn run(mut self) -> Result<Outcome, Error> {
+        if self.protocol == Protocol::Soft {
+            return self.run_soft();
+        }
         for _ in 0..MAX_RACES {
             let opened = match self.open.take() {
                 Some(opened) => opened,
@@ -104,6 +129,7 @@ impl Attempt {
                         id: facts.id,
                         path: self.path,
                         preserve_lock_file: self.preserve_lock_file,
+                        soft: false,
                     }));
                 }
                 TryLock::Contended => {
@@ -123,7 +149,8 @@ impl Attempt {
                         id: Some(id),
                     });
                 }
-                TryLock::Unsupported(e) | TryLock::Failed(e) => {
+                TryLock::Unsupported(e) => return self.fall_back(file, created, e),
+                TryLock::Failed(e) => {
                     return Err(Error::io(&self.path, Op::Lock, e));
                 }
             }
@@ -135,14 +162,93 @@ impl Attempt {
         ))
     }
 
+    /// How to find who holds the lock, after this attempt found it busy with `id` there.
+    pub(crate) fn probe(&self, id: Option<FileId>) -> Option<Probe> {
+        match self.protocol {
+            Protocol::Soft => Some(Probe::Soft {
+                marker: self.path.clone(),
+            }),
+            Protocol::Os { .. } => id.map(|id| Probe::Os {
+                id,
+                wanted: self.mode,
+            }),
+        }
+    }
+
+    /// `flock` is not supported on this file system: continue with the soft protocol if
+    /// allowed (a file this acquire created becomes its marker, as in Python filelock), else
+    /// `Error::Unsupported`.
+    fn fall_back(mut self, file: File, created: bool, error: io::Error) -> Result<Outcome, Error> {
+        let reason = match self.protocol {
+            Protocol::Os {
+                fallback_to_soft: true,
+            } if self.mode == LockMode::Exclusive => None,
+            Protocol::Os {
+                fallback_to_soft: true,
+            } => Some(
+                "flock is not supported on its file system, and the soft lock is exclusive only",
+            ),
+            _ => Some(
+                "flock is not supported on its file system, and the fallback to the soft lock is disabled",
+            ),
+        };
+        if let Some(reason) = reason {
+            return Err(Error::Unsupported {
+                path: self.path.to_path_buf(),
+                reason,
+                source: Some(error),
+            });
+        }
+        tracing::debug!(
+            target: "tokio_filelock",
+            path = %self.path.display(),
+            %error,
+            "flock is not supported here; falling back to the soft lock"
+        );
+        self.protocol = Protocol::Soft;
+        if created {
+            let file = soft::adopt(file, &self.path, self.permissions)?;
+            return self.won_soft(file);
+        }
+        drop(file);
+        self.run_soft()
+    }
+
+    /// One attempt of the soft (marker file) protocol.
+    fn run_soft(self) -> Result<Outcome, Error> {
+        for _ in 0..MAX_RACES {
+            match soft::attempt(&self.path, self.permissions)? {
+                SoftOutcome::Won(file) => return self.won_soft(file),
+                SoftOutcome::Busy(id) => return Ok(Outcome::Busy { attempt: self, id }),
+                SoftOutcome::MissingParent => self.create_parent()?,
+            }
+        }
+        Err(self.parent_kept_disappearing())
+    }
+
+    fn won_soft(self, marker: File) -> Result<Outcome, Error> {
+        let id = self.inspect(&marker)?.id;
+        Ok(Outcome::Won(Held {
+            file: Some(marker),
+            id,
+            path: self.path,
+            preserve_lock_file: false,
+            soft: true,
+        }))
+    }
+
     /// Opens the file, creating it and missing parents. `Ok(None)` means "busy" (Windows).
     ///
-    /// With configured permissions it first tries to create the file (`O_EXCL`), to know
-    /// whether it is this acquire's to `chmod` (Python filelock does the same); without, one
-    /// `open(O_CREAT)` does.
+    /// With configured permissions, or with the soft fallback allowed, it first tries to
+    /// create the file (`O_EXCL`), to know whether it is this acquire's to `chmod` or to
+    /// adopt as a soft marker (Python filelock does the same); otherwise one `open(O_CREAT)`.
     fn open_file(&self) -> Result<Option<Opened>, Error> {
         let create_mode = self.permissions.unwrap_or(DEFAULT_CREATE_MODE);
-        let mut create_new = self.permissions.is_some();
+        let mut create_new = self.permissions.is_some()
+            || self.protocol
+                == (Protocol::Os {
+                    fallback_to_soft: true,
+                });
         for _ in 0..MAX_RACES {
             match sys::open(&self.path, create_mode, create_new) {
                 Ok(file) => {
@@ -159,14 +265,18 @@ impl Attempt {
                 Err(OpenFailure::MissingParent) => self.create_parent()?,
             }
         }
-        Err(Error::io(
+        Err(self.parent_kept_disappearing())
+    }
+
+    fn parent_kept_disappearing(&self) -> Error {
+        Error::io(
             &self.path,
             Op::Open,
             io::Error::new(
                 io::ErrorKind::NotFound,
                 "the lock file's directory kept disappearing while it was being created",
             ),
-        ))
+        )
     }
 
     fn create_parent(&self) -> Result<(), Error> {
@@ -235,7 +345,7 @@ fn validate(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// A won OS lock. Dropping it releases the lock (so an attempt that wins after its caller
+/// A won lock (OS lock or soft marker). Dropping it releases the lock (so an attempt that wins after its caller
 /// went away releases at once); [`Held::release`] does the same and reports errors.
 #[derive(Debug)]
 pub(crate) struct Held {
@@ -243,6 +353,8 @@ pub(crate) struct Held {
     id: FileId,
     path: Arc<Path>,
     preserve_lock_file: bool,
+    /// A soft marker: released by an identity-checked unlink.
+    soft: bool,
 }
 
 impl Held {
@@ -253,23 +365,30 @@ impl Held {
     /// Unlocks and closes the file.
     pub(crate) fn release(mut self) -> Result<(), Error> {
         match self.file.take() {
-            Some(file) => sys::release(file, &self.path, self.preserve_lock_file)
-                .map_err(|e| Error::io(&self.path, Op::Unlock, e)),
+            Some(file) => self.release_file(file),
             None => Ok(()),
         }
+    }
+
+    fn release_file(&self, file: File) -> Result<(), Error> {
+        if self.soft {
+            return soft::release(file, &self.path);
+        }
+        sys::release(file, &self.path, self.preserve_lock_file)
+            .map_err(|e| Error::io(&self.path, Op::Unlock, e))
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         if let Some(file) = self.file.take()
-            && let Err(error) = sys::release(file, &self.path, self.preserve_lock_file)
+            && let Err(error) = self.release_file(file)
         {
             tracing::warn!(
                 target: "tokio_filelock",
                 path = %self.path.display(),
                 %error,
-                "releasing the lock failed; the descriptor was closed, which releases it"
+                "releasing the lock failed; its descriptor was closed"
             );
         }
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::state::State;
 use crate::wait_hook::WaitHook;
 use crate::{FileLock, Reentrancy, WaitEvent, handles};
@@ -123,6 +123,27 @@ impl FileLockBuilder {
     /// ```
     pub fn on_wait(mut self, hook: impl Fn(&WaitEvent<'_>) + Send + Sync + 'static) -> Self {
         self.config.on_wait = Some(WaitHook::new(hook));
+        self
+    }
+
+    /// Where `flock` reports that the file system does not support it (`ENOSYS`,
+    /// `EOPNOTSUPP`: some NFS, FUSE and Lustre mounts), take the lock with the soft (marker
+    /// file) protocol of [`SoftFileLock`](crate::SoftFileLock) instead, as Python filelock's
+    /// option of the same name does. Default: `true`. With `false` such a file system gives
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    ///
+    /// The soft protocol is exclusive only: a shared acquire that meets an unsupported
+    /// `flock` gives [`Error::Unsupported`](crate::Error::Unsupported) either way.
+    pub fn fallback_to_soft(mut self, fallback: bool) -> Self {
+        if let Protocol::Os { fallback_to_soft } = &mut self.config.protocol {
+            *fallback_to_soft = fallback;
+        }
+        self
+    }
+
+    /// Makes the handle speak `protocol` (the soft lock's builder sets it).
+    pub(crate) fn protocol(mut self, protocol: Protocol) -> Self {
+        self.config.protocol = protocol;
         self
     }
 

@@ -47,6 +47,17 @@ pub(crate) struct Config {
     pub(crate) reentrancy: Reentrancy,
     pub(crate) preserve_lock_file: bool,
     pub(crate) on_wait: Option<WaitHook>,
+    pub(crate) protocol: Protocol,
+}
+
+/// Which protocol the attempts speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The OS lock (`flock`, `LockFileEx`); where `flock` is unsupported, the soft protocol
+    /// if `fallback_to_soft`, else `Error::Unsupported`.
+    Os { fallback_to_soft: bool },
+    /// The marker file protocol (`SoftFileLock`).
+    Soft,
 }
 
 impl Default for Config {
@@ -59,6 +70,9 @@ impl Default for Config {
             reentrancy: Reentrancy::Owner,
             preserve_lock_file: false,
             on_wait: None,
+            protocol: Protocol::Os {
+                fallback_to_soft: true,
+            },
         }
     }
 }

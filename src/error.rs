@@ -107,6 +107,34 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// What was asked cannot be done here: `flock` is not supported on the lock file's
+    /// file system and the fallback to the soft protocol is disabled
+    /// ([`FileLockBuilder::fallback_to_soft`](crate::FileLockBuilder::fallback_to_soft)),
+    /// a shared lock was asked of the soft protocol (it is exclusive only), or the soft
+    /// protocol is not available on this platform.
+    #[error("the file lock '{}' cannot be taken: {reason}", path.display())]
+    Unsupported {
+        /// The lock file.
+        path: PathBuf,
+        /// What is not supported.
+        reason: &'static str,
+        /// The operating system's error, when one said so.
+        #[source]
+        source: Option<io::Error>,
+    },
+
+    /// Releasing a soft lock found that its marker had been removed or replaced by someone
+    /// else while it was held (by hand, or by a process that judged it stale). The node at
+    /// the path was left alone; the lock may have been held by two processes.
+    #[error(
+        "the soft lock marker '{}' was removed or replaced by someone else while held; it was left alone",
+        path.display()
+    )]
+    MarkerReplaced {
+        /// The lock file.
+        path: PathBuf,
+    },
 }
 
 impl Error {
@@ -118,7 +146,9 @@ impl Error {
             | Error::UpgradeNotSupported { path }
             | Error::InvalidPath { path, .. }
             | Error::NotAFile { path, .. }
-            | Error::Io { path, .. } => path,
+            | Error::Io { path, .. }
+            | Error::Unsupported { path, .. }
+            | Error::MarkerReplaced { path } => path,
         }
     }
 
@@ -140,6 +170,8 @@ impl Error {
                 _ => io::ErrorKind::InvalidInput,
             },
             Error::Io { source, .. } => source.kind(),
+            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
+            Error::MarkerReplaced { .. } => io::ErrorKind::Other,
         }
     }
 
@@ -176,6 +208,10 @@ pub enum Op {
     SetPermissions,
     /// Running an attempt on Tokio's blocking pool (the runtime is shutting down).
     Spawn,
+    /// Writing this process's record into a soft lock marker.
+    WriteMarker,
+    /// Breaking a stale soft lock marker.
+    BreakStale,
 }
 
 impl fmt::Display for Op {
@@ -188,6 +224,8 @@ impl fmt::Display for Op {
             Op::Unlock => "unlock",
             Op::SetPermissions => "set the permissions of",
             Op::Spawn => "run an attempt for",
+            Op::WriteMarker => "write the marker into",
+            Op::BreakStale => "break the stale marker of",
         })
     }
 }

@@ -24,7 +24,9 @@ use crate::{Error, FileLockBuilder, LockGuard, LockMode, Reentrancy};
 /// - `FileLock` is right on local file systems: the OS drops the lock when its holder dies,
 ///   so a crash never leaves it stuck.
 /// - On file systems where `flock` does not work (some NFS and FUSE mounts), use a marker
-///   file protocol instead.
+///   file protocol instead: [`SoftFileLock`](crate::SoftFileLock). A `FileLock` switches to
+///   it by itself where `flock` reports it is unsupported
+///   ([`FileLockBuilder::fallback_to_soft`]).
 /// - **Don't lock the file you write to.** Lock a separate file next to it
 ///   (`data.json.lock` for `data.json`): on Windows a locked file cannot be written through
 ///   another handle, and replacing the data file (write-then-rename) would swap the lock
@@ -218,7 +220,8 @@ impl FileLock {
     ///
     /// # Errors
     ///
-    /// As [`acquire`](Self::acquire).
+    /// As [`acquire`](Self::acquire); [`Error::Unsupported`] at once for a soft lock
+    /// ([`SoftFileLock`](crate::SoftFileLock), or a fallback to it), which is exclusive only.
     ///
     /// # Cancel safety
     ///

@@ -58,7 +58,6 @@ impl Holder {
     }
 
     /// The holder with its host name (for protocols that record one).
-    #[allow(dead_code)] // for the soft lock's marker (pid, host)
     pub(crate) fn with_host(mut self, host: Option<String>) -> Self {
         self.host = host.filter(|h| !h.is_empty());
         self
@@ -124,6 +123,10 @@ pub(crate) enum Probe {
         id: crate::sys::FileId,
         wanted: LockMode,
     },
+    /// The soft lock's marker at this path.
+    Soft {
+        marker: std::sync::Arc<std::path::Path>,
+    },
 }
 
 impl Probe {
@@ -131,6 +134,7 @@ impl Probe {
     pub(crate) fn holder(&self) -> Option<Holder> {
         match self {
             Probe::Os { id, wanted } => crate::sys::os_lock_holder(*id, *wanted),
+            Probe::Soft { marker } => crate::soft::holder(marker),
         }
     }
 }

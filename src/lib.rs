@@ -85,6 +85,8 @@ mod mode;
 mod owner;
 mod registry;
 mod schedule;
+mod soft;
+mod soft_file_lock;
 mod state;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
 mod sys;
@@ -98,6 +100,7 @@ pub use file_lock::FileLock;
 pub use guard::LockGuard;
 pub use holder::Holder;
 pub use mode::LockMode;
+pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
 pub use wait_hook::WaitEvent;
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).

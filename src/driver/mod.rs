@@ -65,7 +65,8 @@ impl Acquisition {
             mode,
             config.permissions,
             config.preserve_lock_file,
-        )?;
+        )?
+        .with_protocol(config.protocol)?;
         let acquisition = Acquisition {
             state: state.clone(),
             owner,
@@ -135,10 +136,7 @@ impl Acquisition {
             }
             Outcome::Busy { attempt, id } => (attempt, id),
         };
-        self.probe = id.map(|id| Probe::Os {
-            id,
-            wanted: self.mode,
-        });
+        self.probe = attempt.probe(id);
         if self.wait == Wait::Forever
             && id.is_some_and(|id| {
                 registry::blocks_itself(id, self.owner, self.state.id(), self.mode)

@@ -13,6 +13,8 @@ use crate::LockMode;
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::{FileId, inspect, open, release, set_permissions};
+#[cfg(unix)]
+pub(crate) mod unix_soft;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod proc_locks;
@@ -87,6 +89,10 @@ pub(crate) enum TryLock {
 /// so that this crate, cargo, uv, Python `filelock` and `flock(1)` exclude each other.
 #[allow(clippy::disallowed_methods)] // this is the one place that may call them
 pub(crate) fn try_lock(file: &File, mode: LockMode) -> TryLock {
+    #[cfg(test)]
+    if FLOCK_UNSUPPORTED.get() {
+        return TryLock::Unsupported(io::Error::from(io::ErrorKind::Unsupported));
+    }
     loop {
         let result = match mode {
             LockMode::Exclusive => file.try_lock(),
@@ -100,6 +106,13 @@ pub(crate) fn try_lock(file: &File, mode: LockMode) -> TryLock {
             Err(TryLockError::Error(e)) => TryLock::Failed(e),
         };
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: make every `try_lock` on this thread report an unsupported `flock`, as on a
+    /// file system without it (none can be mounted on a test machine without privileges).
+    pub(crate) static FLOCK_UNSUPPORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Releases the OS lock held through `file` (std's `unlock`). Callers close the file after.

@@ -1,0 +1,376 @@
+//! One non-blocking attempt of the soft protocol, and its release.
+//!
+//! Acquire: create the marker with `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC` and write our
+//! record. If it exists, read it (never following a symlink, never opening a non-regular
+//! node) and break it only on proof that its holder is gone, or when it is malformed and
+//! has been seen unchanged for 2 s.
+//!
+//! Breaking is an atomic exchange, as Python filelock does it: our own marker is written to
+//! `<lock>.break.<pid>.<32 hex>`, exchanged with the lock path (`renameat2(RENAME_EXCHANGE)`,
+//! `renamex_np(RENAME_SWAP)`), and the node that came out is checked to be the stale one
+//! seen (inode and mtime) before it is unlinked: the breaker holds the lock when it
+//! succeeds. If another node came out (the marker was replaced meanwhile), it is exchanged
+//! back. The lock path always names some marker, so no third process can create one in a
+//! gap; a plain rename-away could not undo a wrong move without such a gap. Where the file
+//! system cannot exchange, stale markers are not broken (Python does the same).
+
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::identity;
+use super::marker::{self, Content};
+use super::stale;
+use crate::sys::unix_soft::{self as sys, Node};
+use crate::sys::{self as os, FileId};
+use crate::{Error, Holder, LockMode, NodeKind, Op};
+
+/// How often one attempt retries after a race (the marker vanished between seeing it and
+/// reading it) before counting as contended.
+const MAX_RACES: usize = 8;
+
+/// The mode the marker is created with when none is configured (reduced by the umask).
+const DEFAULT_MODE: u32 = 0o666;
+
+/// Group and other write bits: a marker never has them (Python filelock neither).
+const GROUP_OTHER_WRITE: u32 = 0o022;
+
+/// What one soft attempt found.
+#[derive(Debug)]
+pub(crate) enum SoftOutcome {
+    /// Our marker is at the lock path; this is its descriptor.
+    Won(File),
+    /// Someone holds it. The identity of their marker, when it is a regular file.
+    Busy(Option<FileId>),
+    /// The lock file's directory is missing: create it and attempt again.
+    MissingParent,
+}
+
+/// Makes one attempt at the soft lock on `path`.
+pub(crate) fn attempt(path: &Path, permissions: Option<u32>) -> Result<SoftOutcome, Error> {
+    for _ in 0..MAX_RACES {
+        match sys::create_new(path, create_mode(permissions)) {
+            Ok(file) => {
+                stale::forget(path);
+                return publish(file, path, permissions).map(SoftOutcome::Won);
+            }
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EEXIST) => match contend(path, permissions)? {
+                    Contended::Gone => continue,
+                    Contended::Busy(id) => return Ok(SoftOutcome::Busy(id)),
+                    Contended::Won(file) => return Ok(SoftOutcome::Won(file)),
+                },
+                Some(libc::ENOENT) => return Ok(SoftOutcome::MissingParent),
+                Some(libc::EINTR) => continue,
+                _ => return Err(Error::io(path, Op::Open, e)),
+            },
+        }
+    }
+    Ok(SoftOutcome::Busy(None))
+}
+
+/// Makes the file this process just created (`O_EXCL`) at `path` the soft marker: used when
+/// `flock` turned out to be unsupported on a lock file this acquire created.
+pub(crate) fn adopt(file: File, path: &Path, permissions: Option<u32>) -> Result<File, Error> {
+    let file = publish(file, path, permissions)?;
+    // The OS-lock open may have given it group or other write access; a marker has none.
+    if let Ok(meta) = file.metadata() {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        if mode & GROUP_OTHER_WRITE != 0 {
+            let _ = os::set_permissions(&file, mode & !GROUP_OTHER_WRITE);
+        }
+    }
+    Ok(file)
+}
+
+fn create_mode(permissions: Option<u32>) -> u32 {
+    permissions.unwrap_or(DEFAULT_MODE) & !GROUP_OTHER_WRITE
+}
+
+/// Writes our record into `file` (just created at `path`), applies configured permissions.
+/// On failure the marker is removed (identity-checked) and the error returned.
+fn publish(mut file: File, path: &Path, permissions: Option<u32>) -> Result<File, Error> {
+    if let Some(bits) = permissions {
+        // Best effort, as Python: the umask reduced them at creation.
+        let _ = os::set_permissions(&file, bits & !GROUP_OTHER_WRITE);
+    }
+    let record = identity::ours().to_bytes();
+    match file.write_all(&record) {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            remove_if_ours(&file, path);
+            Err(Error::io(path, Op::WriteMarker, e))
+        }
+    }
+}
+
+enum Contended {
+    /// The marker vanished: create again now.
+    Gone,
+    Busy(Option<FileId>),
+    /// We broke a stale marker and ours is in its place.
+    Won(File),
+}
+
+/// The marker exists: read it, and break it if it is provably stale.
+fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
+    let node = match sys::lstat(path) {
+        Ok(node) => node,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Contended::Gone),
+        Err(e) => return Err(Error::io(path, Op::Inspect, e)),
+    };
+    if node.directory {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            kind: NodeKind::Directory,
+        });
+    }
+    let (node, content, id) = if node.regular {
+        match read(path) {
+            Ok(Some(read)) => read,
+            Ok(None) => return Ok(Contended::Gone),
+            // Unreadable (permission, or it changed kind after the lstat): nothing is proven.
+            Err(_) => return Ok(Contended::Busy(None)),
+        }
+    } else {
+        // A symlink, FIFO, socket or device is never opened: a malformed marker.
+        (node, Content::Malformed, None)
+    };
+    let breakable = match &content {
+        Content::Unbreakable => false,
+        Content::Holder(holder) => {
+            stale::forget(path);
+            stale::holder_is_stale(holder)
+        }
+        Content::Malformed => stale::malformed_is_old(path, &node),
+    };
+    if !breakable {
+        return Ok(Contended::Busy(id));
+    }
+    tracing::debug!(
+        target: "tokio_filelock",
+        path = %path.display(),
+        marker = ?content,
+        "breaking a stale soft lock marker"
+    );
+    match take_over(path, &node, permissions)? {
+        Some(file) => {
+            stale::forget(path);
+            Ok(Contended::Won(file))
+        }
+        None => Ok(Contended::Busy(id)),
+    }
+}
+
+/// Reads the regular marker at `path`: its node, parsed content and identity; `None` if it
+/// vanished.
+fn read(path: &Path) -> io::Result<Option<(Node, Content, Option<FileId>)>> {
+    let file_and_content = sys::read_marker(path, marker::MAX_MARKER_LEN as u64 + 1);
+    let (file, node, bytes) = match file_and_content {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let content = if node.regular {
+        marker::parse(&bytes)
+    } else {
+        Content::Malformed
+    };
+    let id = os::inspect(&file).ok().map(|facts| facts.id);
+    Ok(Some((node, content, id)))
+}
+
+/// Breaks the stale node `seen` at `path` by exchanging our own marker in for it. `Some`
+/// with our marker's descriptor when we now hold the lock; `None` when the node changed
+/// meanwhile or cannot be exchanged here (nothing is broken then).
+fn take_over(path: &Path, seen: &Node, permissions: Option<u32>) -> Result<Option<File>, Error> {
+    if !still(path, seen) {
+        return Ok(None);
+    }
+    let (aside, file) = create_aside(path, permissions)?;
+    let file = match publish(file, &aside, permissions) {
+        Ok(file) => file,
+        Err(Error::Io { source, .. }) => return Err(Error::io(path, Op::BreakStale, source)),
+        Err(e) => return Err(e),
+    };
+    let abandon = |file: &File| remove_if_ours(file, &aside);
+    if !still(path, seen) {
+        abandon(&file);
+        return Ok(None);
+    }
+    if let Err(e) = sys::exchange(&aside, path) {
+        abandon(&file);
+        if sys::exchange_unsupported(&e) {
+            tracing::debug!(
+                target: "tokio_filelock",
+                path = %path.display(),
+                error = %e,
+                "this file system cannot exchange names atomically; stale soft lock markers are not broken"
+            );
+            return Ok(None);
+        }
+        if e.kind() == io::ErrorKind::NotFound {
+            return Ok(None); // the marker vanished: the next attempt creates
+        }
+        return Err(Error::io(path, Op::BreakStale, e));
+    }
+    // What came out must be the node judged stale; otherwise put it back.
+    if sys::lstat(&aside).is_ok_and(|out| out.same_version(seen)) {
+        if let Err(e) = sys::unlink(&aside) {
+            tracing::warn!(target: "tokio_filelock", path = %aside.display(), error = %e, "could not remove a broken stale marker");
+        }
+        return Ok(Some(file));
+    }
+    if let Err(e) = sys::exchange(&aside, path) {
+        tracing::warn!(
+            target: "tokio_filelock",
+            path = %path.display(),
+            aside = %aside.display(),
+            error = %e,
+            "could not put back a marker moved while breaking a stale lock"
+        );
+        return Err(Error::io(path, Op::BreakStale, e));
+    }
+    abandon(&file);
+    Ok(None)
+}
+
+/// `true` when `path` still names the same unmodified node as `seen`.
+fn still(path: &Path, seen: &Node) -> bool {
+    sys::lstat(path).is_ok_and(|now| now.same_version(seen))
+}
+
+/// Creates `<path>.break.<pid>.<32 hex>`, as Python filelock names it.
+fn create_aside(path: &Path, permissions: Option<u32>) -> Result<(PathBuf, File), Error> {
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for _ in 0..MAX_RACES {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".break.{}.{}", std::process::id(), random_hex()));
+        let aside = PathBuf::from(name);
+        match sys::create_new(&aside, create_mode(permissions)) {
+            Ok(file) => return Ok((aside, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(Error::io(path, Op::BreakStale, e)),
+        }
+    }
+    Err(Error::io(path, Op::BreakStale, last))
+}
+
+/// 32 hex digits, unpredictable enough for a private name (`O_EXCL` guarantees uniqueness).
+fn random_hex() -> String {
+    let state = std::collections::hash_map::RandomState::new();
+    let mut a = state.build_hasher();
+    a.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let first = a.finish();
+    a.write_u64(first);
+    format!("{first:016x}{:016x}", a.finish())
+}
+
+/// Unlinks `path` if it still names `file`'s inode.
+fn remove_if_ours(file: &File, path: &Path) {
+    if let (Ok(ours), Ok(there)) = (sys::fstat(file), sys::lstat(path))
+        && ours.same_file(&there)
+    {
+        let _ = sys::unlink(path);
+    }
+}
+
+/// Who the marker at `path` names, if it is well-formed. Blocking: reads the marker (never
+/// following a symlink, never opening a non-regular node).
+pub(crate) fn holder(path: &Path) -> Option<Holder> {
+    if !sys::lstat(path).ok()?.regular {
+        return None;
+    }
+    match read(path).ok()?? {
+        (_, Content::Holder(h), _) => {
+            Some(Holder::new(h.pid, LockMode::Exclusive).with_host(Some(h.host)))
+        }
+        _ => None,
+    }
+}
+
+/// What a marker we held is overwritten with when it is no longer at the lock path: if it
+/// comes back there, it is malformed (and broken 2 s later), never a live-looking record.
+const RELEASED: &[u8] = b"filelock/released\n";
+
+/// Releases a soft lock: unlinks the marker at `path` only if it is still ours (same inode
+/// as `file`). A marker that is gone or replaced is left alone and reported.
+pub(crate) fn release(file: File, path: &Path) -> Result<(), Error> {
+    let ours = sys::fstat(&file).map_err(|e| Error::io(path, Op::Unlock, e))?;
+    match sys::lstat(path) {
+        Ok(there) if there.same_file(&ours) => {
+            sys::unlink(path).map_err(|e| Error::io(path, Op::Unlock, e))
+        }
+        _ => {
+            let _ = sys::overwrite(&file, RELEASED);
+            tracing::warn!(
+                target: "tokio_filelock",
+                path = %path.display(),
+                "the soft lock marker was removed or replaced while held; left alone"
+            );
+            Err(Error::MarkerReplaced {
+                path: path.to_path_buf(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn take_over_exchanges_only_the_node_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.lock");
+        std::fs::write(&path, "stale\n").unwrap();
+        let seen = sys::lstat(&path).unwrap();
+        let file = take_over(&path, &seen, None).unwrap().expect("taken over");
+        assert_eq!(std::fs::read(&path).unwrap(), identity::ours().to_bytes());
+        assert!(
+            sys::fstat(&file)
+                .unwrap()
+                .same_file(&sys::lstat(&path).unwrap())
+        );
+        assert_eq!(
+            names(dir.path()),
+            ["t.lock"],
+            "the stale node and the aside are gone"
+        );
+    }
+
+    #[test]
+    fn take_over_leaves_a_replaced_marker_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.lock");
+        std::fs::write(&path, "stale\n").unwrap();
+        let seen = sys::lstat(&path).unwrap();
+        // Someone breaks it and takes the lock before us: another inode, alive. (A hard
+        // link keeps the old inode alive so the new file cannot reuse its number.)
+        let keep = dir.path().join("keep");
+        std::fs::hard_link(&path, &keep).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "1\nlive\n").unwrap();
+        assert!(take_over(&path, &seen, None).unwrap().is_none());
+        assert_eq!(std::fs::read(&path).unwrap(), b"1\nlive\n");
+        assert_eq!(
+            names(dir.path()),
+            ["keep", "t.lock"],
+            "no aside left behind"
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! Who this process is, as a marker records it (PID, host name, start token), and the start
+//! token of another process, exactly as Python `filelock` 4.x computes them.
+//!
+//! Linux reads procfs; other platforms have no start token (two-line markers), which
+//! Python's readers accept: liveness is then judged by the PID alone.
+
+use std::sync::OnceLock;
+
+use super::marker::{Holder, Token};
+use crate::sys::unix_soft as sys;
+
+/// Marks a host name written from a PID namespace other than the initial one.
+pub(crate) const NAMESPACE_MARK: &str = "?pidns-";
+
+/// The longest host line Python writes before shortening it with a digest.
+const HOST_NAME_LIMIT: usize = 253;
+
+/// This process's record (computed once: PID, host and start time do not change).
+pub(crate) fn ours() -> &'static Holder {
+    static OURS: OnceLock<Holder> = OnceLock::new();
+    OURS.get_or_init(|| {
+        let pid = std::process::id();
+        Holder {
+            pid,
+            host: host_name().to_owned(),
+            token: start_token(pid),
+        }
+    })
+}
+
+/// The host line: `gethostname`, each byte outside `0x21..=0x7e` and each `?` written as
+/// `?xx` (lower hex), then, on Linux outside the initial PID namespace,
+/// `?pidns-<inode in hex>`. Empty becomes `?`.
+pub(crate) fn host_name() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut name = escape(&sys::hostname());
+        if let Some(ns) = pid_namespace() {
+            name.push_str(&format!("{NAMESPACE_MARK}{ns:x}"));
+        }
+        if name.len() > HOST_NAME_LIMIT {
+            // Python shortens it to 244 bytes plus a SHA-256 digest; this crate does not
+            // carry SHA-256. Unreachable on Linux (64-byte host names). Elsewhere the names
+            // then differ, and each side sees the other's markers as foreign: never broken,
+            // which is safe.
+            tracing::debug!(target: "tokio_filelock", host = %name, "host name longer than 253 bytes");
+        }
+        if name.is_empty() { "?".to_owned() } else { name }
+    })
+}
+
+fn escape(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for &b in raw {
+        if (0x21..=0x7e).contains(&b) && b != b'?' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("?{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The PID namespace's inode, unless it is the initial one (or unknown).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn pid_namespace() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    const INITIAL: u64 = 0xEFFF_FFFC;
+    let ino = std::fs::metadata("/proc/self/ns/pid").ok()?.ino();
+    (ino != INITIAL).then_some(ino)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn pid_namespace() -> Option<u64> {
+    None
+}
+
+/// The start token of process `pid`, or `None` when it cannot be known reliably here.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn start_token(pid: u32) -> Option<Token> {
+    linux::start_token(pid)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn start_token(_pid: u32) -> Option<Token> {
+    None
+}
+
+/// Whether a process in another PID namespace runs with innermost PID `pid` and the
+/// recorded start: then a marker without a namespace mark may be its, and is not broken.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn owner_runs_elsewhere(pid: u32, token: Option<Token>) -> bool {
+    linux::owner_runs_elsewhere(pid, token)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn owner_runs_elsewhere(_pid: u32, _token: Option<Token>) -> bool {
+    false
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::OnceLock;
+
+    use super::Token;
+
+    const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+    /// Index of `starttime` (field 22) among the fields after the command's last `)`.
+    const STARTTIME_INDEX: usize = 19;
+    /// `TIME_NS_INIT_INO`: the initial time namespace.
+    const INITIAL_TIME_NAMESPACE: u64 = 0xEFFF_FFFA;
+
+    /// The boot id as a 128-bit integer, read once; 0 when unreadable or when the procfs
+    /// file looks replaced (another device, or a mount point of its own).
+    fn boot_id() -> u128 {
+        static ID: OnceLock<u128> = OnceLock::new();
+        *ID.get_or_init(|| read_boot_id().unwrap_or(0))
+    }
+
+    fn read_boot_id() -> Option<u128> {
+        if fs::metadata(BOOT_ID).ok()?.dev() != fs::metadata("/proc").ok()?.dev() {
+            return None;
+        }
+        let mounts = fs::read("/proc/self/mountinfo").ok()?;
+        let mounted = mounts
+            .split(|&b| b == b'\n')
+            .any(|line| line.split(|&b| b == b' ').nth(4) == Some(BOOT_ID.as_bytes()));
+        if mounted {
+            return None;
+        }
+        let text = fs::read_to_string(BOOT_ID).ok()?;
+        u128::from_str_radix(&text.trim().replace('-', ""), 16).ok()
+    }
+
+    pub(super) fn start_token(pid: u32) -> Option<Token> {
+        if !proc_numbers_tasks_as_here() || !starttime_unshifted() {
+            return None;
+        }
+        read_start_token(pid)
+    }
+
+    fn read_start_token(pid: u32) -> Option<Token> {
+        let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+        let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+        let field = after
+            .split(u8::is_ascii_whitespace)
+            .filter(|f| !f.is_empty())
+            .nth(STARTTIME_INDEX)?;
+        let low = std::str::from_utf8(field).ok()?.parse::<u64>().ok()?;
+        Some(Token {
+            high: boot_id(),
+            low,
+        })
+    }
+
+    /// This procfs numbers processes as this process sees them: `/proc/self` is our PID and
+    /// no `NSpid` line shows an outer namespace.
+    fn proc_numbers_tasks_as_here() -> bool {
+        let own = std::process::id().to_string();
+        match fs::read_link("/proc/self") {
+            Ok(link) if link.as_os_str() == own.as_str() => {}
+            _ => return false,
+        }
+        let Ok(status) = fs::read("/proc/self/status") else {
+            return false;
+        };
+        status
+            .split(|&b| b == b'\n')
+            .filter(|line| line.starts_with(b"NSpid:"))
+            .all(|line| {
+                let words: Vec<&[u8]> = line
+                    .split(u8::is_ascii_whitespace)
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                words == [&b"NSpid:"[..], own.as_bytes()]
+            })
+    }
+
+    /// Start times are comparable: no time namespace, or one whose boot-time offset is 0.
+    fn starttime_unshifted() -> bool {
+        let ns = match fs::metadata("/proc/thread-self/ns/time") {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) => return false,
+        };
+        if ns.ino() == INITIAL_TIME_NAMESPACE {
+            return true;
+        }
+        let same_for_children = fs::metadata("/proc/thread-self/ns/time_for_children")
+            .is_ok_and(|c| c.dev() == ns.dev() && c.ino() == ns.ino());
+        if !same_for_children {
+            return false;
+        }
+        let Ok(offsets) = fs::read_to_string("/proc/thread-self/timens_offsets") else {
+            return false;
+        };
+        offsets.lines().any(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words == ["boottime", "0", "0"] || words == ["7", "0", "0"]
+        })
+    }
+
+    pub(super) fn owner_runs_elsewhere(pid: u32, token: Option<Token>) -> bool {
+        let Some(token) = token else {
+            return false;
+        };
+        let boot = boot_id();
+        if boot != 0 && token.high != 0 && token.high != boot {
+            return false;
+        }
+        let unshifted = starttime_unshifted();
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return false;
+        };
+        entries.flatten().any(|entry| {
+            let Some(task) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                return false;
+            };
+            task != pid
+                && (!unshifted || read_start_token(task).is_some_and(|t| t.same_start(&token)))
+                && innermost_pid(task) == Some(pid)
+        })
+    }
+
+    fn innermost_pid(task: u32) -> Option<u32> {
+        let status = fs::read(format!("/proc/{task}/status")).ok()?;
+        let line = status
+            .split(|&b| b == b'\n')
+            .find(|line| line.starts_with(b"NSpid:"))?;
+        let last = line
+            .split(u8::is_ascii_whitespace)
+            .rfind(|w| !w.is_empty())?;
+        std::str::from_utf8(last).ok()?.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_follows_python() {
+        assert_eq!(escape(b"vm"), "vm");
+        assert_eq!(escape(b"a b?c\xc3\xa9"), "a?20b?3fc?c3?a9");
+        assert_eq!(escape(b""), "");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn our_token_is_boot_id_and_starttime() {
+        let ours = ours();
+        assert_eq!(ours.pid, std::process::id());
+        let token = ours
+            .token
+            .expect("a start token on Linux outside containers");
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        assert_eq!(
+            token.high,
+            u128::from_str_radix(&boot.trim().replace('-', ""), 16).unwrap()
+        );
+        assert_eq!(start_token(ours.pid), Some(token));
+        // A PID that does not exist has no token.
+        assert_eq!(start_token(i32::MAX as u32), None);
+    }
+}

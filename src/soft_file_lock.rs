@@ -1,0 +1,162 @@
+//! The public soft lock: `SoftFileLock` and its builder.
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Protocol;
+use crate::{FileLock, FileLockBuilder, Reentrancy};
+
+/// A cross-process lock held with a **marker file** instead of the OS lock: the lock is
+/// held while the file at the path exists. The marker records its holder,
+/// `<pid>\n<host>\n<start token>\n`, exactly as Python `filelock`'s `SoftFileLock` writes
+/// it, so the two exclude each other and each breaks the other's stale markers.
+///
+/// # When to pick it
+///
+/// - Pick [`FileLock`] whenever you can: the OS drops its lock when the holder dies, at
+///   once and always. A [`FileLock`] already switches to this protocol by itself where
+///   `flock` is unsupported (see [`FileLockBuilder::fallback_to_soft`]).
+/// - Pick `SoftFileLock` for file systems where `flock` is missing or not trusted (some
+///   NFS, FUSE and Lustre mounts), or to share a lock with Python's `SoftFileLock`.
+///
+/// # Limits
+///
+/// - **Exclusive only**: the shared acquires return [`Error::Unsupported`](crate::Error::Unsupported).
+/// - **A crashed holder's marker stays** until a waiter proves it stale: same host (and PID
+///   namespace), and its PID is gone or now belongs to a process that started at another
+///   time (Linux start token: boot id and start time). A marker written on **another host
+///   is never broken**; remove it by hand if its host is gone for good. A malformed marker
+///   (or a symlink, FIFO, socket or device at the path) is broken once this process has
+///   seen it unchanged for 2 s; an empty marker is never broken (its writer may be about to
+///   write it).
+/// - Breaking needs an atomic exchange of names (`renameat2(RENAME_EXCHANGE)` on Linux,
+///   `renamex_np(RENAME_SWAP)` on macOS). Where the file system cannot (NFS, for one),
+///   stale markers are not broken, as in Python `filelock`.
+/// - Without a start token (platforms other than Linux and Android, or inside PID or time
+///   namespaces that hide it), a recycled PID keeps a stale marker alive.
+/// - Waiting is polling, as for [`FileLock`]: no notification when the marker goes.
+/// - Unix only for now: on Windows every acquire returns
+///   [`Error::Unsupported`](crate::Error::Unsupported).
+///
+/// # API
+///
+/// The same as [`FileLock`]'s, through [`Deref`]: the same acquire methods with the same
+/// timeouts, reentrancy, cancellation and errors (see [`FileLock`] for each). Release
+/// unlinks the marker only if it is still this lock's (same inode); a marker removed or
+/// replaced while held is left alone and reported as
+/// [`Error::MarkerReplaced`](crate::Error::MarkerReplaced).
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_filelock::SoftFileLock;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tokio_filelock::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("nfs-share.lock");
+/// let lock = SoftFileLock::new(&path);
+/// let guard = lock.acquire_timeout(Duration::from_secs(10)).await?;
+/// let record = std::fs::read_to_string(&path).unwrap();
+/// assert!(record.starts_with(&format!("{}\n", std::process::id())));
+/// guard.release()?; // unlinks the marker
+/// assert!(!path.exists());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SoftFileLock {
+    inner: FileLock,
+}
+
+impl SoftFileLock {
+    /// A soft lock on `path` with the default settings: waits forever, polls at most every
+    /// 50 ms. Touches no file.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SoftFileLock::builder(path).build()
+    }
+
+    /// A builder for a soft lock with other settings.
+    pub fn builder(path: impl Into<PathBuf>) -> SoftFileLockBuilder {
+        SoftFileLockBuilder {
+            inner: FileLock::builder(path).protocol(Protocol::Soft),
+        }
+    }
+
+    /// This lock as a [`FileLock`] handle (the same handle: it still speaks the soft
+    /// protocol), for code written against `FileLock`.
+    pub fn as_file_lock(&self) -> &FileLock {
+        &self.inner
+    }
+}
+
+impl Deref for SoftFileLock {
+    type Target = FileLock;
+
+    /// The soft lock's methods are [`FileLock`]'s.
+    fn deref(&self) -> &FileLock {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for SoftFileLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SoftFileLock").field(&self.inner).finish()
+    }
+}
+
+/// Settings for a [`SoftFileLock`]; from [`SoftFileLock::builder`]. The options are
+/// [`FileLockBuilder`]'s that apply to a marker file.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_filelock::SoftFileLock;
+/// # let dir = tempfile::tempdir().unwrap();
+/// let lock = SoftFileLock::builder(dir.path().join("cache.lock"))
+///     .timeout(Duration::from_secs(10))
+///     .mode(0o600)
+///     .build();
+/// # drop(lock);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct SoftFileLockBuilder {
+    inner: FileLockBuilder,
+}
+
+/// Forwards builder options to [`FileLockBuilder`], with a doc line pointing there.
+macro_rules! forward {
+    ($($(#[$doc:meta])* $name:ident($ty:ty);)*) => {$(
+        $(#[$doc])*
+        #[doc = concat!("\n\nAs [`FileLockBuilder::", stringify!($name), "`].")]
+        pub fn $name(self, value: $ty) -> Self {
+            SoftFileLockBuilder { inner: self.inner.$name(value) }
+        }
+    )*};
+}
+
+impl SoftFileLockBuilder {
+    forward! {
+        /// How long `acquire` and `blocking_acquire` wait. Default: forever.
+        timeout(Duration);
+        /// `false`: every acquire makes exactly one attempt. Default: `true`.
+        blocking(bool);
+        /// The longest sleep between two attempts. Default: 50 ms.
+        poll_interval(Duration);
+        /// Permission bits of the marker; group and other write bits are always dropped
+        /// (as Python filelock does). Default: `0o666` reduced by the umask and by `0o022`.
+        mode(u32);
+        /// Who re-enters a held lock. Default: [`Reentrancy::Owner`].
+        reentrancy(Reentrancy);
+        /// `true`: singleton handles of one path share one lock state.
+        singleton(bool);
+    }
+
+    /// The handle. Touches no file: the marker is created by the first attempt.
+    pub fn build(self) -> SoftFileLock {
+        SoftFileLock {
+            inner: self.inner.build(),
+        }
+    }
+}
