@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::config::Protocol;
 use crate::holder::Probe;
 use crate::soft::{self, SoftOutcome};
-use crate::sys::{self, FileId, OpenFailure, TryLock};
+use crate::sys::{self, Create, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
 
 /// How many times one attempt re-opens after a race (file deleted under us, directory
@@ -238,31 +238,36 @@ impl Attempt {
     }
 
     /// Opens the file, creating it and missing parents. `Ok(None)` means "busy" (Windows).
-    ///
-    /// With configured permissions, or with the soft fallback allowed, it first tries to
-    /// create the file (`O_EXCL`), to know whether it is this acquire's to `chmod` or to
-    /// adopt as a soft marker (Python filelock does the same); otherwise one `open(O_CREAT)`.
     fn open_file(&self) -> Result<Option<Opened>, Error> {
         let create_mode = self.permissions.unwrap_or(DEFAULT_CREATE_MODE);
-        let mut create_new = self.permissions.is_some()
+        // To know whether this acquire created the file (for `mode`, and for adopting a new
+        // file as a soft marker), open an existing file first and create with `O_EXCL` only
+        // if there is none: one open when the file exists, the common case.
+        let must_know = self.permissions.is_some()
             || self.protocol
                 == (Protocol::Os {
                     fallback_to_soft: true,
                 });
+        let mut create = if must_know {
+            Create::Never
+        } else {
+            Create::IfMissing
+        };
         for _ in 0..MAX_RACES {
-            match sys::open(&self.path, create_mode, create_new) {
+            match sys::open(&self.path, create_mode, create) {
                 Ok(file) => {
                     return Ok(Some(Opened {
                         file,
                         id: None,
-                        created: create_new,
+                        created: create == Create::New,
                     }));
                 }
-                Err(OpenFailure::Exists) => create_new = false,
+                Err(OpenFailure::Exists) => create = Create::Never,
+                Err(OpenFailure::MissingParent) if create == Create::Never => create = Create::New,
+                Err(OpenFailure::MissingParent) => self.create_parent()?,
                 Err(OpenFailure::Again) => continue,
                 Err(OpenFailure::Busy) => return Ok(None),
                 Err(OpenFailure::Fatal(e)) => return Err(e),
-                Err(OpenFailure::MissingParent) => self.create_parent()?,
             }
         }
         Err(self.parent_kept_disappearing())

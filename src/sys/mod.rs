@@ -45,6 +45,17 @@ pub(crate) fn path_holder(path: &std::path::Path) -> Result<Option<crate::Holder
     ))
 }
 
+/// Whether an open may create the lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    /// Only open an existing file (a missing one is `OpenFailure::MissingParent`).
+    Never,
+    /// Only create a new file (`O_EXCL`): an existing one is `OpenFailure::Exists`.
+    New,
+    /// Open it, creating it if missing (`O_CREAT`).
+    IfMissing,
+}
+
 /// Why opening the lock file failed, as far as the attempt layer needs to know.
 #[derive(Debug)]
 pub(crate) enum OpenFailure {

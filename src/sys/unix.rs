@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use super::{Facts, OpenFailure};
+use super::{Create, Facts, OpenFailure};
 use crate::{Error, NodeKind, Op};
 
 /// Device and inode number.
@@ -17,13 +17,13 @@ pub(crate) struct FileId {
 
 /// Opens (creating if needed) the lock file: `O_RDWR|O_CREAT|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK`,
 /// never `O_TRUNC`. `O_NONBLOCK` keeps a FIFO planted at the path from hanging the open.
-/// With `create_new`, only creates (`O_EXCL`): an existing file is `OpenFailure::Exists`.
-pub(crate) fn open(path: &Path, mode: u32, create_new: bool) -> Result<File, OpenFailure> {
+/// `create` says whether it may or must create the file.
+pub(crate) fn open(path: &Path, mode: u32, create: Create) -> Result<File, OpenFailure> {
     OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .create_new(create_new)
+        .create(create == Create::IfMissing)
+        .create_new(create == Create::New)
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)

@@ -18,7 +18,7 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_STANDARD_INFO, FileStandardInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
 };
 
-use super::{Facts, OpenFailure};
+use super::{Create, Facts, OpenFailure};
 use crate::{Error, NodeKind, Op};
 
 /// Volume serial number and file index.
@@ -30,13 +30,13 @@ pub(crate) struct FileId {
 
 /// Opens (creating if needed) the lock file, never following a reparse point (symlink,
 /// junction) at the path: the handle is opened on the link itself and refused below.
-/// With `create_new`, only creates: an existing file is `OpenFailure::Exists`.
-pub(crate) fn open(path: &Path, _mode: u32, create_new: bool) -> Result<File, OpenFailure> {
+/// `create` says whether it may or must create the file.
+pub(crate) fn open(path: &Path, _mode: u32, create: Create) -> Result<File, OpenFailure> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .create_new(create_new)
+        .create(create == Create::IfMissing)
+        .create_new(create == Create::New)
         .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)
