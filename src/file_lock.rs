@@ -100,6 +100,10 @@ impl FileLock {
         FileLockBuilder::new(path.into())
     }
 
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub(crate) fn from_parts(state: Arc<State>, config: Config) -> Self {
         FileLock { state, config }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Protocol;
-use crate::{FileLock, FileLockBuilder, Reentrancy};
+use crate::{FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 
 /// A cross-process lock held with a **marker file** instead of the OS lock: the lock is
 /// held while the file at the path exists. The marker records its holder,
@@ -137,6 +137,16 @@ macro_rules! forward {
 }
 
 impl SoftFileLockBuilder {
+    /// A hook called once per acquire that starts to wait, with the path and the holder
+    /// named by the marker.
+    ///
+    /// As [`FileLockBuilder::on_wait`].
+    pub fn on_wait(self, hook: impl Fn(&WaitEvent<'_>) + Send + Sync + 'static) -> Self {
+        SoftFileLockBuilder {
+            inner: self.inner.on_wait(hook),
+        }
+    }
+
     forward! {
         /// How long `acquire` and `blocking_acquire` wait. Default: forever.
         timeout(Duration);

@@ -2,15 +2,19 @@
 
 use std::io;
 
-use crate::{Error, FileLock, Holder, Op, sys};
+use std::path::Path;
+
+use crate::config::Protocol;
+use crate::{Error, FileLock, Holder, Op, soft, sys};
 
 impl FileLock {
-    /// Who holds this lock file's OS lock now (any process, this one included), without
-    /// taking the lock and without creating the file: `Ok(None)` when nobody holds it or the
-    /// file does not exist. A snapshot: the answer may be stale as soon as it returns.
+    /// Who holds this lock now (any process, this one included), without taking the lock
+    /// and without creating the file: `Ok(None)` when nobody holds it or the file does not
+    /// exist. A snapshot: the answer may be stale as soon as it returns.
     ///
-    /// Reads `/proc/locks`: on Linux only. When several processes hold it shared, one of
-    /// them is named.
+    /// The OS lock: reads `/proc/locks`, on Linux only; when several processes hold it
+    /// shared, one of them is named. A [`SoftFileLock`](crate::SoftFileLock): reads the
+    /// marker (pid and host), on every Unix.
     ///
     /// # Errors
     ///
@@ -33,7 +37,7 @@ impl FileLock {
     /// # fn main() {}
     /// ```
     pub fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
-        sys::path_holder(self.path())
+        holder(self.path(), self.config().protocol)
     }
 
     /// Async form of [`blocking_holder`](Self::blocking_holder): the lookup runs on Tokio's
@@ -48,8 +52,17 @@ impl FileLock {
     /// Cancel-safe: it only reads; a dropped lookup finishes on the blocking pool unseen.
     pub async fn holder(&self) -> Result<Option<Holder>, Error> {
         let path = self.path().to_path_buf();
-        tokio::task::spawn_blocking(move || sys::path_holder(&path))
+        let protocol = self.config().protocol;
+        tokio::task::spawn_blocking(move || holder(&path, protocol))
             .await
             .map_err(|join| Error::io(self.path(), Op::Spawn, io::Error::other(join)))?
+    }
+}
+
+/// Who holds the lock at `path` under `protocol`. Blocking: reads files.
+fn holder(path: &Path, protocol: Protocol) -> Result<Option<Holder>, Error> {
+    match protocol {
+        Protocol::Soft => Ok(soft::holder(path)),
+        Protocol::Os { .. } => sys::path_holder(path),
     }
 }

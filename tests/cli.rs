@@ -196,3 +196,37 @@ fn filelock_and_util_linux_flock_exclude_each_other() {
     let expected = format!("shared lock held by pid {} (flock -s {p} sh -c", held.id());
     assert!(stdout.contains(&expected), "{stdout}");
 }
+
+#[test]
+fn soft_uses_the_marker_file_lock() {
+    let (_dir, path) = lock_path();
+    let p = path.to_str().unwrap();
+    let mut holder = shell_holding(FILELOCK, "--soft", &path);
+    // The marker names the CLI process (the shell is its child).
+    let record = std::fs::read_to_string(&path).unwrap();
+    let marker_pid: u32 = record.lines().next().unwrap().parse().unwrap();
+    assert_eq!(marker_pid, holder.id(), "{record:?}");
+
+    // A soft lock in this process is excluded, and so is another `--soft` run.
+    let soft = tokio_filelock::SoftFileLock::new(&path);
+    assert!(soft.blocking_try_acquire().unwrap().is_none());
+    assert_eq!(
+        run(FILELOCK, &["--soft", "-n", p, "true"]).status.code(),
+        Some(1)
+    );
+    // `--who --soft` reads the holder from the marker.
+    let out = run(FILELOCK, &["--soft", "--who", p]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("held by pid {}", holder.id())),
+        "{stdout}"
+    );
+
+    assert!(holder.wait_success());
+    assert!(!path.exists(), "the marker is removed on release");
+    assert_eq!(
+        run(FILELOCK, &["--soft", "-n", p, "true"]).status.code(),
+        Some(0)
+    );
+}

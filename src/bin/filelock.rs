@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::time::Duration;
 
-use tokio_filelock::{Error, FileLock, Holder, LockMode, WaitEvent};
+use tokio_filelock::{Error, FileLock, Holder, LockMode, SoftFileLock, WaitEvent};
 
 // sysexits.h, as flock(1) uses them.
 const EX_USAGE: u8 = 64;
@@ -261,33 +261,42 @@ fn run(options: &Options, action: Action) -> u8 {
             println!("filelock (tokio-filelock {})", env!("CARGO_PKG_VERSION"));
             0
         }
-        Action::Who(file) => {
-            if options.soft {
-                return soft_unavailable();
-            }
-            who(&file)
-        }
+        Action::Who(file) => who(&lock(options, &file)),
         Action::Run {
             file,
             program,
             args,
-        } => {
-            if options.soft {
-                return soft_unavailable();
-            }
-            run_locked(options, &file, &program, &args)
-        }
+        } => run_locked(options, &lock(options, &file), &program, &args),
     }
 }
 
-fn soft_unavailable() -> u8 {
-    eprintln!("filelock: --soft (the marker-file lock) is not available in this build");
-    EX_UNAVAILABLE
+/// The lock the options ask for: the OS lock, or with `--soft` the marker-file lock.
+fn lock(options: &Options, file: &std::path::Path) -> FileLock {
+    macro_rules! configure {
+        ($builder:expr) => {{
+            let mut builder = $builder.blocking(!options.nonblock);
+            if let Some(timeout) = options.timeout {
+                builder = builder.timeout(timeout);
+            }
+            if !options.quiet {
+                builder = builder.on_wait(print_waiting);
+            }
+            builder.build()
+        }};
+    }
+    if options.soft {
+        configure!(SoftFileLock::builder(file))
+            .as_file_lock()
+            .clone()
+    } else {
+        configure!(FileLock::builder(file))
+    }
 }
 
 /// `--who`: prints the holder; 0 when held, 1 when not.
-fn who(file: &std::path::Path) -> u8 {
-    match FileLock::new(file).blocking_holder() {
+fn who(lock: &FileLock) -> u8 {
+    let file = lock.path();
+    match lock.blocking_holder() {
         Ok(Some(holder)) => {
             println!("{}: {}", file.display(), held_by(&holder));
             0
@@ -309,15 +318,7 @@ fn held_by(holder: &Holder) -> String {
     format!("{mode} lock held by {holder}")
 }
 
-fn run_locked(options: &Options, file: &std::path::Path, program: &OsStr, args: &[OsString]) -> u8 {
-    let mut builder = FileLock::builder(file).blocking(!options.nonblock);
-    if let Some(timeout) = options.timeout {
-        builder = builder.timeout(timeout);
-    }
-    if !options.quiet {
-        builder = builder.on_wait(print_waiting);
-    }
-    let lock = builder.build();
+fn run_locked(options: &Options, lock: &FileLock, program: &OsStr, args: &[OsString]) -> u8 {
     let acquired = match options.mode {
         LockMode::Shared => lock.blocking_acquire_shared(),
         _ => lock.blocking_acquire(),
