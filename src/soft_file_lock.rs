@@ -48,7 +48,8 @@ use crate::{FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 /// replaced while held is left alone and reported as
 /// [`Error::MarkerReplaced`](crate::Error::MarkerReplaced).
 ///
-/// ```
+#[cfg_attr(not(windows), doc = "```")]
+#[cfg_attr(windows, doc = "```ignore")] // the soft lock is Unix only for now
 /// use std::time::Duration;
 /// use tokio_filelock::SoftFileLock;
 ///

@@ -398,6 +398,10 @@ async fn an_exclusive_holder_asking_for_shared_reenters_and_stays_exclusive() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    windows,
+    ignore = "Windows: the held lock file cannot be deleted (opened without FILE_SHARE_DELETE), so the test cannot remove it"
+)]
 async fn a_shared_holder_reenters_shared_without_touching_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);

@@ -1,5 +1,11 @@
 //! Windows: `CreateFileW` refusing reparse points, `LockFileEx` through std, best-effort
 //! delete on release.
+//!
+//! The lock file is opened without `FILE_SHARE_DELETE`, as Python `filelock` opens it: a
+//! holder's delete on release then fails (sharing violation, ignored) while any other
+//! process has the file open, so a file that someone holds or is about to lock is never
+//! deleted under them (with Windows 10's POSIX delete semantics the name would vanish and a
+//! newcomer could create and lock a second file: two holders).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -9,13 +15,14 @@ use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 
 use windows_sys::Win32::Foundation::{
-    ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_FILE_EXISTS, ERROR_FILE_NOT_FOUND,
-    ERROR_LOCK_VIOLATION, ERROR_PATH_NOT_FOUND, ERROR_SHARING_VIOLATION, HANDLE,
+    ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_DELETE_PENDING, ERROR_FILE_EXISTS,
+    ERROR_FILE_NOT_FOUND, ERROR_LOCK_VIOLATION, ERROR_PATH_NOT_FOUND, ERROR_SHARING_VIOLATION,
+    HANDLE, NTSTATUS, STATUS_DELETE_PENDING,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT,
-    FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
-    FILE_STANDARD_INFO, FileStandardInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
+    FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_STANDARD_INFO,
+    FileStandardInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
 };
 
 use super::{Create, Facts, OpenFailure};
@@ -37,39 +44,83 @@ pub(crate) fn open(path: &Path, _mode: u32, create: Create) -> Result<File, Open
         .write(true)
         .create(create == Create::IfMissing)
         .create_new(create == Create::New)
-        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)
-        .map_err(|e| classify_open_error(path, e))?;
+        // The NT status must be read first: any later call may overwrite it.
+        .map_err(|e| classify_open_error(path, e, last_nt_status()))?;
     let attributes = file
         .metadata()
         .map_err(|e| OpenFailure::Fatal(Error::io(path, Op::Inspect, e)))?
         .file_attributes();
-    if attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
-        return Err(OpenFailure::Fatal(Error::NotAFile {
-            path: path.to_path_buf(),
-            kind: NodeKind::Symlink,
-        }));
+    match node_kind(attributes) {
+        Some(kind) => Err(OpenFailure::Fatal(not_a_file(path, kind))),
+        None => Ok(file),
     }
-    Ok(file)
 }
 
-fn classify_open_error(path: &Path, err: io::Error) -> OpenFailure {
-    match err.raw_os_error().map(|c| c as u32) {
-        Some(ERROR_FILE_EXISTS) | Some(ERROR_ALREADY_EXISTS) => OpenFailure::Exists,
-        Some(ERROR_SHARING_VIOLATION) | Some(ERROR_LOCK_VIOLATION) => OpenFailure::Busy,
-        Some(ERROR_FILE_NOT_FOUND) | Some(ERROR_PATH_NOT_FOUND) => OpenFailure::MissingParent,
-        Some(ERROR_ACCESS_DENIED) => match fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_attributes() & FILE_ATTRIBUTE_DIRECTORY != 0 => {
-                OpenFailure::Fatal(Error::NotAFile {
-                    path: path.to_path_buf(),
-                    kind: NodeKind::Directory,
-                })
-            }
-            _ => OpenFailure::Fatal(Error::io(path, Op::Open, err)),
+/// What a node with these attributes is, `None` for a plain file. A reparse point
+/// (symlink, junction, mount point) counts as a symlink even when it is a directory.
+fn node_kind(attributes: u32) -> Option<NodeKind> {
+    if attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+        Some(NodeKind::Symlink)
+    } else if attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
+        Some(NodeKind::Directory)
+    } else {
+        None
+    }
+}
+
+fn not_a_file(path: &Path, kind: NodeKind) -> Error {
+    Error::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    }
+}
+
+/// Whether a failed open only says "someone else has this file right now": a sharing
+/// violation, or a file deleted while open elsewhere (delete pending). Win32 reports a
+/// delete-pending file as `ERROR_ACCESS_DENIED`, the same code as a missing permission;
+/// only the thread's last NT status (`STATUS_DELETE_PENDING`) tells them apart.
+fn is_contention(win32: u32, nt_status: NTSTATUS) -> bool {
+    match win32 {
+        ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION | ERROR_DELETE_PENDING => true,
+        ERROR_ACCESS_DENIED => nt_status == STATUS_DELETE_PENDING,
+        _ => false,
+    }
+}
+
+fn classify_open_error(path: &Path, err: io::Error, nt_status: NTSTATUS) -> OpenFailure {
+    let Some(code) = err.raw_os_error().map(|c| c as u32) else {
+        return OpenFailure::Fatal(Error::io(path, Op::Open, err));
+    };
+    match code {
+        _ if is_contention(code, nt_status) => OpenFailure::Busy,
+        ERROR_FILE_EXISTS | ERROR_ALREADY_EXISTS => OpenFailure::Exists,
+        ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND => OpenFailure::MissingParent,
+        // A directory (or a directory junction) cannot be opened as a file: say what it
+        // is. Anything else denied is a missing permission (or a read-only file).
+        ERROR_ACCESS_DENIED => match fs::symlink_metadata(path)
+            .ok()
+            .and_then(|meta| node_kind(meta.file_attributes()))
+        {
+            Some(kind) => OpenFailure::Fatal(not_a_file(path, kind)),
+            None => OpenFailure::Fatal(Error::io(path, Op::Open, err)),
         },
         _ => OpenFailure::Fatal(Error::io(path, Op::Open, err)),
     }
+}
+
+#[link(name = "ntdll")]
+unsafe extern "system" {
+    /// The NT status behind the thread's last Win32 error (ntdll; Windows XP and later,
+    /// and wine). Not in `windows-sys`.
+    fn RtlGetLastNtStatus() -> NTSTATUS;
+}
+
+fn last_nt_status() -> NTSTATUS {
+    // SAFETY: takes no arguments and only reads the calling thread's TEB.
+    unsafe { RtlGetLastNtStatus() }
 }
 
 /// Identity, link count and delete-pending state of the open file.
@@ -125,4 +176,73 @@ pub(crate) fn release(file: File, path: &Path, preserve_lock_file: bool) -> io::
         let _ = fs::remove_file(path);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use windows_sys::Win32::Foundation::{
+        ERROR_INVALID_NAME, STATUS_ACCESS_DENIED, STATUS_OBJECT_NAME_NOT_FOUND,
+    };
+    use windows_sys::Win32::Storage::FileSystem::{
+        FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_READONLY,
+    };
+
+    use super::*;
+
+    #[test]
+    fn reparse_points_are_refused_even_when_they_are_directories() {
+        // What a symlink, a directory symlink and a junction carry. (wine 8 cannot create
+        // symlinks, so this mapping is all that can be checked off Windows.)
+        assert_eq!(
+            node_kind(FILE_ATTRIBUTE_REPARSE_POINT),
+            Some(NodeKind::Symlink)
+        );
+        assert_eq!(
+            node_kind(FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY),
+            Some(NodeKind::Symlink)
+        );
+        assert_eq!(
+            node_kind(FILE_ATTRIBUTE_DIRECTORY),
+            Some(NodeKind::Directory)
+        );
+        for plain in [
+            FILE_ATTRIBUTE_NORMAL,
+            FILE_ATTRIBUTE_ARCHIVE,
+            FILE_ATTRIBUTE_READONLY,
+        ] {
+            assert_eq!(node_kind(plain), None);
+        }
+    }
+
+    #[test]
+    fn delete_pending_and_sharing_violation_are_contention_access_denied_is_not() {
+        assert!(is_contention(ERROR_SHARING_VIOLATION, 0));
+        assert!(is_contention(ERROR_LOCK_VIOLATION, 0));
+        assert!(is_contention(ERROR_DELETE_PENDING, 0));
+        assert!(is_contention(ERROR_ACCESS_DENIED, STATUS_DELETE_PENDING));
+        assert!(!is_contention(ERROR_ACCESS_DENIED, STATUS_ACCESS_DENIED));
+        assert!(!is_contention(ERROR_ACCESS_DENIED, 0));
+        assert!(!is_contention(ERROR_INVALID_NAME, STATUS_DELETE_PENDING));
+    }
+
+    #[test]
+    fn the_nt_status_of_a_failed_open_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing");
+        assert!(File::open(&path).is_err());
+        assert_eq!(last_nt_status(), STATUS_OBJECT_NAME_NOT_FOUND);
+    }
+
+    #[test]
+    fn an_access_denied_open_is_a_typed_permission_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("denied.lock");
+        let err = io::Error::from_raw_os_error(ERROR_ACCESS_DENIED as i32);
+        match classify_open_error(&path, err, STATUS_ACCESS_DENIED) {
+            OpenFailure::Fatal(Error::Io { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::PermissionDenied)
+            }
+            other => panic!("expected a permission error, got {other:?}"),
+        }
+    }
 }

@@ -47,6 +47,13 @@ pub fn child_entry(run: impl FnOnce(&str, &[String])) {
     std::process::exit(0);
 }
 
+/// Reports that a test cannot check its claim on this platform (found out at run time,
+/// e.g. under wine) and returns. Written to the process's stderr directly, which libtest
+/// does not capture, so every skip shows in the log with its reason, as `SKIPPED: ...`.
+pub fn skipped(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
+}
+
 /// Sends a protocol line to the parent (from inside a child).
 pub fn say(line: impl AsRef<str>) {
     let mut out = std::io::stdout().lock();

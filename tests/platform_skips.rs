@@ -1,0 +1,53 @@
+//! The test files that do not run on every platform, listed here as ignored tests so that
+//! the run on those platforms shows each skipped file and why (`cargo test` prints every
+//! ignored test with its reason). One entry per file whose top says `#![cfg(...)]`;
+//! `scripts/ci-platforms.sh` fails when a file is missing here.
+//!
+//! Within files that do run, a test that cannot run on a platform is marked
+//! `#[cfg_attr(<platform>, ignore = "<reason>")]` next to it; one that can only find out at
+//! run time (wine) prints `SKIPPED: <test>: <reason>` (see `common::skipped`).
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/bad_input.rs is Unix only: FIFOs, sockets, devices, modes and users (Windows bad input: tests/windows.rs)"]
+fn bad_input() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/cancellation.rs is Linux only: it counts open descriptors in /proc/self/fd"]
+fn cancellation() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/cli.rs is Linux only: it runs against util-linux flock(1) and /proc/locks holders"]
+fn cli() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/holder.rs is Linux only: holders of an OS lock are looked up in /proc/locks"]
+fn holder() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/interop.rs is Unix only: Python filelock and flock(1) are run as Unix processes"]
+fn interop() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/lock_file.rs is Unix only: modes, and the file is never deleted (Windows: tests/windows.rs)"]
+fn lock_file() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/reliability.rs is Unix only: its workload uses Unix positional I/O and a machine-wide monotonic clock (common::monotonic_ns)"]
+fn reliability() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/soft.rs is Unix only: the soft lock is not implemented on Windows (Error::Unsupported)"]
+fn soft() {}
+
+#[cfg(not(windows))]
+#[test]
+#[ignore = "tests/windows.rs is Windows only: delete on release, sharing violations, delete pending"]
+fn windows() {}
