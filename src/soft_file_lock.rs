@@ -26,18 +26,21 @@ use crate::{FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 /// - **Exclusive only**: the shared acquires return [`Error::Unsupported`](crate::Error::Unsupported).
 /// - **A crashed holder's marker stays** until a waiter proves it stale: same host (and PID
 ///   namespace), and its PID is gone or now belongs to a process that started at another
-///   time (Linux start token: boot id and start time). A marker written on **another host
+///   time (start token: boot id and start time on Linux, creation time on Windows). A
+///   marker written on **another host
 ///   is never broken**; remove it by hand if its host is gone for good. A malformed marker
 ///   (or a symlink, FIFO, socket or device at the path) is broken once this process has
 ///   seen it unchanged for 2 s; an empty marker is never broken (its writer may be about to
 ///   write it).
 /// - Breaking needs an atomic exchange of names (`renameat2(RENAME_EXCHANGE)` on Linux,
-///   `renamex_np(RENAME_SWAP)` on macOS). Where the file system cannot (NFS, for one),
-///   stale markers are not broken, as in Python `filelock`.
-/// - Without a start token (platforms other than Linux and Android, or inside PID or time
-///   namespaces that hide it), a recycled PID keeps a stale marker alive.
+///   `renamex_np(RENAME_SWAP)` on macOS). Where the file system cannot (NFS, FreeBSD),
+///   stale markers are not broken, as in Python `filelock`. On Windows the stale marker is
+///   moved aside and ours created after, as Python `filelock` does there: a third process
+///   may win the lock in between (it is still exclusive).
+/// - Without a start token (platforms other than Linux, Android and Windows, or inside PID
+///   or time namespaces that hide it), a recycled PID keeps a stale marker alive.
 /// - Waiting is polling, as for [`FileLock`]: no notification when the marker goes.
-/// - Unix only for now: on Windows every acquire returns
+/// - Unix and Windows only: elsewhere every acquire returns
 ///   [`Error::Unsupported`](crate::Error::Unsupported).
 ///
 /// # API
@@ -48,8 +51,7 @@ use crate::{FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 /// replaced while held is left alone and reported as
 /// [`Error::MarkerReplaced`](crate::Error::MarkerReplaced).
 ///
-#[cfg_attr(not(windows), doc = "```")]
-#[cfg_attr(windows, doc = "```ignore")] // the soft lock is Unix only for now
+/// ```
 /// use std::time::Duration;
 /// use tokio_filelock::SoftFileLock;
 ///

@@ -44,10 +44,15 @@ fn reliability() {}
 
 #[cfg(not(unix))]
 #[test]
-#[ignore = "tests/soft.rs is Unix only: the soft lock is not implemented on Windows (Error::Unsupported)"]
+#[ignore = "tests/soft.rs is Unix only: symlinks, FIFOs, modes, Python interop (Windows soft lock: tests/windows_soft.rs)"]
 fn soft() {}
 
 #[cfg(not(windows))]
 #[test]
 #[ignore = "tests/windows.rs is Windows only: delete on release, sharing violations, delete pending"]
 fn windows() {}
+
+#[cfg(not(windows))]
+#[test]
+#[ignore = "tests/windows_soft.rs is Windows only: the soft lock's Windows calls (tests/soft.rs covers Unix)"]
+fn windows_soft() {}

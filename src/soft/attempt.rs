@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use super::identity;
 use super::marker::{self, Content};
 use super::stale;
-use crate::sys::unix_soft::{self as sys, Node};
+use crate::sys::soft_calls::{self as sys, Node};
 use crate::sys::{self as os, FileId};
 use crate::{Error, Holder, LockMode, NodeKind, Op};
 
@@ -55,14 +55,14 @@ pub(crate) fn attempt(path: &Path, permissions: Option<u32>) -> Result<SoftOutco
                 stale::forget(path);
                 return publish(file, path, permissions).map(SoftOutcome::Won);
             }
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EEXIST) => match contend(path, permissions)? {
+            Err(e) => match e.kind() {
+                io::ErrorKind::AlreadyExists => match contend(path, permissions)? {
                     Contended::Gone => continue,
                     Contended::Busy(id) => return Ok(SoftOutcome::Busy(id)),
                     Contended::Won(file) => return Ok(SoftOutcome::Won(file)),
                 },
-                Some(libc::ENOENT) => return Ok(SoftOutcome::MissingParent),
-                Some(libc::EINTR) => continue,
+                io::ErrorKind::NotFound => return Ok(SoftOutcome::MissingParent),
+                io::ErrorKind::Interrupted => continue,
                 _ => return Err(Error::io(path, Op::Open, e)),
             },
         }
@@ -75,6 +75,7 @@ pub(crate) fn attempt(path: &Path, permissions: Option<u32>) -> Result<SoftOutco
 pub(crate) fn adopt(file: File, path: &Path, permissions: Option<u32>) -> Result<File, Error> {
     let file = publish(file, path, permissions)?;
     // The OS-lock open may have given it group or other write access; a marker has none.
+    #[cfg(unix)]
     if let Ok(meta) = file.metadata() {
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
         if mode & GROUP_OTHER_WRITE != 0 {
@@ -84,13 +85,17 @@ pub(crate) fn adopt(file: File, path: &Path, permissions: Option<u32>) -> Result
     Ok(file)
 }
 
-fn create_mode(permissions: Option<u32>) -> u32 {
+pub(super) fn create_mode(permissions: Option<u32>) -> u32 {
     permissions.unwrap_or(DEFAULT_MODE) & !GROUP_OTHER_WRITE
 }
 
 /// Writes our record into `file` (just created at `path`), applies configured permissions.
 /// On failure the marker is removed (identity-checked) and the error returned.
-fn publish(mut file: File, path: &Path, permissions: Option<u32>) -> Result<File, Error> {
+pub(super) fn publish(
+    mut file: File,
+    path: &Path,
+    permissions: Option<u32>,
+) -> Result<File, Error> {
     if let Some(bits) = permissions {
         // Best effort, as Python: the umask reduced them at creation.
         let _ = os::set_permissions(&file, bits & !GROUP_OTHER_WRITE);
@@ -184,6 +189,7 @@ fn read(path: &Path) -> io::Result<Option<(Node, Content, Option<FileId>)>> {
 /// Breaks the stale node `seen` at `path` by exchanging our own marker in for it. `Some`
 /// with our marker's descriptor when we now hold the lock; `None` when the node changed
 /// meanwhile or cannot be exchanged here (nothing is broken then).
+#[cfg(unix)]
 fn take_over(path: &Path, seen: &Node, permissions: Option<u32>) -> Result<Option<File>, Error> {
     if !still(path, seen) {
         return Ok(None);
@@ -236,18 +242,20 @@ fn take_over(path: &Path, seen: &Node, permissions: Option<u32>) -> Result<Optio
     Ok(None)
 }
 
+#[cfg(windows)]
+use super::rename_break::take_over;
+
 /// `true` when `path` still names the same unmodified node as `seen`.
-fn still(path: &Path, seen: &Node) -> bool {
+pub(super) fn still(path: &Path, seen: &Node) -> bool {
     sys::lstat(path).is_ok_and(|now| now.same_version(seen))
 }
 
 /// Creates `<path>.break.<pid>.<32 hex>`, as Python filelock names it.
+#[cfg(unix)]
 fn create_aside(path: &Path, permissions: Option<u32>) -> Result<(PathBuf, File), Error> {
     let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
     for _ in 0..MAX_RACES {
-        let mut name = path.as_os_str().to_owned();
-        name.push(format!(".break.{}.{}", std::process::id(), random_hex()));
-        let aside = PathBuf::from(name);
+        let aside = aside_name(path);
         match sys::create_new(&aside, create_mode(permissions)) {
             Ok(file) => return Ok((aside, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
@@ -255,6 +263,13 @@ fn create_aside(path: &Path, permissions: Option<u32>) -> Result<(PathBuf, File)
         }
     }
     Err(Error::io(path, Op::BreakStale, last))
+}
+
+/// `<path>.break.<pid>.<32 hex>`: a fresh name next to the lock file.
+pub(super) fn aside_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".break.{}.{}", std::process::id(), random_hex()));
+    PathBuf::from(name)
 }
 
 /// 32 hex digits, unpredictable enough for a private name (`O_EXCL` guarantees uniqueness).

@@ -1,13 +1,14 @@
 //! Who this process is, as a marker records it (PID, host name, start token), and the start
 //! token of another process, exactly as Python `filelock` 4.x computes them.
 //!
-//! Linux reads procfs; other platforms have no start token (two-line markers), which
-//! Python's readers accept: liveness is then judged by the PID alone.
+//! Linux reads procfs, Windows asks for the process creation time; other platforms have no
+//! start token (two-line markers), which Python's readers accept: liveness is then judged
+//! by the PID alone.
 
 use std::sync::OnceLock;
 
 use super::marker::{Holder, Token};
-use crate::sys::unix_soft as sys;
+use crate::sys::soft_calls as sys;
 
 /// Marks a host name written from a PID namespace other than the initial one.
 pub(crate) const NAMESPACE_MARK: &str = "?pidns-";
@@ -81,7 +82,13 @@ pub(crate) fn start_token(pid: u32) -> Option<Token> {
     linux::start_token(pid)
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+/// Windows: the process creation time, as Python filelock records it.
+#[cfg(windows)]
+pub(crate) fn start_token(pid: u32) -> Option<Token> {
+    sys::process_start(pid).map(|low| Token { high: 0, low })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", windows)))]
 pub(crate) fn start_token(_pid: u32) -> Option<Token> {
     None
 }

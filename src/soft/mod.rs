@@ -5,24 +5,27 @@
 //! - [`identity`]: this process's PID, host name and start token; other processes' tokens.
 //! - [`stale`]: when a marker may be broken.
 //! - [`attempt`]: one attempt (create, or read and maybe break) and the release.
+//! - `rename_break` (Windows): breaking a stale marker without an atomic exchange.
 //!
-//! Unix only for now: elsewhere every soft attempt reports `Error::Unsupported`.
+//! Unix and Windows only: elsewhere every soft attempt reports `Error::Unsupported`.
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod attempt;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod identity;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 mod marker;
-#[cfg(unix)]
+#[cfg(windows)]
+mod rename_break;
+#[cfg(any(unix, windows))]
 mod stale;
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) use attempt::{SoftOutcome, adopt, attempt, holder, release};
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 mod unsupported;
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 pub(crate) use unsupported::{SoftOutcome, adopt, attempt, holder, release};
 
 #[cfg(all(test, unix))]

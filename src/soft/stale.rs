@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::identity::{self, NAMESPACE_MARK};
 use super::marker::Holder;
-use crate::sys::unix_soft::{self as sys, Node};
+use crate::sys::soft_calls::{self as sys, Node};
 
 /// How long a malformed marker (or a non-regular node) must be seen unchanged before it is
 /// broken: Python filelock's `MALFORMED_LOCK_AGE_THRESHOLD`. A writer that has created its

@@ -1,4 +1,5 @@
-//! Platforms without the soft protocol yet (Windows): every attempt is `Unsupported`.
+//! Platforms without the soft protocol (neither Unix nor Windows): every attempt is
+//! `Unsupported`.
 
 use std::fs::File;
 use std::path::Path;
@@ -18,7 +19,7 @@ pub(crate) enum SoftOutcome {
 fn unsupported(path: &Path) -> Error {
     Error::Unsupported {
         path: path.to_path_buf(),
-        reason: "the soft lock is implemented on Unix only",
+        reason: "the soft lock is implemented on Unix and Windows only",
         source: None,
     }
 }

@@ -15,6 +15,8 @@ mod unix;
 pub(crate) use unix::{FileId, inspect, open, release, set_permissions};
 #[cfg(unix)]
 pub(crate) mod unix_soft;
+#[cfg(unix)]
+pub(crate) use unix_soft as soft_calls;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod proc_locks;
@@ -25,6 +27,10 @@ pub(crate) use proc_locks::{os_lock_holder, path_holder};
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::{FileId, inspect, open, release, set_permissions};
+#[cfg(windows)]
+pub(crate) mod windows_soft;
+#[cfg(windows)]
+pub(crate) use windows_soft as soft_calls;
 
 /// Who holds the OS lock: not known on this platform.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

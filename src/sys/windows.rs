@@ -118,6 +118,16 @@ unsafe extern "system" {
     fn RtlGetLastNtStatus() -> NTSTATUS;
 }
 
+/// Whether `e`, just returned by a failed open on this thread, means a delete-pending file.
+/// Call it before any other system call: it reads the thread's last NT status.
+pub(super) fn is_delete_pending(e: &io::Error) -> bool {
+    match e.raw_os_error().map(|c| c as u32) {
+        Some(ERROR_DELETE_PENDING) => true,
+        Some(ERROR_ACCESS_DENIED) => last_nt_status() == STATUS_DELETE_PENDING,
+        _ => false,
+    }
+}
+
 fn last_nt_status() -> NTSTATUS {
     // SAFETY: takes no arguments and only reads the calling thread's TEB.
     unsafe { RtlGetLastNtStatus() }
