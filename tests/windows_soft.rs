@@ -52,6 +52,15 @@ fn expect_timeout(lock: &SoftFileLock) {
     }
 }
 
+/// A child process holding the soft lock on `path`, and our lock on it, checked excluded.
+fn held_elsewhere(path: &Path) -> (common::ChildProcess, SoftFileLock) {
+    let mut holder = common::spawn("hold", &[path.to_str().unwrap()]);
+    holder.expect("acquired");
+    let lock = SoftFileLock::new(path);
+    expect_timeout(&lock);
+    (holder, lock)
+}
+
 #[test]
 fn our_marker_names_pid_host_and_creation_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -66,10 +75,7 @@ fn our_marker_names_pid_host_and_creation_time() {
 fn another_process_is_excluded_until_release() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
-    let mut holder = common::spawn("hold", &[path.to_str().unwrap()]);
-    holder.expect("acquired");
-    let lock = SoftFileLock::new(&path);
-    expect_timeout(&lock);
+    let (mut holder, lock) = held_elsewhere(&path);
     holder.tell("release");
     holder.expect("released");
     lock.blocking_acquire_timeout(BOUND)
@@ -83,10 +89,7 @@ fn another_process_is_excluded_until_release() {
 fn a_killed_holders_marker_is_broken() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
-    let mut holder = common::spawn("hold", &[path.to_str().unwrap()]);
-    holder.expect("acquired");
-    let lock = SoftFileLock::new(&path);
-    expect_timeout(&lock);
+    let (mut holder, lock) = held_elsewhere(&path);
     holder.kill(); // TerminateProcess: the marker stays behind
     assert!(exists(&path));
     let guard = lock.blocking_acquire_timeout(BOUND).unwrap();

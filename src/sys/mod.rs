@@ -13,6 +13,8 @@ use crate::LockMode;
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::{FileId, inspect, open, release, set_permissions};
+#[cfg(any(unix, windows))]
+mod marker_node;
 #[cfg(unix)]
 pub(crate) mod unix_soft;
 #[cfg(unix)]

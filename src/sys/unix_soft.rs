@@ -9,20 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-/// What `lstat`/`fstat` says about a node, as far as the soft protocol needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Node {
-    /// `true` for a regular file.
-    pub(crate) regular: bool,
-    /// `true` for a directory (never a marker: a permanent error).
-    pub(crate) directory: bool,
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub(crate) mtime_ns: i128,
-    /// Status change time, nanoseconds since the epoch.
-    pub(crate) ctime_ns: i128,
-}
+pub(crate) use super::marker_node::Node;
 
 impl Node {
     fn of(meta: &fs::Metadata) -> Self {
@@ -35,17 +22,6 @@ impl Node {
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
             ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         }
-    }
-
-    /// Same inode (device and inode number).
-    pub(crate) fn same_file(&self, other: &Node) -> bool {
-        self.dev == other.dev && self.ino == other.ino
-    }
-
-    /// Same inode, unmodified: what a breaker checks before and after moving a marker.
-    /// (ctime is left out: a rename changes it.)
-    pub(crate) fn same_version(&self, other: &Node) -> bool {
-        self.same_file(other) && self.mtime_ns == other.mtime_ns
     }
 }
 

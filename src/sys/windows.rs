@@ -21,8 +21,8 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT,
-    FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_STANDARD_INFO,
-    FileStandardInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
+    FILE_FLAG_OPEN_REPARSE_POINT, FILE_INFO_BY_HANDLE_CLASS, FILE_SHARE_READ, FILE_SHARE_WRITE,
+    FILE_STANDARD_INFO, FileStandardInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
 };
 
 use super::{Create, Facts, OpenFailure};
@@ -133,32 +133,51 @@ fn last_nt_status() -> NTSTATUS {
     unsafe { RtlGetLastNtStatus() }
 }
 
-/// Identity, link count and delete-pending state of the open file.
-pub(crate) fn inspect(file: &File) -> io::Result<Facts> {
-    let handle = file.as_raw_handle() as HANDLE;
+/// `GetFileInformationByHandle` of an open file: attributes, times, volume and index.
+pub(super) fn handle_info(file: &File) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
     let mut info = MaybeUninit::<BY_HANDLE_FILE_INFORMATION>::uninit();
-    // SAFETY: `handle` is a valid open file handle borrowed from `file` for this call, and
-    // `info` points to writable memory of the structure's size.
-    if unsafe { GetFileInformationByHandle(handle, info.as_mut_ptr()) } == 0 {
+    // SAFETY: the handle is valid, borrowed from `file` for this call, and `info` points to
+    // writable memory of the structure's size.
+    if unsafe { GetFileInformationByHandle(file.as_raw_handle() as HANDLE, info.as_mut_ptr()) } == 0
+    {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: the call succeeded, so it filled the whole structure.
-    let info = unsafe { info.assume_init() };
-    let mut standard = MaybeUninit::<FILE_STANDARD_INFO>::uninit();
-    // SAFETY: as above; the buffer size passed is exactly the structure's size.
+    Ok(unsafe { info.assume_init() })
+}
+
+/// `GetFileInformationByHandleEx` of an open file for `class`.
+///
+/// # Safety
+/// `T` must be the structure Windows fills for `class` (`FILE_STANDARD_INFO` for
+/// `FileStandardInfo`, `FILE_BASIC_INFO` for `FileBasicInfo`, ...).
+pub(super) unsafe fn handle_info_ex<T>(
+    file: &File,
+    class: FILE_INFO_BY_HANDLE_CLASS,
+) -> io::Result<T> {
+    let mut info = MaybeUninit::<T>::uninit();
+    // SAFETY: the handle is valid, borrowed from `file` for this call; the buffer is
+    // writable and exactly `size_of::<T>()` bytes, the size passed.
     let ok = unsafe {
         GetFileInformationByHandleEx(
-            handle,
-            FileStandardInfo,
-            standard.as_mut_ptr().cast(),
-            std::mem::size_of::<FILE_STANDARD_INFO>() as u32,
+            file.as_raw_handle() as HANDLE,
+            class,
+            info.as_mut_ptr().cast(),
+            std::mem::size_of::<T>() as u32,
         )
     };
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the call succeeded, so it filled the whole structure.
-    let standard = unsafe { standard.assume_init() };
+    // SAFETY: the call succeeded and, by the caller's promise, `T` is what it fills.
+    Ok(unsafe { info.assume_init() })
+}
+
+/// Identity, link count and delete-pending state of the open file.
+pub(crate) fn inspect(file: &File) -> io::Result<Facts> {
+    let info = handle_info(file)?;
+    // SAFETY: FILE_STANDARD_INFO is the structure of FileStandardInfo.
+    let standard: FILE_STANDARD_INFO = unsafe { handle_info_ex(file, FileStandardInfo) }?;
     let directory = info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY != 0;
     Ok(Facts {
         not_a_file: directory.then_some(NodeKind::Directory),

@@ -9,20 +9,17 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::mem::MaybeUninit;
 use std::os::windows::ffi::OsStringExt;
 use std::os::windows::fs::{FileExt, OpenOptionsExt};
-use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_INVALID_PARAMETER, FILETIME, HANDLE, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT,
-    FILE_BASIC_INFO, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE,
-    FILE_SHARE_READ, FILE_SHARE_WRITE, FileBasicInfo, GetFileInformationByHandle,
-    GetFileInformationByHandleEx,
+    FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_BASIC_INFO,
+    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, FileBasicInfo,
 };
 use windows_sys::Win32::System::SystemInformation::{
     ComputerNamePhysicalDnsHostname, GetComputerNameExW,
@@ -32,38 +29,11 @@ use windows_sys::Win32::System::Threading::{
     WaitForSingleObject,
 };
 
-use super::windows::is_delete_pending;
+use super::windows::{handle_info, handle_info_ex, is_delete_pending};
 
 const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
 
-/// What a node's handle says, as far as the soft protocol needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Node {
-    /// `true` for a plain file (not a directory, not a reparse point).
-    pub(crate) regular: bool,
-    /// `true` for a directory that is not a reparse point (never a marker).
-    pub(crate) directory: bool,
-    /// Volume serial number.
-    pub(crate) dev: u64,
-    /// File index on the volume.
-    pub(crate) ino: u64,
-    /// Last write time, nanoseconds since 1601.
-    pub(crate) mtime_ns: i128,
-    /// Change time (metadata included), nanoseconds since 1601.
-    pub(crate) ctime_ns: i128,
-}
-
-impl Node {
-    /// Same file (volume and index).
-    pub(crate) fn same_file(&self, other: &Node) -> bool {
-        self.dev == other.dev && self.ino == other.ino
-    }
-
-    /// Same file, unmodified: what a breaker checks before and after moving a marker.
-    pub(crate) fn same_version(&self, other: &Node) -> bool {
-        self.same_file(other) && self.mtime_ns == other.mtime_ns
-    }
-}
+pub(crate) use super::marker_node::Node;
 
 /// The node at `path` itself, never what a reparse point names. A delete-pending node is
 /// `NotFound`: it is on its way out.
@@ -79,30 +49,9 @@ pub(crate) fn lstat(path: &Path) -> io::Result<Node> {
 
 /// The node of an open handle.
 pub(crate) fn fstat(file: &File) -> io::Result<Node> {
-    let handle = file.as_raw_handle() as HANDLE;
-    let mut info = MaybeUninit::<BY_HANDLE_FILE_INFORMATION>::uninit();
-    // SAFETY: `handle` is a valid open handle borrowed from `file` for this call, and
-    // `info` points to writable memory of the structure's size.
-    if unsafe { GetFileInformationByHandle(handle, info.as_mut_ptr()) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the call succeeded, so it filled the whole structure.
-    let info = unsafe { info.assume_init() };
-    let mut basic = MaybeUninit::<FILE_BASIC_INFO>::uninit();
-    // SAFETY: as above; the buffer size passed is exactly the structure's size.
-    let ok = unsafe {
-        GetFileInformationByHandleEx(
-            handle,
-            FileBasicInfo,
-            basic.as_mut_ptr().cast(),
-            std::mem::size_of::<FILE_BASIC_INFO>() as u32,
-        )
-    };
-    if ok == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the call succeeded, so it filled the whole structure.
-    let basic = unsafe { basic.assume_init() };
+    let info = handle_info(file)?;
+    // SAFETY: FILE_BASIC_INFO is the structure of FileBasicInfo.
+    let basic: FILE_BASIC_INFO = unsafe { handle_info_ex(file, FileBasicInfo) }?;
     let reparse = info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT != 0;
     let directory = info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY != 0;
     Ok(Node {
