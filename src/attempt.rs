@@ -80,6 +80,12 @@ impl Attempt {
         })
     }
 
+    /// Whether the next attempt speaks the soft (marker file) protocol (what a file watch
+    /// should wait for: a marker is unlinked on release, a locked file is closed).
+    pub(crate) fn is_soft(&self) -> bool {
+        self.protocol == Protocol::Soft
+    }
+
     /// Sets the protocol. The soft protocol is exclusive only: a shared request is
     /// `Error::Unsupported`, at once.
     pub(crate) fn with_protocol(mut self, protocol: Protocol) -> Result<Self, Error> {
@@ -396,5 +402,7 @@ impl Drop for Held {
                 "releasing the lock failed; its descriptor was closed"
             );
         }
+        // Released (by `release` or here): wake this process's next waiter on the file.
+        crate::wake::released(self.id);
     }
 }

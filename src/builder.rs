@@ -59,7 +59,9 @@ impl FileLockBuilder {
 
     /// The longest sleep between two attempts (the cap of the backoff, which starts at
     /// 1 ms and doubles). Default: 50 ms, as Python filelock. Values under 1 ms count as
-    /// 1 ms: nothing spins.
+    /// 1 ms: nothing spins. Async waiters are woken early by releases (see the crate's
+    /// "Wake-ups"), so the interval mostly bounds how late a release that sends no wake-up
+    /// is noticed, and what a long wait costs (about 20 attempts a second at 50 ms).
     pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
         self.config.poll_interval = poll_interval;
         self

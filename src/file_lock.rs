@@ -146,6 +146,8 @@ impl FileLock {
     /// Cancel-safe. Dropping the future at any point (`select!`, `timeout`, `abort`,
     /// runtime shutdown) leaves no lock held, no count changed and no descriptor open: an
     /// attempt still running on the blocking pool releases whatever it wins when it ends.
+    /// The waiter's place in this process's queue goes with it (the next waiter takes its
+    /// turn), and so does its file watch (its inotify instance returns to a small pool).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

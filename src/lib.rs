@@ -31,6 +31,19 @@
 //! cancels a wait at once and cleanly. The sync facade (`blocking_*`) runs the same
 //! attempts and schedule on the calling thread, with no runtime.
 //!
+//! # Wake-ups
+//!
+//! An async waiter does not wait for its next poll when the lock is released: a release in
+//! the same process wakes that process's first waiter on the file at once (waiters line up
+//! in arrival order, and one at a time retries), and on Linux the first waiter also watches
+//! the lock file with inotify through the Tokio reactor, so a release in another process
+//! (which closes its descriptor) wakes it too. Waiters keep their descriptor open between
+//! attempts, so they do not wake each other. A wake-up is only a reason to attempt now: the
+//! lock call decides, so exclusion never depends on it, and the poll schedule stays
+//! underneath for holders that unlock without closing, file systems without inotify events
+//! (NFS), other platforms, and the sync facade (which only polls). `BENCHMARKS.md` has the
+//! numbers.
+//!
 //! # Timeouts
 //!
 //! | setting | behaviour |
@@ -91,6 +104,7 @@ mod state;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
 mod sys;
 mod wait_hook;
+mod wake;
 mod who;
 
 pub use builder::FileLockBuilder;

@@ -1,19 +1,24 @@
-//! The async driver: attempts on Tokio's blocking pool, sleeps on Tokio's timer.
+//! The async driver: attempts on Tokio's blocking pool, sleeps on Tokio's timer, woken
+//! early by the wake-ups of [`crate::wake`].
 
 use std::io;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::{Acquisition, Described, Step};
-use crate::attempt::Attempt;
-use crate::{Error, LockGuard, Op};
+use crate::attempt::{Attempt, Outcome};
+use crate::schedule::Wait;
+use crate::wake::{self, Waiter, Woke};
+use crate::{Error, LockGuard, Op, registry};
 
 /// Acquires under Tokio.
 ///
-/// Cancel-safe: dropping the future at a sleep drops the attempt (closing the file it keeps
-/// open); dropping it while an attempt runs on the blocking pool leaves that attempt to
-/// release whatever it wins as soon as it finishes. The hold is counted only in the step
-/// that returns the guard, with no await after it.
+/// Cancel-safe: dropping the future at a wait drops the attempt (closing the file it keeps
+/// open) and the waiter (leaving the in-process queue, closing the watch); dropping it while
+/// an attempt runs on the blocking pool leaves that attempt to release whatever it wins
+/// (and close any watch it armed) as soon as it finishes. The hold is counted only in the
+/// step that returns the guard, with no await after it.
 pub(crate) async fn acquire(
     mut acquisition: Acquisition,
     mut attempt: Attempt,
@@ -29,11 +34,50 @@ pub(crate) async fn acquire(
         return Ok(guard);
     }
     let start = Instant::now();
+    let mut waiter = Waiter::new(acquisition.state.path().clone(), acquisition.mode);
+    // Other waiters of this process on the same path: line up behind them first, unless
+    // this owner holds the file through another handle (its own attempt then reports the
+    // deadlock).
+    let mut sleep = None;
+    if acquisition.wait != Wait::Once
+        && let Some(file) = waiter.follow()
+    {
+        if registry::blocks_itself(
+            file,
+            acquisition.owner,
+            acquisition.state.id(),
+            acquisition.mode,
+        ) {
+            waiter.unfollow();
+        } else {
+            sleep = acquisition.schedule.next_sleep(Duration::ZERO);
+        }
+    }
     loop {
+        if let Some(sleep) = sleep.take() {
+            wait_turn(&mut waiter, &mut acquisition, start, sleep).await;
+            // The owner may have won the lock meanwhile through another future of its task.
+            if let Some(guard) = acquisition.reenter()? {
+                return Ok(guard);
+            }
+        }
         acquisition.attempting();
-        let outcome = tokio::task::spawn_blocking(move || attempt.run())
-            .await
-            .map_err(|join| Error::io(acquisition.path(), Op::Spawn, io::Error::other(join)))??;
+        waiter.attempt_started();
+        // Armed before the attempt, in the same job: a release after the attempt's lock
+        // call is seen by the watch.
+        let arm = waiter.wants_watch();
+        let (watch, outcome) = tokio::task::spawn_blocking(move || {
+            let watch = arm.map(|path| wake::arm(&path, attempt.is_soft()));
+            (watch, attempt.run())
+        })
+        .await
+        .map_err(|join| Error::io(acquisition.path(), Op::Spawn, io::Error::other(join)))?;
+        waiter.armed(watch);
+        let outcome = outcome?;
+        let busy_file = match &outcome {
+            Outcome::Busy { id, .. } => *id,
+            Outcome::Won(_) => None,
+        };
         let step = acquisition.after(outcome, start.elapsed());
         let step = match acquisition.describe(step) {
             Described::Ready(step) => step,
@@ -41,15 +85,37 @@ pub(crate) async fn acquire(
                 .await
                 .map_err(|join| Error::io(acquisition.path(), Op::Spawn, io::Error::other(join)))?,
         };
-        let sleep;
-        (attempt, sleep) = match step? {
+        match step? {
             Step::Acquired(guard) => return Ok(guard),
-            Step::Retry(attempt, sleep) => (attempt, sleep),
+            Step::Retry(next, next_sleep) => {
+                attempt = next;
+                sleep = Some(next_sleep);
+            }
+        }
+        waiter.busy(busy_file);
+    }
+}
+
+/// Waits for a wake-up or the timer before the next attempt. A timed attempt that another
+/// waiter of this process has just made for this one is skipped (and the next sleep of the
+/// schedule taken), but never the final one at the deadline.
+async fn wait_turn(
+    waiter: &mut Waiter,
+    acquisition: &mut Acquisition,
+    start: Instant,
+    mut sleep: Duration,
+) {
+    loop {
+        let ends_at_deadline = match acquisition.wait {
+            Wait::For(timeout) => start.elapsed() + sleep >= timeout,
+            Wait::Once | Wait::Forever => false,
         };
-        tokio::time::sleep(sleep).await;
-        // The owner may have won the lock meanwhile through another future of its task.
-        if let Some(guard) = acquisition.reenter()? {
-            return Ok(guard);
+        if waiter.wait(sleep, !ends_at_deadline).await == Woke::Signal || !waiter.may_skip() {
+            return;
+        }
+        match acquisition.schedule.next_sleep(start.elapsed()) {
+            Some(next) => sleep = next,
+            None => return,
         }
     }
 }

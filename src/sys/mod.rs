@@ -25,6 +25,28 @@ mod proc_locks;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use proc_locks::{os_lock_holder, path_holder};
 
+/// What a release does to the lock file, so what a file watch waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// OS lock: the holder unlocks and closes its descriptor. (Waiters keep theirs open, so
+    /// their attempts close nothing.)
+    Close,
+    /// Soft lock: the holder unlinks its marker. (Waiters open and close the marker to read
+    /// it, so closes must not count.)
+    Unlink,
+}
+
+#[cfg(target_os = "linux")]
+mod linux_watch;
+#[cfg(target_os = "linux")]
+mod runtime_io;
+#[cfg(target_os = "linux")]
+pub(crate) use linux_watch::{Watch, keep_idle as keep_idle_watches};
+#[cfg(not(target_os = "linux"))]
+mod no_watch;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use no_watch::{Watch, keep_idle as keep_idle_watches};
+
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]

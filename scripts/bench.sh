@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs every benchmark of tokio-filelock once and writes BENCHMARKS.md (or the file given
+# as the first argument). Self-contained: builds what it needs; Python filelock is used as
+# a peer when `python3 -c 'import filelock'` works. Takes about 3 minutes on a quiet
+# 2-core machine (build excluded). Run it on a quiet machine: the numbers are latencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-BENCHMARKS.md}"
+logs=target/bench-logs
+mkdir -p "$logs"
+
+echo "building (release)..." >&2
+cargo build --release --example bench_handoff >&2
+cargo bench --bench uncontended --no-run >&2
+
+started=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+
+echo "criterion: uncontended cycles..." >&2
+rm -rf target/criterion/uncontended
+cargo bench --bench uncontended -- --noplot >"$logs/uncontended.log" 2>&1
+
+echo "multi-process harness..." >&2
+target/release/examples/bench_handoff >"$logs/handoff.md"
+
+finished=$(date +%s)
+load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+
+python3 - "$out" "$logs/handoff.md" "$((finished - started))" "$load_before" "$load_after" <<'PY'
+import json, os, platform, subprocess, sys
+
+out, handoff, seconds, load_before, load_after = sys.argv[1:6]
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except Exception:
+        return "?"
+
+def median_ns(name):
+    path = f"target/criterion/uncontended/{name}/new/estimates.json"
+    with open(path) as f:
+        return json.load(f)["median"]["point_estimate"]
+
+def fmt(ns):
+    return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
+
+def verdict(ok, how):
+    return f"**{'met' if ok else 'missed'}** ({how})"
+
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip() or platform.processor()
+py = sh("python3 -c 'import filelock; print(filelock.__version__)'") or "not installed"
+raw, hop = median_ns("raw_cycle"), median_ns("spawn_blocking_hop")
+asy, syn, ree = (median_ns(n) for n in
+                 ("async_acquire_release", "sync_acquire_release", "async_reentrant_reacquire"))
+async_ratio = asy / (hop + raw)
+sync_ratio = syn / raw
+
+lines = [
+    "# Benchmarks",
+    "",
+    "Written by `scripts/bench.sh` (do not edit by hand; run it again). One run of each "
+    "measurement; every baseline is measured in the same run, so the ratios are the numbers "
+    "to read. Latencies on a loaded machine are noisy: compare runs made on a quiet one.",
+    "",
+    "## Machine and commands",
+    "",
+    f"- CPU: {cpu}, {os.cpu_count()} logical CPUs; kernel {platform.release()}",
+    f"- {sh('rustc -V')}; Python filelock {py}",
+    f"- load average before / after: {load_before} / {load_after}; "
+    f"measuring took {seconds} s (builds excluded)",
+    "- commands:",
+    "  - `cargo bench --bench uncontended -- --noplot` (criterion; medians below)",
+    "  - `cargo run --release --example bench_handoff` (multi-process harness; the sections "
+    "after the first)",
+    "",
+    "## Uncontended acquire + release",
+    "",
+    "One acquire and one release with nobody else on the lock. The async rounds run inside a "
+    "spawned task of a multi-thread runtime (2 workers). `raw cycle` is the work the library "
+    "cannot avoid: `open` (same flags) + `try_lock` + `unlock` + `close`; "
+    "`spawn_blocking hop` is an empty `spawn_blocking(|| ()).await`, the price of keeping "
+    "file system calls off the workers.",
+    "",
+    "| benchmark | median | ratio |",
+    "|---|---|---|",
+    f"| raw cycle (baseline) | {fmt(raw)} | 1.00x raw |",
+    f"| `spawn_blocking` hop (baseline) | {fmt(hop)} | |",
+    f"| async `acquire().await` + drop | {fmt(asy)} | {async_ratio:.2f}x (hop + raw) |",
+    f"| sync `blocking_acquire()` + drop | {fmt(syn)} | {sync_ratio:.2f}x raw |",
+    f"| async re-acquire while held (reentrant) | {fmt(ree)} | {ree / raw:.3f}x raw |",
+    "",
+    f"Goal: async ≤ 1.3x (hop + raw): {verdict(async_ratio <= 1.3, f'{async_ratio:.2f}x')}. "
+    f"Goal: sync ≤ 1.3x raw: {verdict(sync_ratio <= 1.3, f'{sync_ratio:.2f}x')}.",
+    "",
+]
+with open(handoff) as f:
+    body = f.read()
+with open(out, "w") as f:
+    f.write("\n".join(lines) + "\n" + body)
+print(f"wrote {out}", file=sys.stderr)
+PY

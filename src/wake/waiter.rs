@@ -1,0 +1,432 @@
+//! One async acquire's view of the wake-ups: its place in the in-process queue, its watch
+//! (Linux, head only), and the timer of the poll loop.
+
+use std::future::{Future, poll_fn};
+use std::path::Path;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use super::queue::Place;
+use crate::LockMode;
+use crate::sys::{FileId, Release, Watch};
+
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// A release in this process, an inotify event, or this waiter became the head:
+    /// attempt now.
+    Signal,
+    /// The backoff timer ran out.
+    Timer,
+}
+
+/// The wake-up state of one async acquire. Dropping it (with the acquire future) leaves
+/// the queue and closes the watch.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    path: Arc<Path>,
+    mode: LockMode,
+    place: Option<Place>,
+    watch: Option<Watch>,
+    /// Creating a watch failed once (no inotify, instance limit): do not try again.
+    watch_failed: bool,
+    /// The queue's attempt count (in `mode`) when this waiter last looked.
+    seen_attempts: u64,
+    /// The last wait ended by a watch event.
+    woke_by_watch: bool,
+    /// Attempts in a row, woken by the watch, that found the lock busy.
+    watch_misses: u32,
+}
+
+/// After this many attempts in a row woken by the watch and finding the lock busy, one wait
+/// ignores the watch (its events are kept, not lost): a storm of events that are not
+/// releases (another program opening and closing the file in a loop) cannot make a waiter
+/// spin.
+const MAX_WATCH_MISSES: u32 = 8;
+
+impl Waiter {
+    pub(crate) fn new(path: Arc<Path>, mode: LockMode) -> Self {
+        Waiter {
+            path,
+            mode,
+            place: None,
+            watch: None,
+            watch_failed: false,
+            seen_attempts: 0,
+            woke_by_watch: false,
+            watch_misses: 0,
+        }
+    }
+
+    /// The path to watch before the next attempt: on Linux, for the head of the queue,
+    /// when it has no live watch.
+    pub(crate) fn wants_watch(&self) -> Option<Arc<Path>> {
+        let wanted = cfg!(target_os = "linux")
+            && !watches_disabled()
+            && !self.watch_failed
+            && self.watch.as_ref().is_none_or(|w| !w.is_alive())
+            && self.place.as_ref().is_some_and(Place::is_head);
+        wanted.then(|| self.path.clone())
+    }
+
+    /// Before the first attempt: lines up behind this process's waiters on the same path
+    /// and mode, if any (see [`Place::follow`]), and returns the file they wait for.
+    pub(crate) fn follow(&mut self) -> Option<FileId> {
+        let place = Place::follow(&self.path, self.mode)?;
+        self.seen_attempts = place.attempts(self.mode);
+        let file = place.file();
+        self.place = Some(place);
+        Some(file)
+    }
+
+    /// Leaves the queue (after [`Waiter::follow`] found that following would not do).
+    pub(crate) fn unfollow(&mut self) {
+        self.place = None;
+    }
+
+    /// Records the outcome of arming a watch (asked for by [`Waiter::wants_watch`]).
+    pub(crate) fn armed(&mut self, watch: Option<std::io::Result<Watch>>) {
+        match watch {
+            Some(Ok(watch)) => self.watch = Some(watch),
+            // The file is gone (released soft lock): the next attempt arms again.
+            Some(Err(error)) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Some(Err(error)) => {
+                tracing::debug!(
+                    target: "tokio_filelock",
+                    path = %self.path.display(),
+                    %error,
+                    "no file watch; waiting by polling"
+                );
+                self.watch_failed = true;
+            }
+            None => {}
+        }
+    }
+
+    /// Counts an attempt of this waiter about to start.
+    pub(crate) fn attempt_started(&mut self) {
+        if let Some(place) = &self.place {
+            self.seen_attempts = place.attempt_started(self.mode);
+        }
+    }
+
+    /// After an attempt that found the lock busy on file `id`: line up in its queue. When
+    /// the file at the path was replaced (a soft lock's marker is a new file each time),
+    /// the queue follows it and everyone keeps their place; the watch, on the old file, is
+    /// renewed at the next attempt.
+    pub(crate) fn busy(&mut self, id: Option<FileId>) {
+        self.watch_misses = if self.woke_by_watch {
+            self.watch_misses + 1
+        } else {
+            0
+        };
+        let Some(id) = id else { return };
+        if let Some(place) = &self.place {
+            if place.file() == id {
+                return;
+            }
+            self.watch = None;
+            if place.rekey(id) {
+                return;
+            }
+        }
+        self.watch = None;
+        let place = Place::join(id, &self.path, self.mode);
+        self.seen_attempts = place.attempts(self.mode);
+        self.place = Some(place);
+    }
+
+    /// Waits for a wake-up or for `sleep` to pass, whichever comes first.
+    ///
+    /// With `spread` (not for a sleep that ends at the deadline), waiters behind the head
+    /// shorten their sleep by up to half, by arrival order, so that a crowd that started
+    /// together does not wake in the same timer tick.
+    pub(crate) async fn wait(&mut self, sleep: Duration, spread: bool) -> Woke {
+        let sleep = match &self.place {
+            Some(place) if place.is_head() => {
+                place.head_waits_until(tokio::time::Instant::now() + sleep);
+                sleep
+            }
+            Some(place) if spread => sleep.mul_f64(1.0 - (place.ticket() % 8) as f64 / 16.0),
+            _ => sleep,
+        };
+        let mut timer = pin!(tokio::time::sleep(sleep));
+        let use_watch = self.watch_misses < MAX_WATCH_MISSES;
+        if !use_watch {
+            self.watch_misses = 0;
+        }
+        self.woke_by_watch = false;
+        poll_fn(|cx| {
+            if let Some(place) = &self.place
+                && place.poll_woken(cx).is_ready()
+            {
+                return Poll::Ready(Woke::Signal);
+            }
+            if let Some(watch) = self.watch.as_mut().filter(|_| use_watch)
+                && watch.poll_event(cx).is_ready()
+            {
+                self.woke_by_watch = true;
+                return Poll::Ready(Woke::Signal);
+            }
+            timer.as_mut().poll(cx).map(|()| Woke::Timer)
+        })
+        .await
+    }
+
+    /// After the timer ran out: `true` when this waiter may skip its attempt because
+    /// another waiter of this process attempted in the same mode while it slept (that
+    /// answer would be its own), or the head of the queue is waiting on its schedule (it
+    /// attempts for everyone, and the release wakes it). Never for the head itself.
+    pub(crate) fn may_skip(&mut self) -> bool {
+        let Some(place) = &self.place else {
+            return false;
+        };
+        if place.is_head() {
+            return false;
+        }
+        let now = place.attempts(self.mode);
+        let attempted = now != self.seen_attempts;
+        self.seen_attempts = now;
+        attempted || place.head_on_schedule(self.mode)
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        // The watch first: its instance may go back to the pool, which the departure of
+        // the process's last waiter (dropping the place) then empties.
+        self.watch = None;
+        self.place = None;
+    }
+}
+
+/// Arms a watch on `path` (in the blocking-pool job, before the attempt it precedes), for
+/// the release of a soft lock's marker or of an OS lock.
+pub(crate) fn arm(path: &Path, soft: bool) -> std::io::Result<Watch> {
+    Watch::new(
+        path,
+        if soft {
+            Release::Unlink
+        } else {
+            Release::Close
+        },
+    )
+}
+
+#[cfg(not(test))]
+fn watches_disabled() -> bool {
+    false
+}
+
+/// Tests that prove the in-process queue alone switch the watch off for their thread.
+#[cfg(test)]
+fn watches_disabled() -> bool {
+    tests::NO_WATCH.get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Set by tests that prove the in-process queue alone (the watch would also wake).
+        pub(super) static NO_WATCH: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Under paused time (a current-thread runtime: every waiter runs on this thread), with
+    /// no file watch: a release in this process wakes its waiters through the queue alone,
+    /// in arrival order, with the clock frozen (no backoff timer can fire).
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_alone_hands_the_lock_over_in_arrival_order() {
+        NO_WATCH.set(true);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.lock");
+        let guard = crate::FileLock::new(&path).acquire().await.unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut tasks = Vec::new();
+        for id in 0..3 {
+            let lock = crate::FileLock::builder(&path).poll_interval(LONG).build();
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let held = lock.acquire().await.unwrap();
+                tx.send(id).unwrap();
+                drop(held);
+            }));
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        let order = tokio::task::spawn_blocking(move || {
+            drop(guard);
+            (0..3)
+                .map(|_| rx.recv_timeout(Duration::from_secs(30)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(order, Ok(vec![0, 1, 2]));
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+    const HEAD_FOLLOWER_SHARED: [LockMode; 3] =
+        [LockMode::Exclusive, LockMode::Exclusive, LockMode::Shared];
+
+    /// Waiters in `modes` lined up, in that order, on a new file `name` in `dir`.
+    fn lined_up(dir: &tempfile::TempDir, name: &str, modes: &[LockMode]) -> Vec<Waiter> {
+        let path: Arc<Path> = Arc::from(dir.path().join(name));
+        let file = std::fs::File::create(&path).unwrap();
+        let id = sys::inspect(&file).unwrap().id;
+        modes
+            .iter()
+            .map(|&mode| {
+                let mut waiter = Waiter::new(path.clone(), mode);
+                waiter.busy(Some(id));
+                waiter
+            })
+            .collect()
+    }
+
+    /// The head of a new queue with its watch armed.
+    #[cfg(target_os = "linux")]
+    async fn armed_head(dir: &tempfile::TempDir, name: &str) -> Waiter {
+        let mut waiter = lined_up(dir, name, &[LockMode::Exclusive]).remove(0);
+        let path = waiter.wants_watch().expect("the head wants a watch");
+        let watch = tokio::task::spawn_blocking(move || arm(&path, false))
+            .await
+            .unwrap();
+        waiter.armed(Some(watch));
+        assert!(waiter.wants_watch().is_none());
+        waiter
+    }
+
+    /// Under paused time a wait that no wake-up ends returns `Timer` at once (the clock
+    /// jumps), so `Signal` proves the wake-up.
+    #[tokio::test(start_paused = true)]
+    async fn a_release_during_the_attempt_still_wakes_the_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = lined_up(&dir, "a.lock", &[LockMode::Exclusive]).remove(0);
+        let id = waiter.place.as_ref().unwrap().file();
+        assert_eq!(
+            waiter.wait(LONG, true).await,
+            Woke::Timer,
+            "nothing happened yet"
+        );
+        waiter.attempt_started();
+        // ... the attempt runs; the holder releases meanwhile ...
+        super::super::released(id);
+        assert_eq!(waiter.wait(LONG, true).await, Woke::Signal);
+        assert_eq!(waiter.wait(LONG, true).await, Woke::Timer);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(start_paused = true)]
+    async fn a_close_during_the_attempt_fires_the_watch_at_the_next_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = armed_head(&dir, "b.lock").await;
+        // A holder elsewhere releases (closes its descriptor) while the attempt runs.
+        drop(std::fs::File::open(dir.path().join("b.lock")).unwrap());
+        assert_eq!(
+            waiter.wait(LONG, true).await,
+            Woke::Signal,
+            "watch event lost"
+        );
+        assert_eq!(
+            waiter.wait(LONG, true).await,
+            Woke::Timer,
+            "events are consumed"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(start_paused = true)]
+    async fn descriptors_kept_open_by_other_waiters_do_not_fire_the_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = armed_head(&dir, "c.lock").await;
+        // Another waiter opens the file and keeps it open between its attempts.
+        let other = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.path().join("c.lock"))
+            .unwrap();
+        assert!(matches!(
+            sys::try_lock(&other, LockMode::Exclusive),
+            sys::TryLock::Acquired
+        ));
+        assert!(matches!(sys::unlock(&other), Ok(())));
+        assert_eq!(waiter.wait(LONG, true).await, Woke::Timer);
+        drop(other);
+        assert_eq!(waiter.wait(LONG, true).await, Woke::Signal);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(start_paused = true)]
+    async fn a_storm_of_events_that_are_not_releases_cannot_make_a_waiter_spin() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = armed_head(&dir, "storm.lock").await;
+        let id = waiter.place.as_ref().unwrap().file();
+        let mut signals = 0;
+        for _ in 0..100 {
+            // Another program opens and closes the file, again and again.
+            drop(std::fs::File::open(dir.path().join("storm.lock")).unwrap());
+            if waiter.wait(LONG, true).await == Woke::Timer {
+                break;
+            }
+            signals += 1;
+            waiter.busy(Some(id)); // the attempt found the lock busy
+        }
+        assert_eq!(signals, MAX_WATCH_MISSES, "then one wait ignores the watch");
+        assert_eq!(
+            waiter.wait(LONG, true).await,
+            Woke::Signal,
+            "events were kept"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn followers_skip_a_timed_attempt_that_another_waiter_just_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let [mut head, mut follower, mut shared] = lined_up(&dir, "d.lock", &HEAD_FOLLOWER_SHARED)
+            .try_into()
+            .unwrap();
+        // Nobody else attempted: the follower attempts itself.
+        assert!(!follower.may_skip());
+        head.attempt_started();
+        assert!(follower.may_skip(), "the head's attempt answers for it");
+        assert!(!follower.may_skip(), "but not twice");
+        assert!(!shared.may_skip(), "another mode's attempt does not count");
+        assert!(!head.may_skip(), "the head never skips");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn followers_leave_attempts_to_a_head_on_schedule_in_their_mode_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let [mut head, mut follower, mut shared] = lined_up(&dir, "e.lock", &HEAD_FOLLOWER_SHARED)
+            .try_into()
+            .unwrap();
+        // The head now waits, due to attempt in 10 s.
+        let head_waits = head.wait(Duration::from_secs(10), true);
+        tokio::pin!(head_waits);
+        assert!(futures_poll(head_waits.as_mut()).is_pending());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(follower.may_skip(), "the head attempts on time for it");
+        assert!(
+            !shared.may_skip(),
+            "an exclusive head does not answer for a shared waiter"
+        );
+        // The head's future is not polled any more: once it is overdue, the follower
+        // attempts itself.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(!follower.may_skip());
+    }
+
+    /// Polls a future once with a no-op waker.
+    fn futures_poll<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        f.poll(&mut cx)
+    }
+}
