@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio_filelock::{FileLock, SoftFileLock};
+use tokio_filelock::{FileLock, LockGuard, SoftFileLock};
 
 #[test]
 fn child_entry() {
@@ -149,23 +149,33 @@ async fn waiters_in_this_process_are_woken_in_arrival_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
     let guard = FileLock::new(&path).acquire().await.unwrap();
+    let locks = (0..4).map(|_| slow_poll(&path)).collect();
+    assert_eq!(order_after_release(guard, locks).await, vec![0, 1, 2, 3]);
+}
+
+/// Starts one waiter per lock of `locks`, in order, each given time to line up; then
+/// releases `guard` with the clock frozen, and returns the order in which they got the
+/// lock.
+async fn order_after_release(guard: LockGuard, locks: Vec<FileLock>) -> Vec<usize> {
     let (tx, rx) = mpsc::channel();
+    let count = locks.len();
     let mut tasks = Vec::new();
-    for id in 0..4 {
-        tasks.push(waiter(slow_poll(&path), tx.clone(), id));
+    for (id, lock) in locks.into_iter().enumerate() {
+        tasks.push(waiter(lock, tx.clone(), id));
         tokio::time::sleep(Duration::from_secs(60)).await; // it has lined up
     }
     let order = with_clock_frozen(move || {
         drop(guard);
-        (0..4)
+        (0..count)
             .map(|_| rx.recv_timeout(common::CHILD_WAIT))
             .collect::<Result<Vec<_>, _>>()
     })
-    .await;
-    assert_eq!(order, Ok(vec![0, 1, 2, 3]));
+    .await
+    .expect("every waiter gets the lock, woken with the clock frozen");
     for task in tasks {
         task.await.unwrap();
     }
+    order
 }
 
 #[tokio::test(start_paused = true)]
@@ -376,27 +386,6 @@ async fn soft_lock_waiters_are_woken_in_order_though_each_hold_is_a_new_marker()
             .build()
     };
     let guard = soft(&path).acquire().await.unwrap();
-    let (tx, rx) = mpsc::channel();
-    let mut tasks = Vec::new();
-    for id in 0..3 {
-        let lock = soft(&path);
-        let tx = tx.clone();
-        tasks.push(tokio::spawn(async move {
-            let held = lock.acquire().await.unwrap();
-            tx.send(id).unwrap();
-            drop(held);
-        }));
-        tokio::time::sleep(Duration::from_secs(60)).await;
-    }
-    let order = with_clock_frozen(move || {
-        drop(guard);
-        (0..3)
-            .map(|_| rx.recv_timeout(common::CHILD_WAIT))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await;
-    assert_eq!(order, Ok(vec![0, 1, 2]));
-    for task in tasks {
-        task.await.unwrap();
-    }
+    let locks = (0..3).map(|_| soft(&path).as_file_lock().clone()).collect();
+    assert_eq!(order_after_release(guard, locks).await, vec![0, 1, 2]);
 }
