@@ -141,15 +141,15 @@ impl Waiter {
     /// Waits for a wake-up or for `sleep` to pass, whichever comes first.
     ///
     /// With `spread` (not for a sleep that ends at the deadline), waiters behind the head
-    /// shorten their sleep by up to half, by arrival order, so that a crowd that started
-    /// together does not wake in the same timer tick.
+    /// shorten their sleep by up to half (in 32 steps, by arrival order), so that a crowd
+    /// that started together does not wake in the same timer tick.
     pub(crate) async fn wait(&mut self, sleep: Duration, spread: bool) -> Woke {
         let sleep = match &self.place {
             Some(place) if place.is_head() => {
                 place.head_waits_until(tokio::time::Instant::now() + sleep);
                 sleep
             }
-            Some(place) if spread => sleep.mul_f64(1.0 - (place.ticket() % 8) as f64 / 16.0),
+            Some(place) if spread => sleep.mul_f64(1.0 - (place.ticket() % 32) as f64 / 64.0),
             _ => sleep,
         };
         let mut timer = pin!(tokio::time::sleep(sleep));
