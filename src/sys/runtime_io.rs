@@ -5,6 +5,11 @@
 //! (`enable_time` only) panics. So the first registration on each runtime is a probe, made
 //! with a pipe: the panic, if any, is caught and kept quiet (this thread's panic message
 //! only; other threads' panics reach the hook as before), and the answer is remembered.
+//! Built with `panic = "abort"`, nothing is probed and waiters poll instead.
+//!
+//! This swaps the process's panic hook for the duration of one probe per runtime, which a
+//! library should rather not do; a watcher thread of our own (no runtime IO needed) would
+//! avoid it. Until then the swap is short, per-thread in effect, and restores the hook.
 
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,6 +39,14 @@ pub(crate) fn has_io() -> bool {
     io
 }
 
+/// With `panic = "abort"` a probe that panics would abort the process: assume no IO, so
+/// waiters poll (and still get in-process wake-ups).
+#[cfg(not(panic = "unwind"))]
+fn probe() -> bool {
+    false
+}
+
+#[cfg(panic = "unwind")]
 fn probe() -> bool {
     let Ok((reader, _writer)) = std::io::pipe() else {
         return false;
@@ -47,6 +60,7 @@ fn probe() -> bool {
 }
 
 /// Runs `f`, catching a panic without printing this thread's panic message.
+#[cfg(panic = "unwind")]
 fn quietly<R>(f: impl FnOnce() -> R) -> thread::Result<R> {
     type Hook = Arc<dyn Fn(&PanicHookInfo<'_>) + Send + Sync>;
     let me = thread::current().id();
