@@ -6,8 +6,6 @@
 //! holder touches the file; later ones count up, and the OS lock is released when the count
 //! returns to zero.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,6 +23,7 @@ pub(crate) enum Key {
 
 #[derive(Debug)]
 struct Holding {
+    key: Key,
     count: usize,
     mode: LockMode,
     /// The owner that won the OS lock (for the deadlock registry).
@@ -37,7 +36,8 @@ struct Holding {
 pub(crate) struct State {
     id: u64,
     path: Arc<Path>,
-    holdings: Mutex<HashMap<Key, Holding>>,
+    /// One entry per holder: a handful at most, so a vector (no hashing on the hot path).
+    holdings: Mutex<Vec<Holding>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -47,7 +47,7 @@ impl State {
         State {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             path,
-            holdings: Mutex::new(HashMap::new()),
+            holdings: Mutex::new(Vec::new()),
         }
     }
 
@@ -60,7 +60,7 @@ impl State {
         &self.path
     }
 
-    fn holdings(&self) -> MutexGuard<'_, HashMap<Key, Holding>> {
+    fn holdings(&self) -> MutexGuard<'_, Vec<Holding>> {
         // Nothing panics while holding this mutex; recover the data if something ever did.
         self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -70,7 +70,7 @@ impl State {
     /// for its own shared lock.
     pub(crate) fn reenter(&self, key: Key, mode: LockMode) -> Result<Option<LockMode>, Error> {
         let mut holdings = self.holdings();
-        let Some(holding) = holdings.get_mut(&key) else {
+        let Some(holding) = holdings.iter_mut().find(|h| h.key == key) else {
             return Ok(None);
         };
         if holding.mode == LockMode::Shared && mode == LockMode::Exclusive {
@@ -88,16 +88,16 @@ impl State {
         let surplus;
         let mode = {
             let mut holdings = self.holdings();
-            match holdings.entry(key) {
-                Entry::Occupied(mut occupied) => {
-                    let holding = occupied.get_mut();
+            match holdings.iter_mut().find(|h| h.key == key) {
+                Some(holding) => {
                     holding.count += 1;
                     surplus = Some(held);
                     holding.mode
                 }
-                Entry::Vacant(vacant) => {
+                None => {
                     registry::add(held.id(), owner, self.id, mode);
-                    vacant.insert(Holding {
+                    holdings.push(Holding {
+                        key,
                         count: 1,
                         mode,
                         owner,
@@ -116,12 +116,12 @@ impl State {
     pub(crate) fn release(&self, key: Key) -> Result<(), Error> {
         let last = {
             let mut holdings = self.holdings();
-            match holdings.get_mut(&key) {
-                Some(holding) if holding.count > 1 => {
-                    holding.count -= 1;
+            match holdings.iter().position(|h| h.key == key) {
+                Some(i) if holdings[i].count > 1 => {
+                    holdings[i].count -= 1;
                     None
                 }
-                Some(_) => holdings.remove(&key),
+                Some(i) => Some(holdings.swap_remove(i)),
                 None => None,
             }
         };
@@ -135,6 +135,9 @@ impl State {
 
     /// How many holds `key` has (0 when it holds none).
     pub(crate) fn count(&self, key: Key) -> usize {
-        self.holdings().get(&key).map_or(0, |h| h.count)
+        self.holdings()
+            .iter()
+            .find(|h| h.key == key)
+            .map_or(0, |h| h.count)
     }
 }
