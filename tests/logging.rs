@@ -145,3 +145,39 @@ async fn a_waiter_that_wins_logs_waiting_then_acquired() {
     .collect();
     assert_eq!(got, want);
 }
+
+/// Naming the holder must not delay a timeout: the lookup (on Linux it waits for an RCU
+/// grace period to read /proc/locks) runs during the final sleep, so its event comes
+/// before the final attempt, and the error still names the holder.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_holder_is_looked_up_during_the_final_sleep() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logging.lock");
+    let _guard = FileLock::new(&path).blocking_acquire().unwrap();
+    let waiter = FileLock::new(&path);
+    let capture = Capture::install();
+    // The final sleep (here from 127 ms to 200 ms) is made only if no earlier sleep
+    // overshoots the deadline: a long one leaves a wide margin on a loaded machine.
+    let err = waiter
+        .blocking_acquire_timeout(Duration::from_millis(200))
+        .unwrap_err();
+    let tokio_filelock::Error::Timeout { holder, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(holder.as_ref().map(|h| h.pid), Some(std::process::id()));
+    let messages: Vec<String> = capture.records().into_iter().map(|r| r.message).collect();
+    let tail: Vec<&str> = messages
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tail, ["holder", "attempt", "timeout"], "{messages:?}");
+    assert_eq!(
+        messages.iter().filter(|m| *m == "holder").count(),
+        1,
+        "one lookup: {messages:?}"
+    );
+}

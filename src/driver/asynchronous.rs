@@ -53,8 +53,15 @@ pub(crate) async fn acquire(
             sleep = acquisition.schedule.next_sleep(Duration::ZERO);
         }
     }
+    // A holder lookup running during the final sleep (see `Prefetch`).
+    let mut prefetch = None;
     loop {
         if let Some(sleep) = sleep.take() {
+            if acquisition.is_final_sleep(start.elapsed(), sleep) {
+                prefetch = acquisition
+                    .holder_prefetch()
+                    .map(|lookup| tokio::task::spawn_blocking(move || lookup.run()));
+            }
             wait_turn(&mut waiter, &mut acquisition, start, sleep).await;
             // The owner may have won the lock meanwhile through another future of its task.
             if let Some(guard) = acquisition.reenter()? {
@@ -79,6 +86,12 @@ pub(crate) async fn acquire(
             Outcome::Won(_) => None,
         };
         let step = acquisition.after(outcome, start.elapsed());
+        if matches!(step, Err(Error::Timeout { .. }))
+            && let Some(lookup) = prefetch.take()
+            && let Ok(found) = lookup.await
+        {
+            acquisition.prefetched(found);
+        }
         let step = match acquisition.describe(step) {
             Described::Ready(step) => step,
             Described::Lookup(lookup) => tokio::task::spawn_blocking(move || lookup.run())
@@ -106,10 +119,7 @@ async fn wait_turn(
     mut sleep: Duration,
 ) {
     loop {
-        let ends_at_deadline = match acquisition.wait {
-            Wait::For(timeout) => start.elapsed() + sleep >= timeout,
-            Wait::Once | Wait::Forever => false,
-        };
+        let ends_at_deadline = acquisition.is_final_sleep(start.elapsed(), sleep);
         if waiter.wait(sleep, !ends_at_deadline).await == Woke::Signal || !waiter.may_skip() {
             return;
         }

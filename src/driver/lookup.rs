@@ -9,7 +9,7 @@ use super::{Acquisition, Step};
 use crate::holder::Probe;
 use crate::schedule::Wait;
 use crate::wait_hook::{WaitEvent, WaitHook};
-use crate::{Error, LockMode};
+use crate::{Error, Holder, LockMode};
 
 /// How an acquire was asked for: how long it may wait, and whether a failure names the
 /// holder.
@@ -86,7 +86,51 @@ impl Lookup {
     }
 }
 
+/// A holder lookup made during the final sleep, so that naming the holder does not delay
+/// the timeout: on Linux reading `/proc/locks` waits for an RCU grace period, several
+/// milliseconds. The holder named is then the one seen at most one sleep before the final
+/// attempt.
+pub(crate) struct Prefetch {
+    probe: Probe,
+    path: Arc<Path>,
+    lock: u64,
+}
+
+impl Prefetch {
+    /// Finds the holder. Blocking: reads files.
+    pub(crate) fn run(self) -> Option<Holder> {
+        let found = self.probe.holder();
+        tracing::debug!(
+            target: "tokio_filelock",
+            lock = self.lock,
+            path = %self.path.display(),
+            holder = found.as_ref().map(tracing::field::display),
+            "holder"
+        );
+        found
+    }
+}
+
 impl Acquisition {
+    /// Before the sleep that ends at the deadline: the lookup to run meanwhile, if a
+    /// timeout would name the holder. The driver hands its answer to
+    /// [`prefetched`](Self::prefetched).
+    pub(crate) fn holder_prefetch(&self) -> Option<Prefetch> {
+        if !self.name_holder {
+            return None;
+        }
+        Some(Prefetch {
+            probe: self.probe.clone()?,
+            path: self.state.path().clone(),
+            lock: self.state.id(),
+        })
+    }
+
+    /// The answer of a [`Prefetch`]: a timeout names this holder without another lookup.
+    pub(crate) fn prefetched(&mut self, holder: Option<Holder>) {
+        self.prefetched = Some(holder);
+    }
+
     /// What `step` (from [`after`](Acquisition::after)) needs before the driver acts on it:
     /// a lookup when it is the first wait and a waiting hook is set, or when it is a timeout
     /// of an acquire that names the holder.
@@ -94,11 +138,18 @@ impl Acquisition {
         let first_wait = self.attempts == 1 && matches!(step, Ok(Step::Retry(..)));
         let hook = self.on_wait.clone().filter(|_| first_wait);
         let timeout = self.name_holder && matches!(step, Err(Error::Timeout { .. }));
-        // Refreshed by every contended attempt.
-        let probe = self.probe.take();
-        if hook.is_none() && !(timeout && probe.is_some()) {
+        if let (true, Some(found)) = (timeout, self.prefetched.take()) {
+            let mut step = step;
+            if let Err(Error::Timeout { holder, .. }) = &mut step {
+                *holder = found;
+            }
             return Described::Ready(step);
         }
+        if hook.is_none() && !(timeout && self.probe.is_some()) {
+            return Described::Ready(step);
+        }
+        // Refreshed by every contended attempt.
+        let probe = self.probe.clone();
         Described::Lookup(Lookup {
             step,
             probe,

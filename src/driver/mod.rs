@@ -43,6 +43,8 @@ pub(crate) struct Acquisition {
     name_holder: bool,
     /// How to find the holder, from the last contended attempt.
     probe: Option<Probe>,
+    /// The holder found during the final sleep, for the timeout (see `lookup.rs`).
+    prefetched: Option<Option<crate::Holder>>,
 }
 
 impl Acquisition {
@@ -78,8 +80,18 @@ impl Acquisition {
             on_wait: config.on_wait.clone(),
             name_holder,
             probe: None,
+            prefetched: None,
         };
         Ok((acquisition, attempt))
+    }
+
+    /// `true` when a sleep of `sleep`, starting `elapsed` after the first attempt, ends at
+    /// the deadline: the attempt after it is the final one.
+    pub(crate) fn is_final_sleep(&self, elapsed: Duration, sleep: Duration) -> bool {
+        match self.wait {
+            Wait::For(timeout) => elapsed + sleep >= timeout,
+            Wait::Once | Wait::Forever => false,
+        }
     }
 
     /// If this owner holds the lock already, one more hold: no file is touched.

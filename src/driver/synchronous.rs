@@ -24,7 +24,14 @@ pub(crate) fn acquire(
             Step::Acquired(guard) => return Ok(guard),
             Step::Retry(attempt, sleep) => (attempt, sleep),
         };
-        std::thread::sleep(sleep);
+        let sleep_started = Instant::now();
+        if acquisition.is_final_sleep(start.elapsed(), sleep)
+            && let Some(prefetch) = acquisition.holder_prefetch()
+        {
+            // Find the holder now, within the final sleep, not after the deadline.
+            acquisition.prefetched(prefetch.run());
+        }
+        std::thread::sleep(sleep.saturating_sub(sleep_started.elapsed()));
         // Another thread may have won it for this owner (per-handle reentrancy).
         if let Some(guard) = acquisition.reenter()? {
             return Ok(guard);
