@@ -624,8 +624,9 @@ except Timeout:
             "`acquire_timeout(50 ms)` on a lock held elsewhere, {samples} runs each. *Wait*: \
              the `waited` that `Error::Timeout` reports (up to the final attempt's outcome) \
              minus 50 ms. *Return*: the time until the error is returned minus 50 ms; it \
-             also includes naming the holder in the error (a lookup made after the wait, \
-             on the blocking pool).\n"
+             also includes naming the holder in the error (a lookup made at the start of \
+             the final sleep; it delays the final attempt only when it takes longer than \
+             that sleep).\n"
         );
         println!("| | wait p50 | wait max | return p50 | return max |");
         println!("|---|---|---|---|---|");
@@ -650,8 +651,9 @@ except Timeout:
             "The last sleep ends at the deadline and one final attempt is made there. Tokio's \
              timer has a 1 ms resolution and rounds a deadline up to its next tick, so the \
              async wait overshoots by up to about 1 ms plus one attempt (a `spawn_blocking` \
-             hop); the sync facade sleeps with `std::thread::sleep`, which is finer. What the \
-             return adds beyond the wait is the holder lookup.\n"
+             hop); the sync facade sleeps with `std::thread::sleep`, which is finer. The holder \
+             lookup (reading /proc/locks waits for an RCU grace period) overlaps the final \
+             sleep; a run whose lookup outlasts that sleep shows it in the worst case.\n"
         );
     }
 

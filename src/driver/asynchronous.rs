@@ -53,14 +53,19 @@ pub(crate) async fn acquire(
             sleep = acquisition.schedule.next_sleep(Duration::ZERO);
         }
     }
-    // A holder lookup running during the final sleep (see `Prefetch`).
-    let mut prefetch = None;
     loop {
-        if let Some(sleep) = sleep.take() {
-            if acquisition.is_final_sleep(start.elapsed(), sleep) {
-                prefetch = acquisition
-                    .holder_prefetch()
-                    .map(|lookup| tokio::task::spawn_blocking(move || lookup.run()));
+        if let Some(mut sleep) = sleep.take() {
+            if acquisition.is_final_sleep(start.elapsed(), sleep)
+                && let Some(lookup) = acquisition.holder_prefetch()
+            {
+                // Name the holder now, within the final sleep, not after the deadline. Not
+                // alongside the final attempt: reading /proc/locks holds up every flock
+                // call, ours included, until an RCU grace period ends.
+                let looked = Instant::now();
+                if let Ok(found) = tokio::task::spawn_blocking(move || lookup.run()).await {
+                    acquisition.prefetched(found);
+                }
+                sleep = sleep.saturating_sub(looked.elapsed());
             }
             wait_turn(&mut waiter, &mut acquisition, start, sleep).await;
             // The owner may have won the lock meanwhile through another future of its task.
@@ -86,12 +91,6 @@ pub(crate) async fn acquire(
             Outcome::Won(_) => None,
         };
         let step = acquisition.after(outcome, start.elapsed());
-        if matches!(step, Err(Error::Timeout { .. }))
-            && let Some(lookup) = prefetch.take()
-            && let Ok(found) = lookup.await
-        {
-            acquisition.prefetched(found);
-        }
         let step = match acquisition.describe(step) {
             Described::Ready(step) => step,
             Described::Lookup(lookup) => tokio::task::spawn_blocking(move || lookup.run())

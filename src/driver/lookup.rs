@@ -86,10 +86,10 @@ impl Lookup {
     }
 }
 
-/// A holder lookup made during the final sleep, so that naming the holder does not delay
-/// the timeout: on Linux reading `/proc/locks` waits for an RCU grace period, several
-/// milliseconds. The holder named is then the one seen at most one sleep before the final
-/// attempt.
+/// A holder lookup made at the start of the final sleep, so that naming the holder does
+/// not delay the timeout: on Linux reading `/proc/locks` waits for an RCU grace period,
+/// several milliseconds, and holds up every `flock` call meanwhile. The holder named is
+/// then the one seen at most one sleep before the final attempt.
 pub(crate) struct Prefetch {
     probe: Probe,
     path: Arc<Path>,
