@@ -79,9 +79,9 @@ fn dead_pid() -> u32 {
     pid
 }
 
-/// Python filelock's `SoftFileLock` (tests/py/soft_lock.py); killed and reaped on drop.
+/// Python filelock's `SoftFileLock` (tests/interop/py_soft_lock.py); killed and reaped on drop.
 fn python(args: &[&str]) -> common::ChildProcess {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/soft_lock.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/py_soft_lock.py");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let mut command = Command::new(python);
     command.arg(script).args(args);
