@@ -216,6 +216,21 @@ impl Attempt {
             let file = soft::adopt(file, &self.path, self.permissions)?;
             return self.won_soft(file);
         }
+        // An empty file that has stood for a while is no soft marker (a marker gets its
+        // record right after creation) but a lock file of an flock user (cargo, flock(1),
+        // Python's FileLock, this crate with the fallback off): the soft protocol would
+        // wait for it forever, so say so now.
+        let (len, age) =
+            sys::len_and_age(&file).map_err(|e| Error::io(&self.path, Op::Inspect, e))?;
+        if len == 0 && age >= soft::MALFORMED_AGE {
+            return Err(Error::Unsupported {
+                path: self.path.to_path_buf(),
+                reason: "flock is not supported on its file system, and an empty lock file of \
+                         an flock user is at the path, so the soft lock cannot use it: remove \
+                         it, or lock another path",
+                source: Some(error),
+            });
+        }
         drop(file);
         self.run_soft()
     }

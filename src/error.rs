@@ -204,9 +204,8 @@ pub enum Op {
     Lock,
     /// Releasing the lock.
     Unlock,
-    /// Setting the configured permission bits after the lock was won.
-    SetPermissions,
-    /// Running an attempt on Tokio's blocking pool (the runtime is shutting down).
+    /// Running an attempt on Tokio's blocking pool: there is no Tokio runtime, or it is
+    /// shutting down.
     Spawn,
     /// Writing this process's record into a soft lock marker.
     WriteMarker,
@@ -222,7 +221,6 @@ impl fmt::Display for Op {
             Op::Inspect => "inspect",
             Op::Lock => "lock",
             Op::Unlock => "unlock",
-            Op::SetPermissions => "set the permissions of",
             Op::Spawn => "run an attempt for",
             Op::WriteMarker => "write the marker into",
             Op::BreakStale => "break the stale marker of",

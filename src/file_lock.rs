@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::driver::{self, Acquisition, Request};
 use crate::owner::Owner;
 use crate::state::{Key, State};
-use crate::{Error, FileLockBuilder, LockGuard, LockMode, Reentrancy};
+use crate::{Error, FileLockBuilder, LockGuard, LockMode};
 
 /// A cross-process lock on a file, held with the operating system's whole-file lock
 /// (`flock(2)` on Unix, `LockFileEx` on Windows), the same lock that `std::fs::File::lock`,
@@ -39,7 +39,7 @@ use crate::{Error, FileLockBuilder, LockGuard, LockMode, Reentrancy};
 /// owner acquiring again counts up without touching the file; the OS lock is released when
 /// its last guard goes. Another owner, even on the same handle, waits like another process
 /// would: two tasks sharing one `FileLock` exclude each other. Futures joined inside one
-/// task share its owner. [`Reentrancy::Handle`] makes holds belong to the handle instead.
+/// task share its owner. [`Reentrancy::Handle`](crate::Reentrancy::Handle) makes holds belong to the handle instead.
 ///
 /// An owner that holds the file through one handle and waits without a timeout for it
 /// through another gets [`Error::WouldDeadlock`] at once instead of hanging.
@@ -114,19 +114,16 @@ impl FileLock {
     }
 
     /// `true` when the current owner (task or thread; the handle with
-    /// [`Reentrancy::Handle`]) holds this lock.
+    /// [`Reentrancy::Handle`](crate::Reentrancy::Handle)) holds this lock.
     pub fn is_locked(&self) -> bool {
         self.lock_counter() > 0
     }
 
     /// How many holds the current owner (task or thread; the handle with
-    /// [`Reentrancy::Handle`]) has on this lock: 0 when it holds none.
+    /// [`Reentrancy::Handle`](crate::Reentrancy::Handle)) has on this lock: 0 when it holds none.
     pub fn lock_counter(&self) -> usize {
-        let key = match self.config.reentrancy {
-            Reentrancy::Owner => Key::Owner(Owner::current()),
-            Reentrancy::Handle => Key::Handle,
-        };
-        self.state.count(key)
+        self.state
+            .count(Key::of(self.config.reentrancy, Owner::current()))
     }
 
     /// Acquires the exclusive lock, waiting as configured (default: forever).
@@ -144,10 +141,11 @@ impl FileLock {
     /// # Cancel safety
     ///
     /// Cancel-safe. Dropping the future at any point (`select!`, `timeout`, `abort`,
-    /// runtime shutdown) leaves no lock held, no count changed and no descriptor open: an
+    /// runtime shutdown) leaves no lock held, no count changed and no lock file open: an
     /// attempt still running on the blocking pool releases whatever it wins when it ends.
     /// The waiter's place in this process's queue goes with it (the next waiter takes its
-    /// turn), and so does its file watch (its inotify instance returns to a small pool).
+    /// turn), and so does its file watch: its inotify instance returns to a small pool that
+    /// is closed, on the blocking pool, when the process's last waiter leaves.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

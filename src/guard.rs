@@ -15,8 +15,13 @@ use crate::{Error, LockMode};
 /// owner that acquired it, wherever it is dropped.
 ///
 /// Drop logs a release error (at WARN, target `tokio_filelock`); call
-/// [`release`](LockGuard::release) to get it instead. Releasing is a non-blocking system
-/// call (unlock, close) and never waits for another process.
+/// [`release`](LockGuard::release) to get it instead.
+///
+/// Releasing runs on the thread that drops the guard, also a runtime worker: unlock and
+/// close for the OS lock (plus, on Windows, a best-effort delete of the lock file), an
+/// identity-checked unlink of the marker for a soft lock. None of these waits for another
+/// process. It is done at once, not later on the blocking pool, so that a dropped guard
+/// means a free lock for the very next line of code.
 ///
 /// ```
 /// # fn main() -> Result<(), tokio_filelock::Error> {

@@ -1,5 +1,5 @@
 //! Who holds a lock: the typed answer, and the one place that asks each protocol for it.
-// Only Linux finds OS-lock holders, so elsewhere the constructors wait for the soft lock.
+// Only Linux finds OS-lock holders: elsewhere only the soft lock uses some constructors.
 #![cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 
 use std::fmt;
@@ -112,9 +112,7 @@ fn command_line(raw: &[u8]) -> Option<String> {
 /// lookup reads files, so it runs where attempts run (the blocking pool, or the calling
 /// thread of the sync facade), never on a runtime worker.
 ///
-/// A protocol plugs in with a variant here and a blocking function that answers it. The
-/// soft lock's would be `Soft { marker: Arc<Path> }`, answered by reading the marker's
-/// `<pid>\n<host>\n...` into `Holder::new(pid, LockMode::Exclusive).with_host(Some(host))`.
+/// A protocol plugs in with a variant here and a blocking function that answers it.
 #[derive(Debug, Clone)]
 pub(crate) enum Probe {
     /// The OS lock on the file with this identity, which an attempt in `wanted` mode found

@@ -20,6 +20,10 @@ pub(crate) const FIRST_SLEEP: Duration = Duration::from_millis(1);
 /// The smallest poll interval honoured: a zero interval would spin.
 pub(crate) const MIN_POLL_INTERVAL: Duration = Duration::from_millis(1);
 
+/// The largest poll interval honoured: deadlines computed from a sleep must not overflow
+/// (`Duration::MAX` is a valid setting, read as "poll as rarely as allowed").
+pub(crate) const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// How long an acquire may wait for the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wait {
@@ -54,7 +58,7 @@ pub(crate) struct Schedule {
 
 impl Schedule {
     pub(crate) fn new(wait: Wait, poll_interval: Duration) -> Self {
-        let cap = poll_interval.max(MIN_POLL_INTERVAL);
+        let cap = poll_interval.clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL);
         Schedule {
             wait,
             next: FIRST_SLEEP.min(cap),
@@ -130,6 +134,16 @@ mod tests {
         // At or past the deadline: give up.
         assert_eq!(s.next_sleep(10 * MS), None);
         assert_eq!(s.next_sleep(11 * MS), None);
+    }
+
+    #[test]
+    fn a_huge_poll_interval_is_capped() {
+        let mut s = Schedule::new(Wait::Forever, Duration::MAX);
+        let mut last = Duration::ZERO;
+        for _ in 0..80 {
+            last = s.next_sleep(Duration::ZERO).unwrap();
+        }
+        assert_eq!(last, MAX_POLL_INTERVAL);
     }
 
     #[test]

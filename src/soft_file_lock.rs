@@ -39,7 +39,9 @@ use crate::{FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 ///   may win the lock in between (it is still exclusive).
 /// - Without a start token (platforms other than Linux, Android and Windows, or inside PID
 ///   or time namespaces that hide it), a recycled PID keeps a stale marker alive.
-/// - Waiting is polling, as for [`FileLock`]: no notification when the marker goes.
+/// - Waiting is as for [`FileLock`]: async waiters of one process are woken in turn by a
+///   release in that process, and on Linux the first of them watches the marker's
+///   directory entry (inotify) for its removal; the poll stays underneath.
 /// - Unix and Windows only: elsewhere every acquire returns
 ///   [`Error::Unsupported`](crate::Error::Unsupported).
 ///

@@ -12,13 +12,23 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::attempt::Held;
 use crate::owner::Owner;
-use crate::{Error, LockMode, registry};
+use crate::{Error, LockMode, Reentrancy, registry};
 
 /// Who a hold belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
     Owner(Owner),
     Handle,
+}
+
+impl Key {
+    /// The key of `owner`'s holds under `reentrancy`.
+    pub(crate) fn of(reentrancy: Reentrancy, owner: Owner) -> Self {
+        match reentrancy {
+            Reentrancy::Owner => Key::Owner(owner),
+            Reentrancy::Handle => Key::Handle,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -1,11 +1,10 @@
 //! Asking who holds a lock file, without taking it.
 
-use std::io;
-
 use std::path::Path;
 
 use crate::config::Protocol;
-use crate::{Error, FileLock, Holder, Op, soft, sys};
+use crate::driver::asynchronous;
+use crate::{Error, FileLock, Holder, soft, sys};
 
 impl FileLock {
     /// Who holds this lock now (any process, this one included), without taking the lock
@@ -14,13 +13,13 @@ impl FileLock {
     ///
     /// The OS lock: reads `/proc/locks`, on Linux only; when several processes hold it
     /// shared, one of them is named. A [`SoftFileLock`](crate::SoftFileLock): reads the
-    /// marker (pid and host), on every Unix.
+    /// marker (pid and host), on Unix and Windows.
     ///
     /// # Errors
     ///
     /// [`Error::NotAFile`] when something other than a regular file is at the path,
-    /// [`Error::Io`] when it cannot be inspected, or (with [`io::ErrorKind::Unsupported`])
-    /// on platforms other than Linux.
+    /// [`Error::Io`] when it cannot be inspected, or, for the OS lock on platforms other
+    /// than Linux, with [`std::io::ErrorKind::Unsupported`].
     ///
     /// ```
     /// # #[cfg(target_os = "linux")]
@@ -51,11 +50,12 @@ impl FileLock {
     ///
     /// Cancel-safe: it only reads; a dropped lookup finishes on the blocking pool unseen.
     pub async fn holder(&self) -> Result<Option<Holder>, Error> {
+        asynchronous::require_runtime(self.path())?;
         let path = self.path().to_path_buf();
         let protocol = self.config().protocol;
         tokio::task::spawn_blocking(move || holder(&path, protocol))
             .await
-            .map_err(|join| Error::io(self.path(), Op::Spawn, io::Error::other(join)))?
+            .map_err(|join| asynchronous::joined(self.path(), join))?
     }
 }
 

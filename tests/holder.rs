@@ -161,3 +161,22 @@ async fn this_process_is_named_when_it_holds_the_lock_elsewhere() {
     );
     drop(guard);
 }
+
+/// A panic in the waiting hook reaches the caller as a panic, in the async driver (where
+/// the hook runs on the blocking pool) as in the sync facade, not as an I/O error.
+#[tokio::test]
+async fn a_panicking_hook_panics_the_acquire() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("panic.lock");
+    let _held = tokio_filelock::FileLock::new(&path)
+        .acquire()
+        .await
+        .unwrap();
+    let lock = tokio_filelock::FileLock::builder(&path)
+        .timeout(std::time::Duration::from_secs(5))
+        .on_wait(|_| panic!("hook says no"))
+        .build();
+    let joined = tokio::spawn(async move { lock.acquire().await.map(drop) }).await;
+    let panic = joined.expect_err("the task panicked").into_panic();
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"hook says no"));
+}

@@ -389,3 +389,51 @@ async fn soft_lock_waiters_are_woken_in_order_though_each_hold_is_a_new_marker()
     let locks = (0..3).map(|_| soft(&path).as_file_lock().clone()).collect();
     assert_eq!(order_after_release(guard, locks).await, vec![0, 1, 2]);
 }
+
+/// A follower that skips its timed attempts (the head of the queue attempts for it) must
+/// still notice when its own owner comes to hold the file through another handle: an
+/// endless wait is then `WouldDeadlock`, as for a waiter that attempts itself.
+#[tokio::test(start_paused = true)]
+async fn a_follower_whose_owner_came_to_hold_the_file_gets_would_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let first = FileLock::new(&path).acquire().await.unwrap();
+    let ms = Duration::from_millis;
+
+    // The queue, in arrival order: t2, o1 (owner O, handle 1), t3, o2 (owner O, handle 2).
+    let t2_lock = FileLock::new(&path);
+    let t2 = tokio::spawn(async move { drop(t2_lock.acquire().await.unwrap()) });
+    tokio::time::sleep(ms(1)).await;
+    let (o1_lock, o2_lock) = (FileLock::new(&path), FileLock::new(&path));
+    let owner = tokio::spawn(async move {
+        let (held, second) = tokio::join!(o1_lock.acquire(), async {
+            tokio::time::sleep(ms(10)).await;
+            o2_lock.acquire().await
+        });
+        (held.map(drop), second.map(drop))
+    });
+    tokio::time::sleep(ms(1)).await;
+    let t3_lock = FileLock::new(&path);
+    let t3 = tokio::spawn(async move { t3_lock.acquire().await.map(drop) });
+    tokio::time::sleep(ms(20)).await;
+
+    // t2 takes it and lets go; o1 takes it and keeps it (its task waits for o2); t3 is now
+    // the head and waits on its schedule for ever; o2 follows t3.
+    drop(first);
+    t2.await.unwrap();
+    let (held, second) = tokio::time::timeout(Duration::from_secs(60), owner)
+        .await
+        .expect("o2 must not wait for ever behind t3")
+        .unwrap();
+    assert!(held.is_ok());
+    assert!(
+        matches!(second, Err(tokio_filelock::Error::WouldDeadlock { .. })),
+        "{second:?}"
+    );
+    // With o1's guard gone, t3 gets the lock.
+    tokio::time::timeout(Duration::from_secs(60), t3)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -23,13 +23,7 @@ pub(crate) async fn acquire(
     mut acquisition: Acquisition,
     mut attempt: Attempt,
 ) -> Result<LockGuard, Error> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(Error::io(
-            acquisition.path(),
-            Op::Spawn,
-            io::Error::other("no Tokio runtime here; outside one, use the blocking_* methods"),
-        ));
-    }
+    require_runtime(acquisition.path())?;
     if let Some(guard) = acquisition.reenter()? {
         return Ok(guard);
     }
@@ -67,7 +61,7 @@ pub(crate) async fn acquire(
                 }
                 sleep = sleep.saturating_sub(looked.elapsed());
             }
-            wait_turn(&mut waiter, &mut acquisition, start, sleep).await;
+            wait_turn(&mut waiter, &mut acquisition, start, sleep).await?;
             // The owner may have won the lock meanwhile through another future of its task.
             if let Some(guard) = acquisition.reenter()? {
                 return Ok(guard);
@@ -83,7 +77,7 @@ pub(crate) async fn acquire(
             (watch, attempt.run())
         })
         .await
-        .map_err(|join| Error::io(acquisition.path(), Op::Spawn, io::Error::other(join)))?;
+        .map_err(|join| joined(acquisition.path(), join))?;
         waiter.armed(watch);
         let outcome = outcome?;
         let busy_file = match &outcome {
@@ -95,7 +89,7 @@ pub(crate) async fn acquire(
             Described::Ready(step) => step,
             Described::Lookup(lookup) => tokio::task::spawn_blocking(move || lookup.run())
                 .await
-                .map_err(|join| Error::io(acquisition.path(), Op::Spawn, io::Error::other(join)))?,
+                .map_err(|join| joined(acquisition.path(), join))?,
         };
         match step? {
             Step::Acquired(guard) => return Ok(guard),
@@ -116,15 +110,40 @@ async fn wait_turn(
     acquisition: &mut Acquisition,
     start: Instant,
     mut sleep: Duration,
-) {
+) -> Result<(), Error> {
     loop {
         let ends_at_deadline = acquisition.is_final_sleep(start.elapsed(), sleep);
         if waiter.wait(sleep, !ends_at_deadline).await == Woke::Signal || !waiter.may_skip() {
-            return;
+            return Ok(());
         }
+        // The skipped attempt would have checked this: meanwhile this owner may have come
+        // to hold the file through another handle.
+        acquisition.check_deadlock(waiter.file())?;
         match acquisition.schedule.next_sleep(start.elapsed()) {
             Some(next) => sleep = next,
-            None => return,
+            None => return Ok(()),
         }
+    }
+}
+
+/// An error instead of Tokio's panic when an async method is polled outside a runtime.
+pub(crate) fn require_runtime(path: &std::path::Path) -> Result<(), Error> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::io(
+            path,
+            Op::Spawn,
+            io::Error::other("no Tokio runtime here; outside one, use the blocking_* methods"),
+        )),
+    }
+}
+
+/// A blocking-pool job that did not finish: a panic in it (a bug, or a panicking waiting
+/// hook) goes on as a panic, as in the sync facade; a job cancelled by a runtime shutting
+/// down is an error.
+pub(crate) fn joined(path: &std::path::Path, join: tokio::task::JoinError) -> Error {
+    match join.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(join) => Error::io(path, Op::Spawn, io::Error::other(join)),
     }
 }

@@ -58,45 +58,43 @@ pub(crate) struct Lookup {
     step: Result<Step, Error>,
     /// `None` when the contended attempt could not even open the file (Windows: sharing
     /// violation): the hook then hears of no holder.
-    probe: Option<Probe>,
+    find: Option<FindHolder>,
     hook: Option<WaitHook>,
     path: Arc<Path>,
     mode: LockMode,
-    lock: u64,
 }
 
 impl Lookup {
     /// Finds the holder, then calls the hook or names the holder in the timeout. Blocking.
-    pub(crate) fn run(mut self) -> Result<Step, Error> {
-        let found = self.probe.as_ref().and_then(Probe::holder);
-        tracing::debug!(
-            target: "tokio_filelock",
-            lock = self.lock,
-            path = %self.path.display(),
-            holder = found.as_ref().map(tracing::field::display),
-            "holder"
-        );
+    pub(crate) fn run(self) -> Result<Step, Error> {
+        let found = self.find.and_then(FindHolder::run);
         if let Some(hook) = &self.hook {
             hook.call(&WaitEvent::new(&self.path, self.mode, found.as_ref()));
         }
-        if let Err(Error::Timeout { holder, .. }) = &mut self.step {
-            *holder = found;
-        }
-        self.step
+        name_holder(self.step, found)
     }
 }
 
-/// A holder lookup made at the start of the final sleep, so that naming the holder does
-/// not delay the timeout: on Linux reading `/proc/locks` waits for an RCU grace period,
-/// several milliseconds, and holds up every `flock` call meanwhile. The holder named is
-/// then the one seen at most one sleep before the final attempt.
-pub(crate) struct Prefetch {
+/// Names `found` as the holder if `step` is a timeout.
+fn name_holder(mut step: Result<Step, Error>, found: Option<Holder>) -> Result<Step, Error> {
+    if let Err(Error::Timeout { holder, .. }) = &mut step {
+        *holder = found;
+    }
+    step
+}
+
+/// One holder lookup, logged. Run when a lookup is due, or ahead, at the start of the
+/// final sleep, so that naming the holder does not delay the timeout: on Linux reading
+/// `/proc/locks` waits for an RCU grace period, several milliseconds, and holds up every
+/// `flock` call meanwhile. The holder named is then the one seen at most one sleep before
+/// the final attempt.
+pub(crate) struct FindHolder {
     probe: Probe,
     path: Arc<Path>,
     lock: u64,
 }
 
-impl Prefetch {
+impl FindHolder {
     /// Finds the holder. Blocking: reads files.
     pub(crate) fn run(self) -> Option<Holder> {
         let found = self.probe.holder();
@@ -115,18 +113,23 @@ impl Acquisition {
     /// Before the sleep that ends at the deadline: the lookup to run meanwhile, if a
     /// timeout would name the holder. The driver hands its answer to
     /// [`prefetched`](Self::prefetched).
-    pub(crate) fn holder_prefetch(&self) -> Option<Prefetch> {
+    pub(crate) fn holder_prefetch(&self) -> Option<FindHolder> {
         if !self.name_holder {
             return None;
         }
-        Some(Prefetch {
+        self.lookup()
+    }
+
+    /// A lookup of the holder the last contended attempt found, if it can be looked up.
+    fn lookup(&self) -> Option<FindHolder> {
+        Some(FindHolder {
             probe: self.probe.clone()?,
             path: self.state.path().clone(),
             lock: self.state.id(),
         })
     }
 
-    /// The answer of a [`Prefetch`]: a timeout names this holder without another lookup.
+    /// The answer of a [`FindHolder`]: a timeout names this holder without another lookup.
     pub(crate) fn prefetched(&mut self, holder: Option<Holder>) {
         self.prefetched = Some(holder);
     }
@@ -139,24 +142,18 @@ impl Acquisition {
         let hook = self.on_wait.clone().filter(|_| first_wait);
         let timeout = self.name_holder && matches!(step, Err(Error::Timeout { .. }));
         if let (true, Some(found)) = (timeout, self.prefetched.take()) {
-            let mut step = step;
-            if let Err(Error::Timeout { holder, .. }) = &mut step {
-                *holder = found;
-            }
-            return Described::Ready(step);
+            return Described::Ready(name_holder(step, found));
         }
         if hook.is_none() && !(timeout && self.probe.is_some()) {
             return Described::Ready(step);
         }
-        // Refreshed by every contended attempt.
-        let probe = self.probe.clone();
         Described::Lookup(Lookup {
             step,
-            probe,
+            // The probe is refreshed by every contended attempt.
+            find: self.lookup(),
             hook,
             path: self.state.path().clone(),
             mode: self.mode,
-            lock: self.state.id(),
         })
     }
 }

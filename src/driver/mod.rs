@@ -19,8 +19,9 @@ use crate::holder::Probe;
 use crate::owner::Owner;
 use crate::schedule::{Schedule, Wait};
 use crate::state::{Key, State};
+use crate::sys::FileId;
 use crate::wait_hook::WaitHook;
-use crate::{Error, LockGuard, LockMode, Reentrancy, registry};
+use crate::{Error, LockGuard, LockMode, registry};
 
 /// What a driver does next.
 pub(crate) enum Step {
@@ -58,10 +59,7 @@ impl Acquisition {
     ) -> Result<(Self, Attempt), Error> {
         let Request { wait, name_holder } = request;
         let owner = Owner::current();
-        let key = match config.reentrancy {
-            Reentrancy::Owner => Key::Owner(owner),
-            Reentrancy::Handle => Key::Handle,
-        };
+        let key = Key::of(config.reentrancy, owner);
         let attempt = Attempt::new(
             state.path().clone(),
             mode,
@@ -94,6 +92,22 @@ impl Acquisition {
         }
     }
 
+    /// `Error::WouldDeadlock` when this acquire waits forever for `file` (busy) while its
+    /// owner holds `file` through another handle in a conflicting mode: the wait would
+    /// never end.
+    pub(crate) fn check_deadlock(&self, file: Option<FileId>) -> Result<(), Error> {
+        if self.wait == Wait::Forever
+            && file.is_some_and(|file| {
+                registry::blocks_itself(file, self.owner, self.state.id(), self.mode)
+            })
+        {
+            return Err(Error::WouldDeadlock {
+                path: self.state.path().to_path_buf(),
+            });
+        }
+        Ok(())
+    }
+
     /// If this owner holds the lock already, one more hold: no file is touched.
     pub(crate) fn reenter(&self) -> Result<Option<LockGuard>, Error> {
         Ok(self.state.reenter(self.key, self.mode)?.map(|mode| {
@@ -115,7 +129,7 @@ impl Acquisition {
 
     /// Counts and logs an attempt about to run.
     pub(crate) fn attempting(&mut self) {
-        self.attempts += 1;
+        self.attempts = self.attempts.saturating_add(1);
         tracing::debug!(
             target: "tokio_filelock",
             lock = self.state.id(),
@@ -149,15 +163,7 @@ impl Acquisition {
             Outcome::Busy { attempt, id } => (attempt, id),
         };
         self.probe = attempt.probe(id);
-        if self.wait == Wait::Forever
-            && id.is_some_and(|id| {
-                registry::blocks_itself(id, self.owner, self.state.id(), self.mode)
-            })
-        {
-            return Err(Error::WouldDeadlock {
-                path: self.state.path().to_path_buf(),
-            });
-        }
+        self.check_deadlock(id)?;
         match self.schedule.next_sleep(elapsed) {
             Some(sleep) => {
                 if self.attempts == 1 {

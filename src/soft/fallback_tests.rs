@@ -102,3 +102,36 @@ fn without_injection_flock_is_used() {
     drop(guard);
     assert!(exists(&path));
 }
+
+#[test]
+fn an_old_empty_lock_file_of_an_flock_user_is_a_typed_error_not_a_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flock-user.lock");
+    let file = std::fs::File::create(&path).unwrap();
+    // Left by cargo, flock(1) or Python's FileLock some time ago.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    file.set_modified(long_ago).unwrap();
+    drop(file);
+    let _flock = Unsupported::on();
+    // Even with no timeout: the answer comes at once, it does not wait forever.
+    let err = FileLock::new(&path).blocking_acquire().unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("empty lock file"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"", "left as it was");
+}
+
+#[test]
+fn a_young_empty_file_is_contention() {
+    // Just created: maybe a marker whose writer has not written its record yet.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("young.lock");
+    std::fs::File::create(&path).unwrap();
+    let _flock = Unsupported::on();
+    assert!(
+        FileLock::new(&path)
+            .blocking_try_acquire()
+            .unwrap()
+            .is_none()
+    );
+    assert!(exists(&path));
+}

@@ -9,6 +9,11 @@
 //!
 //! Unix and Windows only: elsewhere every soft attempt reports `Error::Unsupported`.
 
+/// How long a malformed marker (or a non-regular node) must be seen unchanged before it is
+/// broken: Python filelock's `MALFORMED_LOCK_AGE_THRESHOLD`. A writer that has created its
+/// marker and not yet written it is given this long.
+pub(crate) const MALFORMED_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[cfg(any(unix, windows))]
 mod attempt;
 #[cfg(any(unix, windows))]

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -12,10 +11,7 @@ use super::identity::{self, NAMESPACE_MARK};
 use super::marker::Holder;
 use crate::sys::soft_calls::{self as sys, Node};
 
-/// How long a malformed marker (or a non-regular node) must be seen unchanged before it is
-/// broken: Python filelock's `MALFORMED_LOCK_AGE_THRESHOLD`. A writer that has created its
-/// marker and not yet written it is given this long.
-pub(crate) const MALFORMED_AGE: Duration = Duration::from_secs(2);
+pub(crate) use super::MALFORMED_AGE;
 
 /// `true` only on proof that `holder` no longer holds its marker: same host, and its PID
 /// is gone or belongs to a process that started at another time. A marker from another

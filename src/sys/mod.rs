@@ -75,6 +75,16 @@ pub(crate) fn path_holder(path: &std::path::Path) -> Result<Option<crate::Holder
     ))
 }
 
+/// The size of an open file and how long ago it was last modified (zero if in the future).
+pub(crate) fn len_and_age(file: &File) -> io::Result<(u64, std::time::Duration)> {
+    let meta = file.metadata()?;
+    let age = meta
+        .modified()?
+        .elapsed()
+        .unwrap_or(std::time::Duration::ZERO);
+    Ok((meta.len(), age))
+}
+
 /// Whether an open may create the lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Create {

@@ -81,6 +81,11 @@ impl Waiter {
         Some(file)
     }
 
+    /// The file this waiter's queue waits for, once it is in one.
+    pub(crate) fn file(&self) -> Option<FileId> {
+        self.place.as_ref().map(Place::file)
+    }
+
     /// Leaves the queue (after [`Waiter::follow`] found that following would not do).
     pub(crate) fn unfollow(&mut self) {
         self.place = None;
