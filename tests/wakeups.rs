@@ -300,11 +300,10 @@ async fn cancelled_waiters_leave_no_watch_queue_entry_or_descriptor() {
         waiting.push(tokio::spawn(async move { lock.acquire().await.map(drop) }));
     }
     tokio::time::sleep(Duration::from_secs(60)).await;
-    assert_eq!(
-        descriptors_on(&path),
-        8,
-        "each waiter keeps its descriptor open"
-    );
+    // The head keeps its descriptor open between attempts; a waiter that lined up behind
+    // it before its own first attempt has none yet (how many did depends on timing).
+    let open = descriptors_on(&path);
+    assert!((1..=8).contains(&open), "{open} descriptors open");
     assert_eq!(watches_on(&path), 1, "only the head watches the file");
     let timed_out = lock.acquire_timeout(Duration::from_secs(30)).await;
     assert!(timed_out.is_err());
