@@ -180,3 +180,26 @@ async fn a_panicking_hook_panics_the_acquire() {
     let panic = joined.expect_err("the task panicked").into_panic();
     assert_eq!(panic.downcast_ref::<&str>(), Some(&"hook says no"));
 }
+
+/// `holder()` polled outside any Tokio runtime is an error, not a panic.
+#[test]
+fn holder_outside_a_runtime_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = tokio_filelock::FileLock::new(dir.path().join("nort.lock"));
+    let err = block_on_without_runtime(lock.holder()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+    assert!(err.to_string().contains("no Tokio runtime"), "{err}");
+}
+
+/// Polls a future to completion on this thread, with no Tokio runtime around it.
+fn block_on_without_runtime<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
