@@ -171,7 +171,7 @@ fn rewrite_role(args: &[String]) {
         guard.release().unwrap();
     };
     let runtime = common::runtime();
-    workload::ready_steady_go();
+    common::ready_steady_go();
     for _ in 0..GENERATIONS {
         let guard = match flavor.as_str() {
             "async" => runtime.block_on(lock.acquire_timeout(ACQUIRE_WAIT)),

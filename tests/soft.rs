@@ -35,8 +35,7 @@ fn run_role(role: &str, args: &[String]) {
         "count" => {
             let lock = SoftFileLock::new(&args[0]);
             let n: u32 = args[2].parse().unwrap();
-            common::say("ready");
-            let _ = common::hear(); // start together
+            common::ready_steady_go();
             for _ in 0..n {
                 let _guard = lock.blocking_acquire().unwrap();
                 let value: u64 = std::fs::read_to_string(&args[1])
@@ -176,12 +175,7 @@ fn processes_exclude_each_other() {
     let mut children: Vec<_> = (0..PROCESSES)
         .map(|_| common::spawn("count", &[lock_s, counter_s, &each]))
         .collect();
-    for child in &mut children {
-        child.expect("ready");
-    }
-    for child in &mut children {
-        child.tell("go");
-    }
+    common::start_together(&mut children, |child| child);
     for child in &mut children {
         child.expect("done");
         assert!(child.wait_success());

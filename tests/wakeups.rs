@@ -45,8 +45,7 @@ fn run_role(role: &str, args: &[String]) {
                 .build()
                 .unwrap();
             let (lock, counter) = (PathBuf::from(&args[0]), PathBuf::from(&args[1]));
-            common::say("ready");
-            let _ = common::hear();
+            common::ready_steady_go();
             rt.block_on(async {
                 let handles: Vec<_> = (0..tasks)
                     .map(|_| {
@@ -238,12 +237,7 @@ fn wake_ups_never_break_exclusion_across_processes() {
         &each.to_string(),
     ];
     let mut children: Vec<_> = (0..procs).map(|_| common::spawn("count", &args)).collect();
-    for child in &mut children {
-        child.expect("ready");
-    }
-    for child in &mut children {
-        child.tell("go");
-    }
+    common::start_together(&mut children, |child| child);
     for child in &mut children {
         child.expect("done");
         assert!(child.wait_success());

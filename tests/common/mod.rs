@@ -295,3 +295,21 @@ pub fn hold_role(role: &str, args: &[String]) {
     let _ = hear();
     drop(guard);
 }
+
+/// Child side of starting together: says `ready`, then waits for the parent's `go`.
+pub fn ready_steady_go() {
+    say("ready");
+    assert_eq!(hear().as_deref(), Some("go"), "expected go");
+}
+
+/// Parent side of starting together: waits (bounded) until every child said `ready`
+/// ([`ready_steady_go`]), then tells them all `go`, so that they contend from the start.
+/// `child` picks the process out of each element.
+pub fn start_together<T>(children: &mut [T], child: impl Fn(&mut T) -> &mut ChildProcess) {
+    for element in children.iter_mut() {
+        child(element).expect("ready");
+    }
+    for element in children.iter_mut() {
+        child(element).tell("go");
+    }
+}

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio_filelock::{FileLock, LockGuard};
 
-use super::ChildProcess;
+use super::{ChildProcess, ready_steady_go};
 
 /// Bound of every acquire of a worker: generous, since many processes queue for the lock.
 pub const ACQUIRE_WAIT: Duration = Duration::from_secs(120);
@@ -123,12 +123,6 @@ pub fn read_role(args: &[String]) {
     ready_steady_go();
     run_workers(flavor, 1, reads, &lock, true, read);
     super::say(format!("done {reads}"));
-}
-
-/// Says `ready`, then waits for the parent's `go`.
-pub fn ready_steady_go() {
-    super::say("ready");
-    assert_eq!(super::hear().as_deref(), Some("go"), "expected go");
 }
 
 /// `workers` tasks or threads sharing `lock`, each `per_worker` times: acquire (bounded),
@@ -259,12 +253,7 @@ pub fn conflicting_overlaps(intervals: &[Interval]) -> Vec<(Interval, Interval)>
 /// Releases every child's `go` at once (after all said `ready`), then waits (bounded) for
 /// each to say `done <n>`, `n` paired with it, and to exit cleanly.
 pub fn run_together(children: &mut [(ChildProcess, usize)]) {
-    for (child, _) in children.iter_mut() {
-        child.expect("ready");
-    }
-    for (child, _) in children.iter_mut() {
-        child.tell("go");
-    }
+    super::start_together(children, |(child, _)| child);
     for (child, n) in children.iter_mut() {
         child.expect_within(&format!("done {n}"), RUN_WAIT);
         assert!(child.wait_success(), "child {} failed", child.id());
