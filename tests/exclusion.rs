@@ -39,6 +39,22 @@ fn lock_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join("exclusion.lock")
 }
 
+/// Acquires `lock` in a task of its own (so the holder is that task) and returns the guard.
+async fn acquired_in_a_task(lock: &FileLock) -> tokio_filelock::LockGuard {
+    let lock = lock.clone();
+    tokio::spawn(async move { lock.acquire().await.unwrap() })
+        .await
+        .unwrap()
+}
+
+/// Whether one attempt at `lock`, made by a task of its own, wins.
+async fn wins_in_a_task(lock: &FileLock) -> bool {
+    let lock = lock.clone();
+    tokio::spawn(async move { lock.try_acquire().await.unwrap().is_some() })
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn two_handles_exclude_each_other() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,32 +70,18 @@ async fn two_handles_exclude_each_other() {
 async fn two_tasks_sharing_one_handle_exclude_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let lock = FileLock::new(lock_path(&dir));
-    let held = {
-        let lock = lock.clone();
-        tokio::spawn(async move { lock.acquire().await.unwrap() })
-            .await
-            .unwrap()
-    };
+    let held = acquired_in_a_task(&lock).await;
     // Another task, same handle: not the owner, so it is excluded.
-    let other = lock.clone();
-    let contender = tokio::spawn(async move { other.try_acquire().await.unwrap().is_some() });
-    assert!(!contender.await.unwrap());
+    assert!(!wins_in_a_task(&lock).await);
     drop(held);
-    let other = lock.clone();
-    let contender = tokio::spawn(async move { other.try_acquire().await.unwrap().is_some() });
-    assert!(contender.await.unwrap());
+    assert!(wins_in_a_task(&lock).await);
 }
 
 #[tokio::test]
 async fn a_thread_and_a_task_exclude_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let lock = FileLock::new(lock_path(&dir));
-    let held = {
-        let lock = lock.clone();
-        tokio::spawn(async move { lock.acquire().await.unwrap() })
-            .await
-            .unwrap()
-    };
+    let held = acquired_in_a_task(&lock).await;
     let thread_lock = lock.clone();
     let won = std::thread::spawn(move || thread_lock.blocking_try_acquire().unwrap().is_some())
         .join()
@@ -97,10 +99,8 @@ async fn a_thread_and_a_task_exclude_each_other() {
         drop(guard);
     });
     rx.recv_timeout(common::CHILD_WAIT).unwrap();
-    let task_lock = lock.clone();
-    let won = tokio::spawn(async move { task_lock.try_acquire().await.unwrap().is_some() });
     assert!(
-        !won.await.unwrap(),
+        !wins_in_a_task(&lock).await,
         "a task must not enter while a thread holds the lock"
     );
     release_tx.send(()).unwrap();
