@@ -9,10 +9,12 @@
 //! `<lock>.break.<pid>.<32 hex>`, exchanged with the lock path (`renameat2(RENAME_EXCHANGE)`,
 //! `renamex_np(RENAME_SWAP)`), and the node that came out is checked to be the stale one
 //! seen (inode and mtime) before it is unlinked: the breaker holds the lock when it
-//! succeeds. If another node came out (the marker was replaced meanwhile), it is exchanged
-//! back. The lock path always names some marker, so no third process can create one in a
-//! gap; a plain rename-away could not undo a wrong move without such a gap. Where the file
-//! system cannot exchange, stale markers are not broken (Python does the same).
+//! succeeds. If another node came out (a racing breaker won first), it is put back by
+//! exchanging until our own marker is aside (Python's `_exchange_until_aside`): breakers
+//! that put back out of order would otherwise leave a non-holder's marker at the path. The
+//! lock path always names some marker, so no third process can create one in a gap; a
+//! plain rename-away could not undo a wrong move without such a gap. Where the file system
+//! cannot exchange, stale markers are not broken (Python does the same).
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
@@ -228,18 +230,109 @@ fn take_over(path: &Path, seen: &Node, permissions: Option<u32>) -> Result<Optio
         }
         return Ok(Some(file));
     }
-    if let Err(e) = sys::exchange(&aside, path) {
-        tracing::warn!(
-            target: "tokio_filelock",
-            path = %path.display(),
-            aside = %aside.display(),
-            error = %e,
-            "could not put back a marker moved while breaking a stale lock"
-        );
-        return Err(Error::io(path, Op::BreakStale, e));
+    // Another breaker won first, and its live marker came out. Put it back; with several
+    // breakers putting back out of order, one exchange may bring back someone else's
+    // marker, so exchange until our own is aside.
+    let own = match sys::fstat(&file) {
+        Ok(own) => own,
+        Err(e) => {
+            let _ = sys::overwrite(&file, RELEASED);
+            return Err(Error::io(path, Op::BreakStale, e));
+        }
+    };
+    match exchange_until_aside(path, &aside, &own) {
+        Ok(true) => {
+            abandon(&file);
+            Ok(None)
+        }
+        Ok(false) => {
+            // Wherever our marker ends up, it must never pass for a live holder.
+            let _ = sys::overwrite(&file, RELEASED);
+            tracing::warn!(
+                target: "tokio_filelock",
+                path = %path.display(),
+                aside = %aside.display(),
+                "could not put back a marker moved while breaking a stale lock: the other breakers did not settle in time, or the aside was removed"
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = sys::overwrite(&file, RELEASED);
+            tracing::warn!(
+                target: "tokio_filelock",
+                path = %path.display(),
+                aside = %aside.display(),
+                error = %e,
+                "could not put back a marker moved while breaking a stale lock"
+            );
+            Err(Error::io(path, Op::BreakStale, e))
+        }
     }
-    abandon(&file);
-    Ok(None)
+}
+
+/// How long a breaker that exchanged a live marker aside keeps exchanging to put it back
+/// before it gives up (Python filelock's limit): a paused or killed breaker must not hold
+/// the others forever.
+#[cfg(unix)]
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long the lock path must stay unchanged, while neither it nor our aside holds our
+/// marker, before we exchange anyway: the other breakers get that long to unwind first.
+#[cfg(unix)]
+const SETTLE_STALL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The pause between two looks while other breakers unwind.
+#[cfg(unix)]
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Exchanges `aside` and `path` until `aside` holds our marker `own` (as Python filelock's
+/// `_exchange_until_aside`). `Ok(true)` once it does; `Ok(false)` after [`SETTLE_LIMIT`]
+/// without our marker at the lock path, or when our aside was removed by someone else.
+///
+/// Every exchange swaps two names, so the markers of the breakers in flight and the one
+/// marker that belongs at the lock path are only ever permuted, never lost, and the path
+/// always names one of them. When the path holds our marker, one exchange settles us (and
+/// hands back what our aside held). When it holds another breaker's, that breaker takes it
+/// within a few system calls. When it stays unchanged for [`SETTLE_STALL`], it holds the
+/// marker that belongs there while some breaker still waits for its own (it sits in our
+/// aside or further along): exchanging feeds that breaker's marker to the path, and the
+/// chain unwinds. Breakers settle one by one; the last one leaves the right marker at the
+/// path. Blocking; runs only on the rare path where a racing breaker won first.
+#[cfg(unix)]
+fn exchange_until_aside(path: &Path, aside: &Path, own: &Node) -> io::Result<bool> {
+    let start = std::time::Instant::now();
+    // What the lock path held when we last looked, and since when.
+    let mut seen: Option<(Node, std::time::Instant)> = None;
+    loop {
+        match sys::lstat(aside) {
+            Ok(node) if node.same_file(own) => return Ok(true),
+            Ok(_) => {}
+            // Someone removed our aside: what it held is lost; we cannot settle.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let now = std::time::Instant::now();
+        let at_path = sys::lstat(path).ok();
+        let ours = at_path.is_some_and(|node| node.same_file(own));
+        if !ours && now.duration_since(start) >= SETTLE_LIMIT {
+            return Ok(false);
+        }
+        let stalled = match (seen, at_path) {
+            (Some((before, since)), Some(node)) if before == node => {
+                now.duration_since(since) >= SETTLE_STALL
+            }
+            _ => {
+                seen = at_path.map(|node| (node, now));
+                false
+            }
+        };
+        if ours || stalled {
+            sys::exchange(aside, path)?;
+            seen = None;
+        } else {
+            std::thread::sleep(SETTLE_POLL);
+        }
+    }
 }
 
 #[cfg(windows)]
