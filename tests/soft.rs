@@ -250,6 +250,29 @@ async fn a_killed_holders_marker_is_broken_by_the_next_waiter() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+#[tokio::test]
+async fn a_stale_marker_with_a_250_byte_name_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    // 250 bytes: `<name>.break.<pid>.<32 hex>` would pass NAME_MAX (255).
+    let path = dir.path().join(format!("{}.lock", "n".repeat(245)));
+    let mut holder = common::spawn("hold", &[path.to_str().unwrap()]);
+    let pid = pid_of(&holder.next_message());
+    holder.kill(); // SIGKILL: the marker stays
+    assert!(content(&path).starts_with(format!("{pid}\n").as_bytes()));
+    let guard = SoftFileLock::new(&path)
+        .acquire_timeout(10 * SECOND)
+        .await
+        .unwrap();
+    assert!(content(&path).starts_with(our_record_prefix().as_bytes()));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary name is left"
+    );
+    drop(guard);
+    assert!(!exists(&path));
+}
+
 #[tokio::test(start_paused = true)]
 async fn another_hosts_marker_is_never_broken() {
     let dir = tempfile::tempdir().unwrap();

@@ -358,11 +358,55 @@ fn create_aside(path: &Path, permissions: Option<u32>) -> Result<(PathBuf, File)
     Err(Error::io(path, Op::BreakStale, last))
 }
 
-/// `<path>.break.<pid>.<32 hex>`: a fresh name next to the lock file.
+/// `<path>.break.<pid>.<32 hex>`: a fresh name next to the lock file, as Python filelock
+/// names it. When that would pass [`NAME_MAX`] (a lock file name over about 205 bytes),
+/// the lock file's name is cut to fit in front of the same suffix: the name then no longer
+/// starts with `<lock file name>.`, so Python, which looks for `<name>.break.<pid>.<hex>`
+/// only, passes it over as it does any other file, and it always fits.
 pub(super) fn aside_name(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".break.{}.{}", std::process::id(), random_hex()));
-    PathBuf::from(name)
+    let suffix = format!(".break.{}.{}", std::process::id(), random_hex());
+    let Some(name) = path.file_name() else {
+        // No final component (`..`, `/`): the lock attempt itself fails on such a path.
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        return PathBuf::from(name);
+    };
+    path.with_file_name(fitted_name(name, &suffix))
+}
+
+/// The longest file name, in bytes (UTF-16 units on Windows), that common file systems
+/// accept: `NAME_MAX` of ext4, XFS, btrfs, tmpfs, APFS, NTFS.
+const NAME_MAX: usize = 255;
+
+/// `name` followed by `suffix` (ASCII, under 64 bytes), with `name` cut so that the whole
+/// fits [`NAME_MAX`]; a UTF-8 (or UTF-16) character is never split.
+#[cfg(unix)]
+fn fitted_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = name.as_bytes();
+    let mut cut = bytes.len().min(NAME_MAX.saturating_sub(suffix.len()));
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+    }
+    let mut fitted = bytes[..cut].to_vec();
+    fitted.extend_from_slice(suffix.as_bytes());
+    std::ffi::OsString::from_vec(fitted)
+}
+
+#[cfg(windows)]
+fn fitted_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    let units: Vec<u16> = name.encode_wide().collect();
+    let mut cut = units.len().min(NAME_MAX.saturating_sub(suffix.len()));
+    // Never split a surrogate pair (a low surrogate right after the cut).
+    if cut > 0 && cut < units.len() && (0xDC00..0xE000).contains(&units[cut]) {
+        cut -= 1;
+    }
+    let mut fitted = units[..cut].to_vec();
+    fitted.extend(suffix.encode_utf16());
+    std::ffi::OsString::from_wide(&fitted)
 }
 
 /// 32 hex digits, unpredictable enough for a private name (`O_EXCL` guarantees uniqueness).
@@ -439,6 +483,43 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn aside_names_keep_pythons_form_when_it_fits() {
+        let path = Path::new("/some/dir/t.lock");
+        let aside = aside_name(path);
+        assert_eq!(aside.parent(), path.parent());
+        let name = aside.file_name().unwrap().to_str().unwrap();
+        let prefix = format!("t.lock.break.{}.", std::process::id());
+        let hex = name.strip_prefix(&prefix).expect(name);
+        assert!(
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn aside_names_always_fit_name_max() {
+        let suffix_len = format!(".break.{}.", std::process::id()).len() + 32;
+        for len in [1, 200, NAME_MAX - suffix_len, NAME_MAX - suffix_len + 1, 250, 255] {
+            let long = "n".repeat(len);
+            let aside = aside_name(&Path::new("/d").join(&long));
+            assert_eq!(aside.parent(), Some(Path::new("/d")));
+            let name = aside.file_name().unwrap().to_str().unwrap();
+            assert!(name.len() <= NAME_MAX, "{len}: {} bytes", name.len());
+            assert!(name.contains(&format!(".break.{}.", std::process::id())));
+            if len + suffix_len > NAME_MAX {
+                assert!(
+                    !name.starts_with(&format!("{long}.")),
+                    "a cut name is not taken for one of Python's"
+                );
+            }
+        }
+        // Multi-byte characters are never split.
+        let aside = aside_name(&Path::new("/d").join("é".repeat(127)));
+        let name = aside.file_name().unwrap().to_str().expect("valid UTF-8");
+        assert!(name.len() <= NAME_MAX);
     }
 
     #[test]
