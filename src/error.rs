@@ -40,7 +40,7 @@ pub enum Error {
     #[error(
         "The file lock '{}' could not be acquired.{}",
         path.display(),
-        Waited(*waited, holder.as_ref())
+        Waited(*waited, holder.as_ref(), *empty_marker)
     )]
     #[non_exhaustive]
     Timeout {
@@ -51,6 +51,12 @@ pub enum Error {
         /// Who held the lock when the acquire gave up, when that can be found (see
         /// [`Holder`]).
         holder: Option<Holder>,
+        /// `true` when the soft lock's marker was found **empty**. An empty marker is never
+        /// broken, as in Python filelock: it is what a holder leaves between creating the
+        /// marker and writing its record, and nothing tells one about to write from one
+        /// killed in between. A marker that stays empty was left by such a killed holder;
+        /// remove it by hand once no process can be holding the lock.
+        empty_marker: bool,
     },
 
     /// The current owner (task, or thread outside a task) already holds this lock file
@@ -262,11 +268,22 @@ impl fmt::Display for NodeKind {
     }
 }
 
-/// Formats the "what is known" tail of a timeout message.
-struct Waited<'a>(Duration, Option<&'a Holder>);
+/// Formats the "what is known" tail of a timeout message: waited time, holder, and whether
+/// the soft marker was empty.
+struct Waited<'a>(Duration, Option<&'a Holder>, bool);
 
 impl fmt::Display for Waited<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.2 {
+            if !self.0.is_zero() {
+                write!(f, " Waited {:.3?}.", self.0)?;
+            }
+            return f.write_str(
+                " Its marker is empty, and an empty marker is never broken: a holder killed \
+                 between creating and writing it leaves it so. Remove it by hand if no process \
+                 holds the lock.",
+            );
+        }
         if let Some(holder) = self.1 {
             return if self.0.is_zero() {
                 write!(f, " Held by {holder} (one attempt, no wait).")

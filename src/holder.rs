@@ -127,12 +127,24 @@ pub(crate) enum Probe {
     },
 }
 
+/// What a holder lookup found: the holder, if it can be named, and what else a timeout
+/// should say.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Found {
+    pub(crate) holder: Option<Holder>,
+    /// The soft lock's marker was empty (never broken; see `Error::Timeout`).
+    pub(crate) empty_marker: bool,
+}
+
 impl Probe {
     /// Who holds it, if that can be found. Blocking: reads files.
-    pub(crate) fn holder(&self) -> Option<Holder> {
+    pub(crate) fn find(&self) -> Found {
         match self {
-            Probe::Os { id, wanted } => crate::sys::os_lock_holder(*id, *wanted),
-            Probe::Soft { marker } => crate::soft::holder(marker),
+            Probe::Os { id, wanted } => Found {
+                holder: crate::sys::os_lock_holder(*id, *wanted),
+                empty_marker: false,
+            },
+            Probe::Soft { marker } => crate::soft::found(marker),
         }
     }
 }

@@ -363,9 +363,38 @@ async fn an_empty_marker_is_never_broken() {
         .acquire_timeout(10 * SECOND)
         .await
         .unwrap_err();
-    assert!(err.is_timeout());
+    match &err {
+        Error::Timeout {
+            holder: None,
+            empty_marker: true,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string().contains("Its marker is empty"),
+        "the timeout says why: {err}"
+    );
     assert!(exists(&path));
     assert_eq!(content(&path), b"");
+    // A marker naming a holder is not called empty.
+    let mut holder = common::spawn("hold", &[dir.path().join("held.lock").to_str().unwrap()]);
+    pid_of(&holder.next_message());
+    let err = SoftFileLock::new(dir.path().join("held.lock"))
+        .acquire_timeout(SECOND)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                empty_marker: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("empty"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]

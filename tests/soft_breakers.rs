@@ -149,7 +149,11 @@ fn three_breakers_putting_back_out_of_order_strand_no_live_marker() {
         "the lock path names B2, the holder: {:?}",
         String::from_utf8_lossy(&marker)
     );
-    assert_eq!(names(dir.path()), ["soft.lock"], "no `.break.` file is left");
+    assert_eq!(
+        names(dir.path()),
+        ["soft.lock"],
+        "no `.break.` file is left"
+    );
     b2.tell("release");
     b2.expect("released");
     assert!(!path.exists(), "B2's release removed its marker");

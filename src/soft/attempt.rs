@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use super::identity;
 use super::marker::{self, Content};
 use super::stale;
+use crate::holder::Found;
 use crate::sys::soft_calls::{self as sys, Node};
 use crate::sys::{self as os, FileId};
 use crate::{Error, Holder, LockMode, NodeKind, Op};
@@ -145,7 +146,7 @@ fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
         (node, Content::Malformed, None)
     };
     let breakable = match &content {
-        Content::Unbreakable => false,
+        Content::Empty | Content::Unbreakable => false,
         Content::Holder(holder) => {
             stale::forget(path);
             stale::holder_is_stale(holder)
@@ -435,14 +436,26 @@ fn remove_if_ours(file: &File, path: &Path) {
 /// Who the marker at `path` names, if it is well-formed. Blocking: reads the marker (never
 /// following a symlink, never opening a non-regular node).
 pub(crate) fn holder(path: &Path) -> Option<Holder> {
-    if !sys::lstat(path).ok()?.regular {
-        return None;
-    }
-    match read(path).ok()?? {
-        (_, Content::Holder(h), _) => {
-            Some(Holder::new(h.pid, LockMode::Exclusive).with_host(Some(h.host)))
-        }
+    found(path).holder
+}
+
+/// What the marker at `path` says for a timeout: who it names, if it is well-formed, or
+/// that it is empty. Blocking, as [`holder`].
+pub(crate) fn found(path: &Path) -> Found {
+    let content = match sys::lstat(path) {
+        Ok(node) if node.regular => read(path).ok().flatten().map(|(_, content, _)| content),
         _ => None,
+    };
+    match content {
+        Some(Content::Holder(h)) => Found {
+            holder: Some(Holder::new(h.pid, LockMode::Exclusive).with_host(Some(h.host))),
+            empty_marker: false,
+        },
+        Some(Content::Empty) => Found {
+            holder: None,
+            empty_marker: true,
+        },
+        _ => Found::default(),
     }
 }
 
@@ -502,7 +515,14 @@ mod tests {
     #[test]
     fn aside_names_always_fit_name_max() {
         let suffix_len = format!(".break.{}.", std::process::id()).len() + 32;
-        for len in [1, 200, NAME_MAX - suffix_len, NAME_MAX - suffix_len + 1, 250, 255] {
+        for len in [
+            1,
+            200,
+            NAME_MAX - suffix_len,
+            NAME_MAX - suffix_len + 1,
+            250,
+            255,
+        ] {
             let long = "n".repeat(len);
             let aside = aside_name(&Path::new("/d").join(&long));
             assert_eq!(aside.parent(), Some(Path::new("/d")));
