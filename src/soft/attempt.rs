@@ -328,8 +328,12 @@ fn exchange_until_aside(path: &Path, aside: &Path, own: &Node) -> io::Result<boo
             }
         };
         if ours || stalled {
-            sys::exchange(aside, path)?;
-            seen = None;
+            match sys::exchange(aside, path) {
+                Ok(()) => seen = None,
+                // The lock path was released meanwhile (or our aside removed): look again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         } else {
             std::thread::sleep(SETTLE_POLL);
         }
@@ -560,6 +564,21 @@ mod tests {
             ["t.lock"],
             "the stale node and the aside are gone"
         );
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos"))]
+    #[test]
+    fn exchange_until_aside_puts_a_live_marker_back_and_takes_ours_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.lock");
+        let aside = dir.path().join("t.lock.break.1.0");
+        // After a lost race: our marker at the path, the winner's live one aside.
+        std::fs::write(&path, "ours\n").unwrap();
+        std::fs::write(&aside, "1\nlive\n").unwrap();
+        let own = sys::lstat(&path).unwrap();
+        assert!(exchange_until_aside(&path, &aside, &own).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"1\nlive\n");
+        assert!(sys::lstat(&aside).unwrap().same_file(&own));
     }
 
     #[test]
