@@ -42,11 +42,7 @@ pub(crate) fn open(path: &Path, mode: u32, create: Create) -> Result<File, OpenF
         && matches!(error.raw_os_error(), Some(libc::EACCES) | Some(libc::EROFS))
     {
         // No `O_CREAT`: a missing file stays missing, and the write open's error stands.
-        if let Ok(file) = OpenOptions::new()
-            .read(true)
-            .custom_flags(flags)
-            .open(path)
-        {
+        if let Ok(file) = OpenOptions::new().read(true).custom_flags(flags).open(path) {
             return Ok(file);
         }
     }

@@ -250,9 +250,7 @@ fn parse(args: Vec<OsString>) -> Result<(Options, Action), Usage> {
             .to_str()
             .and_then(|s| s.parse::<i32>().ok())
             .filter(|fd| *fd >= 0)
-            .ok_or_else(|| {
-                Usage(format!("bad file descriptor: '{}'", file.to_string_lossy()))
-            })?;
+            .ok_or_else(|| Usage(format!("bad file descriptor: '{}'", file.to_string_lossy())))?;
         if options.soft {
             return Err(Usage("--soft needs a lock file, not a descriptor".into()));
         }
@@ -628,12 +626,7 @@ fn run_command(options: &Options, held: Held, program: &OsStr, args: &[OsString]
 
 /// `-F`: the command replaces this process and keeps the descriptor.
 #[cfg(unix)]
-fn exec(
-    held: Held,
-    fd: std::os::fd::RawFd,
-    mut command: Command,
-    program: &OsStr,
-) -> u8 {
+fn exec(held: Held, fd: std::os::fd::RawFd, mut command: Command, program: &OsStr) -> u8 {
     use std::os::unix::process::CommandExt;
     if let Err(err) = sys::clear_cloexec(fd) {
         eprintln!("filelock: cannot hand the lock to the command: {err}");
