@@ -389,6 +389,7 @@ impl Held {
     }
 
     /// The locked file of an OS lock (`None` for a soft marker).
+    #[cfg(unix)]
     pub(crate) fn os_file(&self) -> Option<&File> {
         self.file.as_ref().filter(|_| !self.soft)
     }

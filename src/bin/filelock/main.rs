@@ -50,9 +50,8 @@ command ends; the command gets them as usual.
 
 <number> locks (or with -u unlocks) that open descriptor of the caller, as in
   exec 9>>app.lock; filelock -n 9 || exit 1; ...; filelock -u 9
-The lock file must exist in an existing directory: missing parent directories are
-not created (as flock(1): exit 66). A file the user may read but not write is
-locked read-only.
+A missing lock file is created, but not a missing directory above it (as with
+flock(1): exit 66). A file the user may read but not write is locked read-only.
 
 Options:
  -s, --shared             get a shared lock
@@ -100,6 +99,7 @@ impl Options {
     }
 
     /// Whether a conflict is reported at once, without waiting.
+    #[cfg(unix)]
     fn no_wait(&self) -> bool {
         self.nonblock || self.timeout.is_some_and(|t| t.is_zero())
     }
