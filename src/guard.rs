@@ -67,6 +67,34 @@ impl LockGuard {
         self.state.path()
     }
 
+    /// The descriptor through which this guard's OS lock is held; `None` for a soft lock
+    /// (its lock is the marker file's existence, not a descriptor).
+    ///
+    /// For handing the lock to a child process, as `flock(1)` does: a copy of the
+    /// descriptor inherited across `fork`/`exec` shares the lock (it is one open file
+    /// description), which then lasts until every copy is closed, or until any copy
+    /// unlocks it. Releasing or dropping this guard unlocks it for every copy, so a
+    /// program that means the child to keep the lock lets the descriptor be closed by its
+    /// own exit instead. The descriptor is close-on-exec; clear that flag in the child only
+    /// (a `pre_exec` hook), and never close it: the guard owns it.
+    ///
+    /// ```
+    /// # #[cfg(unix)]
+    /// # fn main() -> Result<(), tokio_filelock::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let lock = tokio_filelock::FileLock::new(dir.path().join("job.lock"));
+    /// let guard = lock.blocking_acquire()?;
+    /// assert!(guard.raw_fd().is_some());
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(unix))]
+    /// # fn main() {}
+    /// ```
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.state.raw_fd(self.key)
+    }
+
     /// The mode of the lock this guard holds. A shared acquire by an owner that already
     /// holds the lock exclusively holds it exclusively.
     pub fn mode(&self) -> LockMode {
