@@ -117,7 +117,7 @@ pub use config::Reentrancy;
 pub use error::{Error, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
-pub use holder::Holder;
+pub use holder::{Holder, HolderSession};
 pub use lock_trait::{Lock, open};
 pub use lost::Lost;
 pub use mode::LockMode;
