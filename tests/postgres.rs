@@ -391,6 +391,19 @@ async fn thousands_of_cancellations_leave_nothing_on_the_server() {
     }
     stop.store(true, Ordering::Relaxed);
     churn.await.unwrap();
+    // While the handle (and its idle sessions) lives, nobody holds the lock: no cancelled
+    // attempt left a win behind in a session kept for reuse. (Closed sessions free their
+    // locks as the server sees them go: bounded wait.)
+    let mut held = usize::MAX;
+    for _ in 0..100 {
+        held = holders(&admin, &name).await.len();
+        if held == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held, 0, "a cancelled acquire left the lock held");
+    assert!(lock.try_acquire().await.unwrap().is_some());
     drop(lock);
     // Sessions close asynchronously: wait (bounded) for the server to see it.
     let mut left = (usize::MAX, usize::MAX);
