@@ -625,3 +625,36 @@ async fn the_trait_runs_one_body_for_all_three_backends() {
         assert!(again.await.unwrap(), "{spec}");
     }
 }
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_cli_takes_a_postgres_spec() {
+    let (server, _use) = pg::shared();
+    let name = unique("cli");
+    let spec = server.url(Some(&name));
+    let cli = env!("CARGO_BIN_EXE_filelock");
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(cli)
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let free = run(vec![spec.clone(), "true".into()]).await.unwrap();
+    assert!(free.status.success(), "{free:?}");
+    let lock = PgLock::new(&server.conninfo(), &name).unwrap();
+    let _held = lock.acquire().await.unwrap();
+    let who = run(vec!["--who".into(), spec.clone()]).await.unwrap();
+    let said = String::from_utf8_lossy(&who.stdout);
+    assert!(
+        said.contains(&format!("held by pid {}", std::process::id())),
+        "{said}"
+    );
+    let busy = run(vec!["-w".into(), "0.2".into(), spec, "true".into()])
+        .await
+        .unwrap();
+    assert_eq!(busy.status.code(), Some(1), "{busy:?}");
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+}

@@ -32,6 +32,10 @@ Usage:
  filelock [options] <file> -c <command>
  filelock --who <file>
 
+<file> may also be `soft:PATH` (the marker-file lock) or, in a build with the
+`postgres` feature, `postgres://[user@]host[:port]/db?lock=NAME` (a PostgreSQL
+advisory lock: flock(1) for a cluster).
+
 Run a command while holding a file lock (the flock(2) lock of flock(1), cargo,
 Python filelock), and say who holds the lock while waiting for it.
 
@@ -261,17 +265,61 @@ fn run(options: &Options, action: Action) -> u8 {
             println!("filelock (tokio-filelock {})", env!("CARGO_PKG_VERSION"));
             0
         }
-        Action::Who(file) => who(&lock(options, &file)),
+        Action::Who(file) => match lock(options, &file) {
+            Ok(lock) => who(&lock),
+            Err(err) => fail(&err),
+        },
         Action::Run {
             file,
             program,
             args,
-        } => run_locked(options, &lock(options, &file), &program, &args),
+        } => match lock(options, &file) {
+            Ok(lock) => run_locked(options, &lock, &program, &args),
+            Err(err) => fail(&err),
+        },
     }
 }
 
-/// The lock the options ask for: the OS lock, or with `--soft` the marker-file lock.
-fn lock(options: &Options, file: &std::path::Path) -> FileLock {
+/// The lock a `<file>` argument names: a file lock, or a PostgreSQL lock for a
+/// `postgres://` spec.
+enum CliLock {
+    File(FileLock),
+    #[cfg(feature = "postgres")]
+    Pg(tokio_filelock::postgres::PgLock),
+}
+
+impl CliLock {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            CliLock::File(lock) => lock.path(),
+            #[cfg(feature = "postgres")]
+            CliLock::Pg(lock) => lock.path(),
+        }
+    }
+
+    fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
+        match self {
+            CliLock::File(lock) => lock.blocking_holder(),
+            #[cfg(feature = "postgres")]
+            CliLock::Pg(lock) => lock.blocking_holder(),
+        }
+    }
+
+    fn blocking_acquire(&self, mode: LockMode) -> Result<tokio_filelock::LockGuard, Error> {
+        match (self, mode) {
+            (CliLock::File(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
+            (CliLock::File(lock), _) => lock.blocking_acquire(),
+            #[cfg(feature = "postgres")]
+            (CliLock::Pg(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
+            #[cfg(feature = "postgres")]
+            (CliLock::Pg(lock), _) => lock.blocking_acquire(),
+        }
+    }
+}
+
+/// The lock the options ask for: the OS lock, with `--soft` (or `soft:PATH`) the
+/// marker-file lock, for `postgres://...?lock=NAME` a PostgreSQL lock.
+fn lock(options: &Options, file: &std::path::Path) -> Result<CliLock, Error> {
     macro_rules! configure {
         ($builder:expr) => {{
             let mut builder = $builder.blocking(!options.nonblock);
@@ -284,17 +332,34 @@ fn lock(options: &Options, file: &std::path::Path) -> FileLock {
             builder.build()
         }};
     }
-    if options.soft {
+    let spec = file.to_str().unwrap_or("");
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(CliLock::Pg(configure!(
+            tokio_filelock::postgres::PgLock::builder_from_url(spec)?
+        )?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::InvalidSpec {
+            path: file.to_path_buf(),
+            reason: "this filelock was built without the `postgres` feature".into(),
+        });
+    }
+    if let Some(path) = spec.strip_prefix("soft:") {
+        return Ok(CliLock::File(
+            configure!(SoftFileLock::builder(path)).as_file_lock().clone(),
+        ));
+    }
+    Ok(CliLock::File(if options.soft {
         configure!(SoftFileLock::builder(file))
             .as_file_lock()
             .clone()
     } else {
         configure!(FileLock::builder(file))
-    }
+    }))
 }
 
 /// `--who`: prints the holder; 0 when held, 1 when not.
-fn who(lock: &FileLock) -> u8 {
+fn who(lock: &CliLock) -> u8 {
     let file = lock.path();
     match lock.blocking_holder() {
         Ok(Some(holder)) => {
@@ -318,11 +383,8 @@ fn held_by(holder: &Holder) -> String {
     format!("{mode} lock held by {holder}")
 }
 
-fn run_locked(options: &Options, lock: &FileLock, program: &OsStr, args: &[OsString]) -> u8 {
-    let acquired = match options.mode {
-        LockMode::Shared => lock.blocking_acquire_shared(),
-        _ => lock.blocking_acquire(),
-    };
+fn run_locked(options: &Options, lock: &CliLock, program: &OsStr, args: &[OsString]) -> u8 {
+    let acquired = lock.blocking_acquire(options.mode);
     let guard = match acquired {
         Ok(guard) => guard,
         Err(err @ Error::Timeout { .. }) => {
@@ -403,6 +465,8 @@ fn fail(err: &Error) -> u8 {
             _ => EX_NOINPUT,
         },
         Error::InvalidPath { .. } | Error::NotAFile { .. } => EX_NOINPUT,
+        Error::InvalidSpec { .. } => EX_USAGE,
+        Error::Server { .. } => EX_UNAVAILABLE,
         _ => EX_SOFTWARE,
     }
 }

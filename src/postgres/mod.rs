@@ -332,6 +332,17 @@ impl PgLock {
     /// [`Error::InvalidSpec`] without `lock=`, with an empty name, or when the rest does not
     /// parse.
     pub fn from_url(url: &str) -> Result<PgLock, Error> {
+        PgLock::builder_from_url(url)?.build()
+    }
+
+    /// A builder for the lock a URL names (as [`from_url`](Self::from_url)), to change
+    /// other settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_url`](Self::from_url), for a URL without `lock=` or a name that is not
+    /// UTF-8; the rest is checked by [`PgLockBuilder::build`].
+    pub fn builder_from_url(url: &str) -> Result<PgLockBuilder, Error> {
         let invalid = |reason: &str| Error::InvalidSpec {
             path: PathBuf::from(redact(url)),
             reason: reason.to_owned(),
@@ -358,7 +369,7 @@ impl PgLock {
         } else {
             format!("{base}?{}", rest.join("&"))
         };
-        PgLock::builder(&conn, &name).fencing(fencing).build()
+        Ok(PgLock::builder(&conn, &name).fencing(fencing))
     }
 
     /// The 64-bit advisory lock key of `name` (see [the key of a name](self#the-key-of-a-name)).
