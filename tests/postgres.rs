@@ -635,10 +635,7 @@ async fn the_cli_takes_a_postgres_spec() {
     let cli = env!("CARGO_BIN_EXE_filelock");
     let run = |args: Vec<String>| {
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(cli)
-                .args(args)
-                .output()
-                .unwrap()
+            std::process::Command::new(cli).args(args).output().unwrap()
         })
     };
     let free = run(vec![spec.clone(), "true".into()]).await.unwrap();
@@ -656,5 +653,8 @@ async fn the_cli_takes_a_postgres_spec() {
         .unwrap();
     assert_eq!(busy.status.code(), Some(1), "{busy:?}");
     let err = String::from_utf8_lossy(&busy.stderr);
-    assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
 }

@@ -346,7 +346,9 @@ fn lock(options: &Options, file: &std::path::Path) -> Result<CliLock, Error> {
     }
     if let Some(path) = spec.strip_prefix("soft:") {
         return Ok(CliLock::File(
-            configure!(SoftFileLock::builder(path)).as_file_lock().clone(),
+            configure!(SoftFileLock::builder(path))
+                .as_file_lock()
+                .clone(),
         ));
     }
     Ok(CliLock::File(if options.soft {

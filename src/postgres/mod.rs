@@ -36,7 +36,7 @@
 //!   that unlock first, so a dropped guard is a free lock on the next line here. Other
 //!   processes see it free one round trip later.
 //! - **A server that goes away** while an acquire waits: the acquire fails with
-//!   [`Error::Server`] ([`ServerError::SessionLost`](crate::ServerError::SessionLost)) at
+//!   [`Error::Server`] ([`ServerError::SessionLost`]) at
 //!   once; it does not reconnect (retry it if you want to wait for the server).
 //!
 //! # The key of a name
