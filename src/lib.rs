@@ -95,8 +95,13 @@ mod file_lock;
 mod guard;
 mod handles;
 mod holder;
+mod lock_trait;
+mod lost;
 mod mode;
 mod owner;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 mod registry;
 mod schedule;
 mod soft;
@@ -110,10 +115,12 @@ mod who;
 
 pub use builder::FileLockBuilder;
 pub use config::Reentrancy;
-pub use error::{Error, NodeKind, Op};
+pub use error::{Error, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
-pub use holder::Holder;
+pub use holder::{Holder, HolderSession};
+pub use lock_trait::{Lock, open};
+pub use lost::Lost;
 pub use mode::LockMode;
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
 pub use wait_hook::WaitEvent;

@@ -155,6 +155,14 @@ impl State {
             .map(AsRawFd::as_raw_fd)
     }
 
+    /// The identity of the file (or marker) `key` holds, if it holds one.
+    pub(crate) fn held_id(&self, key: Key) -> Option<crate::sys::FileId> {
+        self.holdings()
+            .iter()
+            .find(|h| h.key == key)
+            .map(|h| h.held.id())
+    }
+
     /// How many holds `key` has (0 when it holds none).
     pub(crate) fn count(&self, key: Key) -> usize {
         self.holdings()

@@ -17,6 +17,13 @@ pub(crate) struct FileId {
     pub(super) ino: u64,
 }
 
+impl FileId {
+    /// `true` when `node` (from `lstat`) is this file.
+    pub(super) fn is(&self, node: &super::soft_calls::Node) -> bool {
+        self.dev == node.dev && self.ino == node.ino
+    }
+}
+
 /// Opens (creating if needed) the lock file: `O_RDWR|O_CREAT|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK`,
 /// never `O_TRUNC`. `O_NONBLOCK` keeps a FIFO planted at the path from hanging the open.
 /// `create` says whether it may or must create the file.

@@ -35,6 +35,13 @@ pub(crate) struct FileId {
     index: u64,
 }
 
+impl FileId {
+    /// `true` when `node` (from `lstat`) is this file.
+    pub(super) fn is(&self, node: &super::soft_calls::Node) -> bool {
+        u64::from(self.volume) == node.dev && self.index == node.ino
+    }
+}
+
 /// Opens (creating if needed) the lock file, never following a reparse point (symlink,
 /// junction) at the path: the handle is opened on the link itself and refused below.
 /// `create` says whether it may or must create the file.

@@ -331,7 +331,10 @@ fn run(options: &Options, action: Action) -> u8 {
             println!("filelock (tokio-filelock {})", env!("CARGO_PKG_VERSION"));
             0
         }
-        Action::Who(file) => who(&lock(options, &file)),
+        Action::Who(file) => match lock(options, &file) {
+            Ok(lock) => who(&lock),
+            Err(err) => fail(&err),
+        },
         Action::Descriptor(fd) => descriptor(options, fd),
         Action::Run {
             file,
@@ -344,8 +347,46 @@ fn run(options: &Options, action: Action) -> u8 {
     }
 }
 
-/// The lock the options ask for: the OS lock, or with `--soft` the marker-file lock.
-fn lock(options: &Options, file: &Path) -> FileLock {
+/// The lock a `<file>` argument names: a file lock (the OS lock, or the marker-file lock),
+/// or a PostgreSQL lock for a `postgres://` spec.
+enum CliLock {
+    File(FileLock),
+    #[cfg(feature = "postgres")]
+    Pg(tokio_filelock::postgres::PgLock),
+}
+
+impl CliLock {
+    fn path(&self) -> &Path {
+        match self {
+            CliLock::File(lock) => lock.path(),
+            #[cfg(feature = "postgres")]
+            CliLock::Pg(lock) => lock.path(),
+        }
+    }
+
+    fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
+        match self {
+            CliLock::File(lock) => lock.blocking_holder(),
+            #[cfg(feature = "postgres")]
+            CliLock::Pg(lock) => lock.blocking_holder(),
+        }
+    }
+
+    fn blocking_acquire(&self, mode: LockMode) -> Result<LockGuard, Error> {
+        match (self, mode) {
+            (CliLock::File(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
+            (CliLock::File(lock), _) => lock.blocking_acquire(),
+            #[cfg(feature = "postgres")]
+            (CliLock::Pg(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
+            #[cfg(feature = "postgres")]
+            (CliLock::Pg(lock), _) => lock.blocking_acquire(),
+        }
+    }
+}
+
+/// The lock the options ask for: the OS lock, with `--soft` (or `soft:PATH`) the
+/// marker-file lock, for `postgres://...?lock=NAME` a PostgreSQL lock.
+fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
     macro_rules! configure {
         ($builder:expr) => {{
             let mut builder = $builder.blocking(!options.nonblock);
@@ -358,17 +399,43 @@ fn lock(options: &Options, file: &Path) -> FileLock {
             builder.build()
         }};
     }
-    if options.soft {
+    let spec = file.to_str().unwrap_or("");
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(CliLock::Pg(configure!(
+            tokio_filelock::postgres::PgLock::builder_from_url(spec)?
+        )?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::InvalidSpec {
+            path: file.to_path_buf(),
+            reason: "this filelock was built without the `postgres` feature".into(),
+        });
+    }
+    if let Some(path) = spec.strip_prefix("soft:") {
+        return Ok(CliLock::File(
+            configure!(SoftFileLock::builder(path))
+                .as_file_lock()
+                .clone(),
+        ));
+    }
+    Ok(CliLock::File(if options.soft {
         configure!(SoftFileLock::builder(file))
             .as_file_lock()
             .clone()
     } else {
         configure!(FileLock::builder(file))
-    }
+    }))
+}
+
+/// Whether `file` names something other than a lock file: a `soft:` or `postgres://` spec.
+fn is_spec(file: &Path) -> bool {
+    file.to_str().is_some_and(|s| {
+        s.starts_with("soft:") || s.starts_with("postgres://") || s.starts_with("postgresql://")
+    })
 }
 
 /// `--who`: prints the holder; 0 when held, 1 when not.
-fn who(lock: &FileLock) -> u8 {
+fn who(lock: &CliLock) -> u8 {
     let file = lock.path();
     match lock.blocking_holder() {
         Ok(Some(holder)) => {
@@ -434,7 +501,8 @@ impl Held {
 fn take(options: &Options, file: &Path) -> Result<Held, u8> {
     // As flock(1), missing parent directories are an error, not created: a drop-in must
     // not turn a mistyped path into a directory tree.
-    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+    if !is_spec(file)
+        && let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
         && let Err(err) = fs::metadata(parent)
     {
         eprintln!("filelock: cannot open lock file {}: {err}", file.display());
@@ -444,12 +512,9 @@ fn take(options: &Options, file: &Path) -> Result<Held, u8> {
     if !options.soft && fs::metadata(file).is_ok_and(|m| m.is_dir()) {
         return take_directory(options, file).map(Held::Directory);
     }
-    let lock = lock(options, file);
+    let lock = lock(options, file).map_err(|err| fail(&err))?;
     let start = Instant::now();
-    let acquired = match options.mode {
-        LockMode::Shared => lock.blocking_acquire_shared(),
-        _ => lock.blocking_acquire(),
-    };
+    let acquired = lock.blocking_acquire(options.mode);
     match acquired {
         Ok(guard) => {
             took(options, start);
@@ -686,6 +751,8 @@ fn fail(err: &Error) -> u8 {
             _ => EX_NOINPUT,
         },
         Error::InvalidPath { .. } | Error::NotAFile { .. } => EX_NOINPUT,
+        Error::InvalidSpec { .. } => EX_USAGE,
+        Error::Server { .. } => EX_UNAVAILABLE,
         _ => EX_SOFTWARE,
     }
 }
