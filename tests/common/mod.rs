@@ -17,6 +17,8 @@
 
 pub mod capture;
 #[cfg(unix)]
+pub mod tools;
+#[cfg(unix)]
 pub mod workload;
 
 use std::io::{BufRead, BufReader, Write};
