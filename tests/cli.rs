@@ -183,7 +183,7 @@ fn shared_and_exclusive_behave_as_flock() {
         ("hold", "-x", 1),
     ] {
         let child = holding(role, &path);
-        for program in [FILELOCK, "flock"] {
+        for program in [FILELOCK, common::tools::flock()] {
             let code = run(program, &["-n", asked, p, "true"]).status.code();
             assert_eq!(code, Some(expected), "{program} {asked} while {role}");
         }
@@ -195,7 +195,8 @@ fn shared_and_exclusive_behave_as_flock() {
 fn filelock_and_util_linux_flock_exclude_each_other() {
     let (_dir, path) = lock_path();
     let p = path.to_str().unwrap();
-    for (holder, other) in [(FILELOCK, "flock"), ("flock", FILELOCK)] {
+    let flock = common::tools::flock();
+    for (holder, other) in [(FILELOCK, flock), (flock, FILELOCK)] {
         let mut held = shell_holding(holder, "-x", &path);
         assert_eq!(
             run(other, &["-n", p, "true"]).status.code(),
@@ -212,7 +213,7 @@ fn filelock_and_util_linux_flock_exclude_each_other() {
     }
     // flock(1) takes the lock itself and runs the command in a child: the holder named is
     // flock's own process.
-    let held = shell_holding("flock", "-s", &path);
+    let held = shell_holding(flock, "-s", &path);
     let out = run(FILELOCK, &["--who", p]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let expected = format!("shared lock held by pid {} (flock -s {p} sh -c", held.id());

@@ -81,8 +81,7 @@ fn dead_pid() -> u32 {
 /// Python filelock's `SoftFileLock` (tests/interop/py_soft_lock.py); killed and reaped on drop.
 fn python(args: &[&str]) -> common::ChildProcess {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/py_soft_lock.py");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let mut command = Command::new(python);
+    let mut command = Command::new(common::tools::python());
     command.arg(script).args(args);
     common::spawn_command(command)
 }

@@ -19,6 +19,8 @@ pub mod capture;
 #[cfg(all(unix, feature = "postgres"))]
 pub mod pg;
 #[cfg(unix)]
+pub mod tools;
+#[cfg(unix)]
 pub mod workload;
 
 use std::io::{BufRead, BufReader, Write};
