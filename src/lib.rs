@@ -88,6 +88,7 @@
 mod attempt;
 mod builder;
 mod config;
+mod display_text;
 mod driver;
 mod error;
 mod file_lock;

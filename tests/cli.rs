@@ -99,13 +99,16 @@ fn timeout_waits_at_least_its_time_and_names_the_holder() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let waiting = format!(
-        "Blocking: waiting for file lock on {} (held by pid {}: ",
+        "Blocking: waiting for file lock on {}, held by pid {} (",
         path.display(),
         child.id()
     );
     assert!(stderr.starts_with(&waiting), "{stderr}");
     assert!(
-        stderr.contains("could not be acquired. Held by pid"),
+        stderr.contains(&format!(
+            "could not be acquired: held by pid {} (",
+            child.id()
+        )),
         "{stderr}"
     );
 

@@ -355,19 +355,11 @@ fn run_locked(options: &Options, lock: &FileLock, program: &OsStr, args: &[OsStr
     }
 }
 
-/// `Blocking: waiting for file lock on <path> (held by pid N: <command>)`
+/// `Blocking: waiting for file lock on <path>, held by pid N (<command>)`: the holder through
+/// its `Display`, which escapes what the holder process wrote.
 fn print_waiting(event: &WaitEvent<'_>) {
     let holder = match event.holder() {
-        Some(h) => {
-            let host = h.host.as_ref().map(|host| format!(" on {host}"));
-            let command = h.command.as_ref().map(|c| format!(": {c}"));
-            format!(
-                " (held by pid {}{}{})",
-                h.pid,
-                host.unwrap_or_default(),
-                command.unwrap_or_default()
-            )
-        }
+        Some(h) => format!(", held by {h}"),
         None => String::new(),
     };
     eprintln!(
