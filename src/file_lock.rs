@@ -109,18 +109,21 @@ impl FileLock {
     }
 
     /// The lock file's path, as given.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.state.path()
     }
 
     /// `true` when the current owner (task or thread; the handle with
     /// [`Reentrancy::Handle`](crate::Reentrancy::Handle)) holds this lock.
+    #[must_use]
     pub fn is_locked(&self) -> bool {
         self.lock_counter() > 0
     }
 
     /// How many holds the current owner (task or thread; the handle with
     /// [`Reentrancy::Handle`](crate::Reentrancy::Handle)) has on this lock: 0 when it holds none.
+    #[must_use]
     pub fn lock_counter(&self) -> usize {
         self.state
             .count(Key::of(self.config.reentrancy, Owner::current()))

@@ -63,12 +63,14 @@ impl LockGuard {
     }
 
     /// The lock file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.state.path()
     }
 
     /// The mode of the lock this guard holds. A shared acquire by an owner that already
     /// holds the lock exclusively holds it exclusively.
+    #[must_use]
     pub fn mode(&self) -> LockMode {
         self.mode
     }
