@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::capture::Capture;
-use tokio_filelock::{Error, FileLock, Holder, SoftFileLock};
+#[cfg(target_os = "linux")]
+use tokio_filelock::FileLock;
+use tokio_filelock::{Error, Holder, SoftFileLock};
 
 #[test]
 fn child_entry() {
