@@ -15,6 +15,19 @@ use tokio_filelock::FileLock;
 
 const HOLD: Duration = Duration::from_millis(20);
 
+const USAGE: &str = "usage: high_ground [PROCESSES [ROUNDS]]  (positive numbers; default 4 5)";
+
+/// The positive number at `args[index]`, or `default` when it is absent.
+fn count(args: &[String], index: usize, default: usize) -> Result<usize, String> {
+    match args.get(index) {
+        None => Ok(default),
+        Some(arg) => match arg.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("'{arg}' is not a positive number")),
+        },
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--contender") {
@@ -26,8 +39,17 @@ fn main() -> ExitCode {
             }
         };
     }
-    let processes: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
-    let rounds: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let (processes, rounds) = match (count(&args, 1, 4), count(&args, 2, 5)) {
+        (Ok(processes), Ok(rounds)) if args.len() <= 3 => (processes, rounds),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("high_ground: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        _ => {
+            eprintln!("high_ground: too many arguments\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     match coordinator(processes, rounds) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -92,8 +114,11 @@ fn contender(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     };
     let rounds: usize = rounds.parse()?;
     let counter = PathBuf::from(counter);
+    // Time for the waits, and IO for the wake-up: on Linux a waiter watches the lock file
+    // through the reactor and takes the lock as soon as another process lets it go,
+    // instead of at its next poll (`#[tokio::main]` enables both too).
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()?;
     runtime.block_on(async {
         let lock = FileLock::builder(lock)

@@ -3,21 +3,42 @@
 //!
 //! `cargo run --example who`
 
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use tokio_filelock::{Error, FileLock};
 
+const USAGE: &str = "usage: who            (starts a holder and shows who holds the lock)\n       who --hold PATH (holds PATH until stdin closes)";
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::args().nth(1).as_deref() == Some("--hold") {
-        // The child: hold the lock until stdin closes.
-        let path = std::env::args().nth(2).ok_or("--hold PATH")?;
-        let _guard = FileLock::new(path).blocking_acquire()?;
-        println!("holding");
-        std::io::stdin().read_line(&mut String::new())?;
-        return Ok(());
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let run = match args.as_slice() {
+        [] => demo().await,
+        [flag, path] if flag == "--hold" => hold(path).await,
+        _ => {
+            eprintln!("who: bad arguments\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("who: {e}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// The child: holds the lock until stdin closes.
+async fn hold(path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let _guard = FileLock::new(path).acquire().await?;
+    println!("holding");
+    std::io::stdin().read_line(&mut String::new())?;
+    Ok(())
+}
+
+async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("build.lock");
     let mut child = Command::new(std::env::current_exe()?)
@@ -36,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lock = FileLock::builder(&path)
         .on_wait(|event| match event.holder() {
             Some(holder) => eprintln!(
-                "Blocking: waiting for file lock on {} (held by {holder})",
+                "Blocking: waiting for file lock on {}, held by {holder}",
                 event.path().display()
             ),
             None => eprintln!(
@@ -45,7 +66,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         })
         .build();
-    println!("holder: {:?}", lock.holder().await?.map(|h| h.to_string()));
+    // `Display` shows what the holder process wrote (its command line) escaped.
+    match lock.holder().await? {
+        Some(holder) => println!("held by {holder}"),
+        None => println!("not held"),
+    }
     match lock.acquire_timeout(Duration::from_millis(200)).await {
         Err(e @ Error::Timeout { .. }) => println!("{e}"),
         other => println!("unexpected: {other:?}"),

@@ -14,8 +14,17 @@ use crate::Holder;
 /// waiting out the timeout; only contention is retried. See the crate documentation for the
 /// full table.
 ///
+/// Messages follow `std`'s style: lowercase, no full stop, the cause not repeated (an
+/// [`Error::Io`] returns the operating system's error from
+/// [`source()`](std::error::Error::source) rather than printing it, so `anyhow`'s `{:#}`
+/// shows it once). Text another process wrote (a holder's host or command line) is shown
+/// escaped; see [`Holder`].
+///
 /// `Error` converts into [`std::io::Error`] (keeping the [`io::ErrorKind`]), so `?` works in
-/// functions that return `io::Result`.
+/// functions that return `io::Result`. An [`Error::Io`] caused by an operating-system error
+/// converts into that very `io::Error`, so [`raw_os_error`](io::Error::raw_os_error) still
+/// gives the code (its message then does not name the path: keep the `Error` where you
+/// need it); every other error is wrapped, its message kept.
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -27,7 +36,7 @@ use crate::Holder;
 /// let other = tokio_filelock::FileLock::new(&path);
 /// let err = other.blocking_acquire_timeout(std::time::Duration::ZERO).unwrap_err();
 /// assert!(matches!(err, tokio_filelock::Error::Timeout { .. }));
-/// assert!(err.to_string().starts_with("The file lock '"));
+/// assert!(err.to_string().starts_with("the file lock '"));
 /// assert_eq!(err.path(), path);
 /// # Ok(())
 /// # }
@@ -37,8 +46,12 @@ use crate::Holder;
 pub enum Error {
     /// The lock is held elsewhere and the configured wait ran out (or only one attempt was
     /// allowed).
+    ///
+    /// Displays as `the file lock '<path>' could not be acquired: held by pid 4242 (cargo
+    /// build); waited 10.000s` (Python `filelock`'s `The file lock '<path>' could not be
+    /// acquired.`, in `std`'s style, with what is known after it).
     #[error(
-        "The file lock '{}' could not be acquired.{}",
+        "the file lock '{}' could not be acquired: {}",
         path.display(),
         Waited(*waited, holder.as_ref(), *empty_marker)
     )]
@@ -49,7 +62,9 @@ pub enum Error {
         /// How long this acquire waited before giving up (zero for a single attempt).
         waited: Duration,
         /// Who held the lock when the acquire gave up, when that can be found (see
-        /// [`Holder`]).
+        /// [`Holder`]). A single attempt (`Duration::ZERO`, `blocking(false)`) on the OS
+        /// lock does not look for it: on Linux that costs milliseconds, more than the
+        /// attempt; ask [`FileLock::holder`](crate::FileLock::holder) when you need it.
         holder: Option<Holder>,
         /// `true` when the soft lock's marker was found **empty**. An empty marker is never
         /// broken, as in Python filelock: it is what a holder leaves between creating the
@@ -62,7 +77,7 @@ pub enum Error {
     /// The current owner (task, or thread outside a task) already holds this lock file
     /// through another handle, and asked to wait forever: that wait could never end.
     #[error(
-        "The file lock '{}' is already held by this task or thread through another handle; \
+        "the file lock '{}' is already held by this task or thread through another handle; \
          waiting for it without a timeout would never end",
         path.display()
     )]
@@ -74,7 +89,7 @@ pub enum Error {
     /// The current owner holds a shared lock on this handle and asked for an exclusive one:
     /// waiting would block on its own shared lock. Release the shared guard first.
     #[error(
-        "The file lock '{}' is held shared by this task or thread; it cannot be upgraded to \
+        "the file lock '{}' is held shared by this task or thread; it cannot be upgraded to \
          exclusive in place (release the shared guard first)",
         path.display()
     )]
@@ -103,13 +118,14 @@ pub enum Error {
 
     /// An operating-system call failed for a reason that waiting would not cure
     /// (permission, read-only file system, name too long, parent is a file, ...).
-    #[error("could not {op} the lock file '{}': {source}", path.display())]
+    #[error("could not {op} the lock file '{}'", path.display())]
     Io {
         /// The lock file.
         path: PathBuf,
         /// What was being done.
         op: Op,
-        /// The operating system's error; its [`io::ErrorKind`] is preserved.
+        /// The operating system's error; its [`io::ErrorKind`] is preserved. Returned by
+        /// [`source()`](std::error::Error::source), not repeated in the message.
         #[source]
         source: io::Error,
     },
@@ -205,6 +221,7 @@ impl fmt::Display for ServerError {
 
 impl Error {
     /// The lock path this error is about.
+    #[must_use]
     pub fn path(&self) -> &Path {
         match self {
             Error::Timeout { path, .. }
@@ -221,11 +238,13 @@ impl Error {
     }
 
     /// `true` for [`Error::Timeout`]: the lock is held elsewhere, trying later may succeed.
+    #[must_use]
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }
 
     /// The [`io::ErrorKind`] that best describes this error.
+    #[must_use]
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::Timeout { .. } => io::ErrorKind::TimedOut,
@@ -262,8 +281,14 @@ impl Error {
 }
 
 impl From<Error> for io::Error {
+    /// An [`Error::Io`] caused by an operating-system error becomes that `io::Error` (its
+    /// [`raw_os_error`](io::Error::raw_os_error) kept); any other error is wrapped with its
+    /// [`kind`](Error::kind).
     fn from(err: Error) -> Self {
-        io::Error::new(err.kind(), err)
+        match err {
+            Error::Io { source, .. } if source.raw_os_error().is_some() => source,
+            err => io::Error::new(err.kind(), err),
+        }
     }
 }
 
@@ -345,27 +370,131 @@ struct Waited<'a>(Duration, Option<&'a Holder>, bool);
 
 impl fmt::Display for Waited<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.2 {
-            if !self.0.is_zero() {
-                write!(f, " Waited {:.3?}.", self.0)?;
-            }
-            return f.write_str(
-                " Its marker is empty, and an empty marker is never broken: a holder killed \
-                 between creating and writing it leaves it so. Remove it by hand if no process \
-                 holds the lock.",
-            );
-        }
-        if let Some(holder) = self.1 {
-            return if self.0.is_zero() {
-                write!(f, " Held by {holder} (one attempt, no wait).")
-            } else {
-                write!(f, " Held by {holder}; waited {:.3?}.", self.0)
-            };
+        match (self.2, self.1) {
+            (true, _) => f.write_str(
+                "its marker is empty, and an empty marker is never broken (a holder killed \
+                 between creating and writing it leaves it so): remove it by hand if no \
+                 process holds the lock",
+            )?,
+            (false, Some(holder)) => write!(f, "held by {holder}")?,
+            (false, None) => f.write_str("held elsewhere")?,
         }
         if self.0.is_zero() {
-            f.write_str(" It is held elsewhere (one attempt, no wait).")
+            f.write_str("; one attempt, no wait")
         } else {
-            write!(f, " Waited {:.3?}; it is still held elsewhere.", self.0)
+            write!(f, "; waited {:.3?}", self.0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn missing() -> Error {
+        let source = io::Error::from_raw_os_error(ENOENT);
+        Error::io(Path::new("x.lock"), Op::Open, source)
+    }
+
+    /// "No such file": `ENOENT` on Unix, `ERROR_FILE_NOT_FOUND` on Windows.
+    const ENOENT: i32 = 2;
+
+    #[test]
+    fn an_io_error_names_its_cause_once() {
+        let err = missing();
+        assert_eq!(err.to_string(), "could not open the lock file 'x.lock'");
+        let cause = err
+            .source()
+            .expect("the OS error is the source")
+            .to_string();
+        assert!(!err.to_string().contains(&cause), "{err} repeats {cause}");
+        // Each message in the chain differs from the one below it.
+        let mut below = err.source();
+        let mut above = err.to_string();
+        while let Some(next) = below {
+            assert!(!above.contains(&next.to_string()), "{above} / {next}");
+            above = next.to_string();
+            below = next.source();
+        }
+    }
+
+    #[test]
+    fn into_io_error_keeps_the_os_error() {
+        let code = missing().kind();
+        assert_eq!(code, io::ErrorKind::NotFound);
+        let io = io::Error::from(missing());
+        assert_eq!(io.raw_os_error(), Some(ENOENT));
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+        // Errors without an OS error keep their message and kind.
+        let timeout = io::Error::from(Error::Timeout {
+            path: "t.lock".into(),
+            waited: Duration::ZERO,
+            holder: None,
+            empty_marker: false,
+        });
+        assert_eq!(timeout.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            timeout.to_string(),
+            "the file lock 't.lock' could not be acquired: held elsewhere; one attempt, no wait"
+        );
+    }
+
+    #[test]
+    fn messages_are_lowercase_without_a_full_stop() {
+        let path = PathBuf::from("m.lock");
+        let holder = Holder::new(4242, crate::LockMode::Exclusive);
+        let errors = [
+            missing(),
+            Error::Timeout {
+                path: path.clone(),
+                waited: Duration::from_millis(1500),
+                holder: Some(holder.clone()),
+                empty_marker: false,
+            },
+            Error::Timeout {
+                path: path.clone(),
+                waited: Duration::ZERO,
+                holder: Some(holder),
+                empty_marker: false,
+            },
+            Error::WouldDeadlock { path: path.clone() },
+            Error::UpgradeNotSupported { path: path.clone() },
+            Error::InvalidPath {
+                path: path.clone(),
+                reason: "empty",
+            },
+            Error::NotAFile {
+                path: path.clone(),
+                kind: NodeKind::Fifo,
+            },
+            Error::Unsupported {
+                path: path.clone(),
+                reason: "no",
+                source: None,
+            },
+            Error::MarkerReplaced { path },
+        ];
+        for err in errors {
+            let text = err.to_string();
+            let first = text.chars().next().unwrap();
+            assert!(first.is_lowercase(), "{text}");
+            assert!(!text.ends_with('.'), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_timeout_says_what_is_known() {
+        let err = Error::Timeout {
+            path: "m.lock".into(),
+            waited: Duration::from_millis(1500),
+            holder: Some(Holder::new(4242, crate::LockMode::Exclusive)),
+            empty_marker: false,
+        };
+        assert_eq!(
+            err.to_string(),
+            "the file lock 'm.lock' could not be acquired: held by pid 4242; waited 1.500s"
+        );
     }
 }

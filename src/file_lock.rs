@@ -112,18 +112,21 @@ impl FileLock {
     /// The lock file's path: the one given, made absolute against the working directory
     /// when the handle was made (lexically: symlinks are not resolved), so that a later
     /// change of directory does not move the lock.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.state.path()
     }
 
     /// `true` when the current owner (task or thread; the handle with
     /// [`Reentrancy::Handle`](crate::Reentrancy::Handle)) holds this lock.
+    #[must_use]
     pub fn is_locked(&self) -> bool {
         self.lock_counter() > 0
     }
 
     /// How many holds the current owner (task or thread; the handle with
     /// [`Reentrancy::Handle`](crate::Reentrancy::Handle)) has on this lock: 0 when it holds none.
+    #[must_use]
     pub fn lock_counter(&self) -> usize {
         self.state
             .count(Key::of(self.config.reentrancy, Owner::current()))
@@ -308,8 +311,17 @@ impl FileLock {
     }
 
     /// Sync facade of [`acquire`](Self::acquire): the same attempts and schedule on the
-    /// calling thread, sleeping between attempts. Needs no runtime; inside one it blocks
-    /// the thread, so in async code use [`acquire`](Self::acquire).
+    /// calling thread, sleeping between attempts. Needs no runtime.
+    ///
+    /// Blocks the calling thread while it waits: not for a Tokio worker or a `block_on`
+    /// body (so not in `#[tokio::main]` code). In async code use the async form, or call
+    /// this in `tokio::task::spawn_blocking`.
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, when it has to wait on a thread that drives a Tokio runtime (as
+    /// tokio's `Mutex::blocking_lock`): the wait would stall every task of that thread. An
+    /// acquire that wins, re-enters or fails at once does not wait and does not panic.
     ///
     /// # Errors
     ///
@@ -332,6 +344,16 @@ impl FileLock {
 
     /// Sync facade of [`acquire_timeout`](Self::acquire_timeout).
     ///
+    /// Blocks the calling thread while it waits: not for a Tokio worker or a `block_on`
+    /// body (so not in `#[tokio::main]` code). In async code use the async form, or call
+    /// this in `tokio::task::spawn_blocking`.
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, when it has to wait on a thread that drives a Tokio runtime (as
+    /// tokio's `Mutex::blocking_lock`): the wait would stall every task of that thread. An
+    /// acquire that wins, re-enters or fails at once does not wait and does not panic.
+    ///
     /// # Errors
     ///
     /// As [`acquire`](Self::acquire).
@@ -340,6 +362,10 @@ impl FileLock {
     }
 
     /// Sync facade of [`try_acquire`](Self::try_acquire).
+    ///
+    /// One non-blocking attempt that never waits for another holder, so it may be called
+    /// anywhere, a runtime's thread included (though the open itself may be slow on a
+    /// network file system).
     ///
     /// # Errors
     ///
@@ -372,6 +398,16 @@ impl FileLock {
     /// # }
     /// ```
     ///
+    /// Blocks the calling thread while it waits: not for a Tokio worker or a `block_on`
+    /// body (so not in `#[tokio::main]` code). In async code use the async form, or call
+    /// this in `tokio::task::spawn_blocking`.
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, when it has to wait on a thread that drives a Tokio runtime (as
+    /// tokio's `Mutex::blocking_lock`): the wait would stall every task of that thread. An
+    /// acquire that wins, re-enters or fails at once does not wait and does not panic.
+    ///
     /// # Errors
     ///
     /// As [`acquire`](Self::acquire).
@@ -380,6 +416,16 @@ impl FileLock {
     }
 
     /// Sync facade of [`acquire_shared_timeout`](Self::acquire_shared_timeout).
+    ///
+    /// Blocks the calling thread while it waits: not for a Tokio worker or a `block_on`
+    /// body (so not in `#[tokio::main]` code). In async code use the async form, or call
+    /// this in `tokio::task::spawn_blocking`.
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, when it has to wait on a thread that drives a Tokio runtime (as
+    /// tokio's `Mutex::blocking_lock`): the wait would stall every task of that thread. An
+    /// acquire that wins, re-enters or fails at once does not wait and does not panic.
     ///
     /// # Errors
     ///
@@ -390,6 +436,10 @@ impl FileLock {
 
     /// Sync facade of [`try_acquire_shared`](Self::try_acquire_shared).
     ///
+    /// One non-blocking attempt that never waits for another holder, so it may be called
+    /// anywhere, a runtime's thread included (though the open itself may be slow on a
+    /// network file system).
+    ///
     /// # Errors
     ///
     /// The permanent errors of [`Error`].
@@ -399,6 +449,16 @@ impl FileLock {
 
     /// Sync facade of [`with_lock`](Self::with_lock): runs `f` while holding the exclusive
     /// lock.
+    ///
+    /// Blocks the calling thread while it waits: not for a Tokio worker or a `block_on`
+    /// body (so not in `#[tokio::main]` code). In async code use the async form, or call
+    /// this in `tokio::task::spawn_blocking`.
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, when it has to wait on a thread that drives a Tokio runtime (as
+    /// tokio's `Mutex::blocking_lock`): the wait would stall every task of that thread. An
+    /// acquire that wins, re-enters or fails at once does not wait and does not panic.
     ///
     /// # Errors
     ///
@@ -431,6 +491,38 @@ impl FileLock {
         let (acquisition, attempt) =
             Acquisition::new(&self.state, &self.config, mode, request.into())?;
         driver::synchronous::acquire(acquisition, attempt)
+    }
+}
+
+/// In debug builds, panics when a `blocking_*` acquire is about to wait (sleep before its
+/// next attempt) on a thread that drives a Tokio runtime (a worker, or a thread inside
+/// `block_on`, so a `#[tokio::main]` body): the wait would stall every task of that thread,
+/// as tokio's own `blocking_lock` refuses to. An acquire that succeeds, re-enters or fails
+/// at once never waits and is left alone. Threads of the blocking pool (`spawn_blocking`),
+/// threads inside `block_in_place` and threads that merely entered a runtime's context are
+/// fine.
+///
+/// Tokio tells these apart with an internal flag that it does not export
+/// (`Handle::try_current` succeeds on blocking-pool threads too). Its public proxy is
+/// `Handle::block_on`, which refuses exactly where that flag is set: so a ready future is
+/// handed to it, and its refusal turns into this panic.
+pub(crate) fn forbid_waiting_on_runtime_thread(path: &Path) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle.block_on(std::future::ready(()))
+    }));
+    if probe.is_err() {
+        panic!(
+            "tokio-filelock: a blocking_* acquire of the lock file '{}' has to wait on a \
+             thread that drives a Tokio runtime: it would stall every task of that thread. \
+             Use the async `acquire*` methods, or call it in `tokio::task::spawn_blocking`.",
+            path.display()
+        );
     }
 }
 

@@ -155,6 +155,7 @@ impl LockGuard {
     }
 
     /// The lock file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.state.path()
     }
@@ -189,6 +190,7 @@ impl LockGuard {
 
     /// The mode of the lock this guard holds. A shared acquire by an owner that already
     /// holds the lock exclusively holds it exclusively.
+    #[must_use]
     pub fn mode(&self) -> LockMode {
         self.mode
     }

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::LockMode;
+use crate::display_text::{MAX_COMMAND, MAX_HOST, Untrusted};
 
 /// The process that holds a lock this acquire could not take, as far as it can be known.
 ///
@@ -14,7 +15,19 @@ use crate::LockMode;
 /// gone by the time you read it.
 ///
 /// Displays as `pid 4242 (cargo build)`, with `on <host>` after the pid when the host is
-/// known and without the parentheses when the command is not.
+/// known and without the parentheses when the command is not; a holder that is this very
+/// process (another handle, thread or task of it) displays as `pid 4242, this process`.
+///
+/// # Untrusted text
+///
+/// [`host`](Self::host) and [`command`](Self::command) are what another process wrote (its
+/// soft-lock marker, its command line): anyone who can write the marker or start a process
+/// chooses them, control characters and invalid UTF-8 included. The fields keep them raw
+/// for programs that need the exact value; print them only through `Holder`'s `Display`
+/// (used by [`Error`](crate::Error)'s `Display` too), which writes control characters,
+/// bidirectional-formatting characters and invalid UTF-8 visibly escaped (`\x1b`,
+/// `\u{202e}`, `\xff`) and bounds their length, so that they cannot rewrite a terminal or
+/// forge a log line.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -34,15 +47,21 @@ pub struct Holder {
     /// The holder's process id (for an OS lock: the process that took it; a lock inherited
     /// across `fork` may be held by a child of this process too).
     pub pid: u32,
-    /// The holder's host name, when the protocol records it (the soft lock's marker).
+    /// The holder's host name as its soft-lock marker records it, when the protocol records
+    /// one. Raw and untrusted (see [Untrusted text](#untrusted-text)).
     pub host: Option<String>,
-    /// The holder's command line (arguments joined by spaces, shortened), when readable.
-    pub command: Option<String>,
+    /// The holder's command line, when readable: its arguments joined by single spaces, the
+    /// bytes as the operating system gave them (the first 4096 read). Raw and untrusted:
+    /// it may hold control characters and invalid UTF-8 (see
+    /// [Untrusted text](#untrusted-text)).
+    pub command: Option<std::ffi::OsString>,
     /// How the holder holds it.
     pub mode: LockMode,
     /// The holder's server session, for a lock kept by a server
     /// ([`PgLock`](crate::postgres::PgLock)); `None` for file locks.
     pub session: Option<Box<HolderSession>>,
+    /// The holder is this process.
+    this_process: bool,
 }
 
 /// What a lock server knows of the session that holds a lock, in [`Holder::session`].
@@ -58,10 +77,6 @@ pub struct HolderSession {
     pub since: Option<std::time::SystemTime>,
 }
 
-/// The longest command line kept in a [`Holder`], in bytes (then cut at a character
-/// boundary and marked with `...`).
-pub(crate) const MAX_COMMAND_LEN: usize = 200;
-
 impl Holder {
     /// A holder known by its pid only. Protocols add what else they know.
     pub(crate) fn new(pid: u32, mode: LockMode) -> Self {
@@ -71,21 +86,35 @@ impl Holder {
             command: None,
             mode,
             session: None,
+            this_process: pid == std::process::id(),
         }
     }
 
-    /// The holder with its host name (for protocols that record one).
+    /// The holder with its host name (for protocols that record one): this process only if
+    /// the host is this one's too.
     pub(crate) fn with_host(mut self, host: Option<String>) -> Self {
         self.host = host.filter(|h| !h.is_empty());
+        #[cfg(any(unix, windows))]
+        {
+            self.this_process &= self.host.as_deref() == Some(crate::soft::host_name());
+        }
         self
     }
 
     /// The holder with its command line, from the raw bytes of a NUL-separated argument
-    /// list (`/proc/<pid>/cmdline`): arguments joined by spaces, lossily decoded, cut to
-    /// [`MAX_COMMAND_LEN`]. An empty list (a kernel thread, a zombie) is no command.
+    /// list (`/proc/<pid>/cmdline`): arguments joined by spaces. An empty list (a kernel
+    /// thread, a zombie) is no command.
+    #[cfg(unix)]
     pub(crate) fn with_cmdline(mut self, raw: &[u8]) -> Self {
         self.command = command_line(raw);
         self
+    }
+
+    /// `true` when the holder is this very process: another handle, thread or task of it
+    /// holds the lock.
+    #[must_use]
+    pub fn is_this_process(&self) -> bool {
+        self.this_process
     }
 }
 
@@ -93,9 +122,13 @@ impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid {}", self.pid)?;
         if let Some(host) = &self.host {
-            write!(f, " on {host}")?;
+            write!(f, " on {}", Untrusted::new(host.as_bytes(), MAX_HOST))?;
+        }
+        if self.this_process {
+            return f.write_str(", this process");
         }
         if let Some(command) = &self.command {
+            let command = Untrusted::new(command.as_encoded_bytes(), MAX_COMMAND);
             write!(f, " ({command})")?;
         }
         if let Some(address) = self.session.as_ref().and_then(|s| s.address.as_ref()) {
@@ -105,27 +138,15 @@ impl fmt::Display for Holder {
     }
 }
 
-fn command_line(raw: &[u8]) -> Option<String> {
-    let args: Vec<String> = raw
+#[cfg(unix)]
+fn command_line(raw: &[u8]) -> Option<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    let args: Vec<&[u8]> = raw
         .split(|&b| b == 0)
         .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
         .collect();
-    let mut line = args.join(" ");
-    // Control characters (a newline in an argument) would break the one-line messages.
-    line.retain(|c| !c.is_control());
-    if line.is_empty() {
-        return None;
-    }
-    if line.len() > MAX_COMMAND_LEN {
-        let mut end = MAX_COMMAND_LEN;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
-        line.push_str("...");
-    }
-    Some(line)
+    let line = args.join(&b' ');
+    (!line.is_empty()).then(|| std::ffi::OsString::from_vec(line))
 }
 
 /// What a contended attempt leaves for finding its holder: one variant per protocol. The
@@ -157,6 +178,13 @@ pub(crate) struct Found {
 }
 
 impl Probe {
+    /// `true` when finding the holder costs about what an attempt costs (reading a soft
+    /// marker), so that even a single attempt may name it. The OS lock's lookup reads
+    /// `/proc/locks`, which can wait for an RCU grace period (milliseconds).
+    pub(crate) fn is_cheap(&self) -> bool {
+        matches!(self, Probe::Soft { .. })
+    }
+
     /// Who holds it, if that can be found. Blocking: reads files.
     pub(crate) fn find(&self) -> Found {
         match self {
@@ -169,8 +197,10 @@ impl Probe {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
     use super::*;
 
     #[test]
@@ -183,13 +213,32 @@ mod tests {
     }
 
     #[test]
-    fn command_lines_are_cleaned_and_bounded() {
+    fn this_process_says_so() {
+        let me = std::process::id();
+        let holder = Holder::new(me, LockMode::Exclusive).with_cmdline(b"me\0");
+        assert!(holder.is_this_process());
+        assert_eq!(holder.to_string(), format!("pid {me}, this process"));
+        // The same pid on another host is someone else.
+        let other = Holder::new(me, LockMode::Exclusive).with_host(Some("elsewhere".into()));
+        assert!(!other.is_this_process());
+        assert_eq!(other.to_string(), format!("pid {me} on elsewhere"));
+    }
+
+    #[test]
+    fn command_lines_are_kept_raw_and_shown_escaped_and_bounded() {
         assert_eq!(command_line(b""), None);
         assert_eq!(command_line(b"\0\0"), None);
-        assert_eq!(command_line(b"a\nb\0c\0").as_deref(), Some("ab c"));
-        let long = "é".repeat(MAX_COMMAND_LEN);
-        let cut = command_line(long.as_bytes()).unwrap();
-        assert!(cut.ends_with("...") && cut.len() <= MAX_COMMAND_LEN + 3);
-        assert!(cut.starts_with("éé"));
+        let holder = Holder::new(1, LockMode::Exclusive).with_cmdline(b"a\nb\xff\0c\x1b\0");
+        assert_eq!(
+            holder.command.as_deref(),
+            Some(std::ffi::OsStr::from_bytes(b"a\nb\xff c\x1b"))
+        );
+        assert_eq!(holder.to_string(), "pid 1 (a\\x0ab\\xff c\\x1b)");
+        let long = "é".repeat(MAX_COMMAND);
+        let shown = Holder::new(1, LockMode::Exclusive)
+            .with_cmdline(long.as_bytes())
+            .to_string();
+        assert!(shown.ends_with("...)") && shown.len() <= "pid 1 ()".len() + MAX_COMMAND + 3);
+        assert!(shown.starts_with("pid 1 (éé"));
     }
 }

@@ -50,7 +50,7 @@
 //! |---|---|
 //! | no timeout (default) | waits until the lock is won |
 //! | `timeout(Duration::ZERO)` | exactly one attempt |
-//! | `timeout(d)` | attempts until `d` has passed, one final attempt at the deadline; overshoots by at most one attempt |
+//! | `timeout(d)` | attempts until `d` has passed, one final attempt at the deadline; returns late by one attempt plus the timer's lateness (async: Tokio's 1 ms resolution, so typically about 1 ms, more on a busy machine) |
 //! | `blocking(false)` | exactly one attempt, whatever the timeout |
 //!
 //! # Errors: what is retried and what is returned at once
@@ -67,7 +67,14 @@
 //! | missing parent directories | created, then the attempt goes on |
 //! | lock file deleted while being locked | opened again and retried |
 //!
-//! Every error names the lock path, and converts into [`std::io::Error`].
+//! Every error names the lock path, and converts into [`std::io::Error`]. Text that other
+//! processes wrote (a holder's host or command line) is shown escaped; see [`Holder`].
+//!
+//! # The sync facade
+//!
+//! The `blocking_*` methods block the calling thread while they wait, so they belong
+//! outside the runtime or in `tokio::task::spawn_blocking`. In debug builds one that has to
+//! wait on a thread that drives a Tokio runtime panics, as tokio's `blocking_lock` does.
 //!
 //! # Logging
 //!
@@ -89,6 +96,7 @@
 mod attempt;
 mod builder;
 mod config;
+mod display_text;
 mod driver;
 mod error;
 mod file_lock;

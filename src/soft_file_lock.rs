@@ -101,6 +101,7 @@ impl SoftFileLock {
 
     /// This lock as a [`FileLock`] handle (the same handle: it still speaks the soft
     /// protocol), for code written against `FileLock`.
+    #[must_use]
     pub fn as_file_lock(&self) -> &FileLock {
         &self.inner
     }

@@ -37,16 +37,19 @@ impl<'a> WaitEvent<'a> {
     }
 
     /// The lock file.
+    #[must_use]
     pub fn path(&self) -> &'a Path {
         self.path
     }
 
     /// The mode this acquire asks for.
+    #[must_use]
     pub fn mode(&self) -> LockMode {
         self.mode
     }
 
     /// Who holds the lock, when that can be found (see [`Holder`]).
+    #[must_use]
     pub fn holder(&self) -> Option<&'a Holder> {
         self.holder
     }

@@ -118,7 +118,7 @@ fn timeout_waits_at_least_its_time_and_names_the_holder() {
     assert!(stderr.starts_with(&waiting), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "could not be acquired. Held by pid {} (",
+            "could not be acquired: held by pid {} (",
             child.id()
         )),
         "{stderr}"
@@ -685,7 +685,7 @@ fn quiet_by_default_and_verbose_on_request() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!stderr.is_empty(), "{program} --verbose {wait:?}");
             if program == FILELOCK {
-                let named = format!("Held by pid {} (", child.id());
+                let named = format!("held by pid {} (", child.id());
                 assert!(stderr.contains(&named), "{stderr}");
             }
         }

@@ -242,7 +242,10 @@ async fn a_timeout_names_the_holders_host_pid_and_command() {
         panic!("no holder named: {err}");
     };
     assert_eq!(h.pid, holder.id());
-    assert_eq!(h.command.as_deref(), Some("holder-role"));
+    assert_eq!(
+        h.command.as_deref(),
+        Some(std::ffi::OsStr::new("holder-role"))
+    );
     let session = h.session.as_ref().expect("the session is named");
     assert!(h.host.is_some() && session.address.is_some() && session.since.is_some());
     assert_eq!(h.mode, LockMode::Exclusive);

@@ -233,7 +233,7 @@ async fn a_killed_holders_marker_is_broken_by_the_next_waiter() {
             assert_eq!(h.pid, pid);
             assert!(h.host.is_some());
             assert!(
-                err.to_string().contains(&format!("Held by pid {pid} on ")),
+                err.to_string().contains(&format!("held by pid {pid} on ")),
                 "{err}"
             );
         }

@@ -151,7 +151,11 @@ impl Acquisition {
     pub(crate) fn describe(&mut self, step: Result<Step, Error>) -> Described {
         let first_wait = self.attempts == 1 && matches!(step, Ok(Step::Retry(..)));
         let hook = self.on_wait.clone().filter(|_| first_wait);
-        let timeout = self.name_holder && matches!(step, Err(Error::Timeout { .. }));
+        // A single attempt names only a holder that is cheap to find: reading /proc/locks
+        // costs more than the attempt (BENCHMARKS.md, "One attempt on a held lock").
+        let timeout = self.name_holder
+            && matches!(step, Err(Error::Timeout { .. }))
+            && (self.wait != Wait::Once || self.probe.as_ref().is_some_and(Probe::is_cheap));
         if let (true, Some(found)) = (timeout, self.prefetched.take()) {
             return Described::Ready(name_holder(step, found));
         }

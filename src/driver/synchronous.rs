@@ -24,6 +24,7 @@ pub(crate) fn acquire(
             Step::Acquired(guard) => return Ok(guard),
             Step::Retry(attempt, sleep) => (attempt, sleep),
         };
+        crate::file_lock::forbid_waiting_on_runtime_thread(acquisition.state.path());
         let sleep_started = Instant::now();
         if acquisition.is_final_sleep(start.elapsed(), sleep)
             && let Some(prefetch) = acquisition.holder_prefetch()

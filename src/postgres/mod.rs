@@ -887,15 +887,15 @@ async fn holder_of(session: &Session, key: i64) -> Option<Holder> {
     let mut holder = match session::parse_application_name(&application) {
         Some((host, pid, command)) => {
             let mut h = Holder::new(pid, mode).with_host(Some(host));
-            h.command = Some(command).filter(|c| !c.is_empty());
+            h.command = Some(command).filter(|c| !c.is_empty()).map(Into::into);
             h
         }
         None => {
             let mut h = Holder::new(u32::try_from(backend).unwrap_or(0), mode);
             h.command = Some(if application.is_empty() {
-                format!("PostgreSQL backend {backend}")
+                format!("PostgreSQL backend {backend}").into()
             } else {
-                format!("{application} (PostgreSQL backend {backend})")
+                format!("{application} (PostgreSQL backend {backend})").into()
             });
             h
         }

@@ -27,6 +27,8 @@ mod stale;
 
 #[cfg(any(unix, windows))]
 pub(crate) use attempt::{SoftOutcome, adopt, attempt, found, holder, release};
+#[cfg(any(unix, windows))]
+pub(crate) use identity::host_name;
 
 #[cfg(not(any(unix, windows)))]
 mod unsupported;

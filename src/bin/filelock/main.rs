@@ -520,8 +520,15 @@ fn take(options: &Options, file: &Path) -> Result<Held, u8> {
             took(options, start);
             Ok(Held::Guard(guard))
         }
-        Err(err @ Error::Timeout { .. }) => {
+        Err(mut err @ Error::Timeout { .. }) => {
             if options.chatty() {
+                // A single attempt (`-n`, `-w 0`) does not look the holder up (that costs a
+                // read of /proc/locks); --verbose asks for it.
+                if let Error::Timeout { holder, .. } = &mut err
+                    && holder.is_none()
+                {
+                    *holder = lock.blocking_holder().ok().flatten();
+                }
                 eprintln!("filelock: {err}");
             }
             Err(options.conflict_code)
