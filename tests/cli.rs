@@ -284,7 +284,7 @@ fn lock_pids(path: &Path) -> Vec<u32> {
     let meta = std::fs::metadata(path).unwrap();
     let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
     let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-    std::fs::read_to_string("/proc/locks")
+    let mut pids: Vec<u32> = std::fs::read_to_string("/proc/locks")
         .unwrap()
         .lines()
         .filter_map(|line| {
@@ -292,7 +292,12 @@ fn lock_pids(path: &Path) -> Vec<u32> {
             (fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&file.as_str()))
                 .then(|| fields[4].parse().unwrap())
         })
-        .collect()
+        .collect();
+    // /proc/locks is read in pages, not atomically: when other locks come and go between
+    // two reads, an entry can be printed twice. One process holds one flock per file.
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// A wrapper (`filelock` or flock(1)) running a command, watched without closing its stdin
