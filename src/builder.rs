@@ -76,7 +76,7 @@ impl FileLockBuilder {
         self
     }
 
-    /// Who re-enters a held lock. Default: [`Reentrancy::Owner`].
+    /// Who re-enters a held lock. Default: [`Reentrancy::Off`], every acquire a hold of its own.
     pub fn reentrancy(mut self, reentrancy: Reentrancy) -> Self {
         self.config.reentrancy = reentrancy;
         self
@@ -91,8 +91,9 @@ impl FileLockBuilder {
     }
 
     /// `true`: every singleton handle of this path in this process shares one lock state
-    /// (holders and counts), so acquiring through one and re-acquiring through another
-    /// re-enters instead of deadlocking (Python's `is_singleton`). Each handle keeps its own
+    /// (holders and counts), so with [`Reentrancy::Owner`] or [`Reentrancy::Handle`]
+    /// acquiring through one and re-acquiring through another re-enters instead of
+    /// deadlocking (Python's `is_singleton`). Each handle keeps its own
     /// timeout and other settings. Paths are compared after making them absolute, without
     /// resolving symlinks. Default: `false` (cloning a [`FileLock`] shares state too).
     pub fn singleton(mut self, singleton: bool) -> Self {

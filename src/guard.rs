@@ -4,15 +4,21 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::owner::Owner;
 use crate::state::{Key, State};
 use crate::{Error, LockMode};
 
-/// Proof that the lock is held. Dropping it releases one hold; the OS lock is released when
-/// the last hold of its owner goes.
+/// Proof that the lock is held. Dropping it releases its hold (with
+/// [`Reentrancy::Owner`](crate::Reentrancy::Owner) or
+/// [`Reentrancy::Handle`](crate::Reentrancy::Handle), one count of it: the OS lock is
+/// released when the last goes).
 ///
 /// The guard owns what it needs (`Send + 'static`): it can be moved into a spawned task, or
-/// dropped on another thread than the one that acquired it. It releases the hold of the
-/// owner that acquired it, wherever it is dropped.
+/// dropped on another thread than the one that acquired it. With the default reentrancy
+/// (every acquire a hold of its own) moving it is always safe: nobody gets in while it
+/// lives, its acquirer included. With [`Reentrancy::Owner`](crate::Reentrancy::Owner) it
+/// still counts as its acquirer's hold after a move, so the acquirer would re-enter while
+/// the guard's new keeper works: keep guards with their acquirer there.
 ///
 /// Drop logs a release error (at WARN, target `tokio_filelock`); call
 /// [`release`](LockGuard::release) to get it instead.
@@ -39,15 +45,18 @@ use crate::{Error, LockMode};
 pub struct LockGuard {
     state: Arc<State>,
     key: Key,
+    /// Who acquired it: the hold it releases, wherever it is dropped.
+    owner: Owner,
     mode: LockMode,
     released: bool,
 }
 
 impl LockGuard {
-    pub(crate) fn new(state: Arc<State>, key: Key, mode: LockMode) -> Self {
+    pub(crate) fn new(state: Arc<State>, key: Key, owner: Owner, mode: LockMode) -> Self {
         LockGuard {
             state,
             key,
+            owner,
             mode,
             released: false,
         }
@@ -59,7 +68,7 @@ impl LockGuard {
     /// down; the OS lock is released with the last one.
     pub fn release(mut self) -> Result<(), Error> {
         self.released = true;
-        self.state.release(self.key)
+        self.state.release(self.key, self.owner)
     }
 
     /// The lock file's path.
@@ -79,7 +88,7 @@ impl Drop for LockGuard {
         if self.released {
             return;
         }
-        if let Err(error) = self.state.release(self.key) {
+        if let Err(error) = self.state.release(self.key, self.owner) {
             tracing::warn!(
                 target: "tokio_filelock",
                 lock = self.state.id(),

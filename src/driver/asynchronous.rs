@@ -36,12 +36,7 @@ pub(crate) async fn acquire(
     if acquisition.wait != Wait::Once
         && let Some(file) = waiter.follow()
     {
-        if registry::blocks_itself(
-            file,
-            acquisition.owner,
-            acquisition.state.id(),
-            acquisition.mode,
-        ) {
+        if registry::blocks_itself(file, acquisition.owner, acquisition.mode) {
             waiter.unfollow();
         } else {
             sleep = acquisition.schedule.next_sleep(Duration::ZERO);

@@ -21,7 +21,7 @@ use crate::schedule::{Schedule, Wait};
 use crate::state::{Key, State};
 use crate::sys::FileId;
 use crate::wait_hook::WaitHook;
-use crate::{Error, LockGuard, LockMode, registry};
+use crate::{Error, LockGuard, LockMode, Reentrancy, registry};
 
 /// What a driver does next.
 pub(crate) enum Step {
@@ -35,6 +35,7 @@ pub(crate) struct Acquisition {
     state: Arc<State>,
     owner: Owner,
     key: Key,
+    reentrancy: Reentrancy,
     mode: LockMode,
     wait: Wait,
     schedule: Schedule,
@@ -71,6 +72,7 @@ impl Acquisition {
             state: state.clone(),
             owner,
             key,
+            reentrancy: config.reentrancy,
             mode,
             wait,
             schedule: Schedule::new(wait, config.poll_interval),
@@ -97,9 +99,7 @@ impl Acquisition {
     /// never end.
     pub(crate) fn check_deadlock(&self, file: Option<FileId>) -> Result<(), Error> {
         if self.wait == Wait::Forever
-            && file.is_some_and(|file| {
-                registry::blocks_itself(file, self.owner, self.state.id(), self.mode)
-            })
+            && file.is_some_and(|file| registry::blocks_itself(file, self.owner, self.mode))
         {
             return Err(Error::WouldDeadlock {
                 path: self.state.path().to_path_buf(),
@@ -110,16 +110,19 @@ impl Acquisition {
 
     /// If this owner holds the lock already, one more hold: no file is touched.
     pub(crate) fn reenter(&self) -> Result<Option<LockGuard>, Error> {
-        Ok(self.state.reenter(self.key, self.mode)?.map(|mode| {
-            tracing::debug!(
-                target: "tokio_filelock",
-                lock = self.state.id(),
-                path = %self.state.path().display(),
-                count = self.state.count(self.key),
-                "reentered"
-            );
-            LockGuard::new(self.state.clone(), self.key, mode)
-        }))
+        Ok(self
+            .state
+            .reenter(self.key, self.owner, self.mode)?
+            .map(|mode| {
+                tracing::debug!(
+                    target: "tokio_filelock",
+                    lock = self.state.id(),
+                    path = %self.state.path().display(),
+                    count = self.state.count(self.reentrancy, self.owner),
+                    "reentered"
+                );
+                LockGuard::new(self.state.clone(), self.key, self.owner, mode)
+            }))
     }
 
     /// The lock file.
@@ -157,6 +160,7 @@ impl Acquisition {
                 return Ok(Step::Acquired(LockGuard::new(
                     self.state.clone(),
                     self.key,
+                    self.owner,
                     mode,
                 )));
             }
