@@ -101,9 +101,10 @@ impl FileLockBuilder {
         self
     }
 
-    /// Calls `hook` once per acquire whose first attempt finds the lock held and that is
-    /// going to wait (not for one-attempt acquires), with the lock path and, when it can be
-    /// found, who holds it: the place for cargo's "Blocking: waiting for file lock". The
+    /// Calls `hook` once for every acquire that is going to wait (not for one-attempt
+    /// acquires): one whose first attempt finds the lock held, and one that lines up behind
+    /// other waiters of this process without an attempt of its own. It gets the lock path
+    /// and, when it can be found, who holds it: the place for cargo's "Blocking: waiting for file lock". The
     /// holder is looked up only when a hook is set.
     ///
     /// The hook runs where attempts run (on Tokio's blocking pool for async acquires, on the

@@ -40,6 +40,13 @@ pub(crate) async fn acquire(
             waiter.unfollow();
         } else {
             sleep = acquisition.schedule.next_sleep(Duration::ZERO);
+            // Going to wait: the waiting hook runs now (where attempts run), not only if
+            // this acquire's own first attempt finds the lock held.
+            if let Some(announce) = acquisition.following(&attempt, file) {
+                tokio::task::spawn_blocking(move || drop(announce.run()))
+                    .await
+                    .map_err(|join| joined(acquisition.path(), join))?;
+            }
         }
     }
     loop {

@@ -41,6 +41,8 @@ pub(crate) struct Acquisition {
     schedule: Schedule,
     attempts: u32,
     on_wait: Option<WaitHook>,
+    /// The waiting hook has been called (or is on its way): once per acquire.
+    announced: bool,
     /// A failure names the holder (not for `try_*`).
     name_holder: bool,
     /// How to find the holder, from the last contended attempt.
@@ -78,6 +80,7 @@ impl Acquisition {
             schedule: Schedule::new(wait, config.poll_interval),
             attempts: 0,
             on_wait: config.on_wait.clone(),
+            announced: false,
             name_holder,
             probe: None,
             prefetched: None,
