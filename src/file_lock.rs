@@ -139,11 +139,22 @@ impl FileLock {
 
     /// Acquires the exclusive lock, waiting as configured (default: forever).
     ///
-    /// Every attempt runs on Tokio's blocking pool; the waits between attempts are Tokio
-    /// sleeps. Requires a Tokio runtime with time enabled.
+    /// Every attempt runs on Tokio's blocking pool; the waits between attempts are timed by
+    /// the crate's own timer thread, so any Tokio runtime will do, with or without the time
+    /// driver (`enable_time`). Under Tokio's paused time (`test-util`) they are Tokio sleeps,
+    /// which the paused clock advances.
+    ///
+    /// # Panics
+    ///
+    /// Never on a runtime without the time driver (a contended acquire waits on the crate's
+    /// timer there, the same on every call). Only where Tokio's clock is paused on a runtime
+    /// without the time driver (`tokio::time::pause` on such a runtime) would Tokio's timer
+    /// panic, as any Tokio sleep there does.
     ///
     /// # Errors
     ///
+    /// [`Error::Io`] with [`Op::Spawn`](crate::Op::Spawn) when the crate's timer thread
+    /// cannot be started (the process's thread limit), or outside a Tokio runtime.
     /// [`Error::Timeout`] when the wait runs out, [`Error::WouldDeadlock`] when this task or
     /// thread holds the file (through this handle or another) and would wait forever,
     /// [`Error::UpgradeNotSupported`] at once when this owner holds this lock shared (an

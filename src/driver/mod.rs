@@ -1,6 +1,6 @@
 //! Drivers: run attempts on a schedule until the lock is won, the wait runs out, or a
 //! permanent error comes. The async driver runs each attempt on Tokio's blocking pool and
-//! sleeps on Tokio's timer; the sync driver runs them on the calling thread and sleeps with
+//! sleeps on the crate's timer (Tokio's under paused time); the sync driver runs them on the calling thread and sleeps with
 //! `std::thread::sleep`. Everything they share is here: [`Acquisition`] decides, the drivers
 //! only run attempts and sleep.
 
