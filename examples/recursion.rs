@@ -1,16 +1,20 @@
-//! Reentrancy: the task (or thread) that holds the lock may acquire it again; the file is
-//! unlocked when the last guard goes. Another task sharing the same handle waits.
+//! Reentrancy (opt-in, `Reentrancy::Owner`, Python's recursive locks): the task (or thread)
+//! that holds the lock may acquire it again; the file is unlocked when the last guard goes.
+//! Another task sharing the same handle waits. (By default every acquire is a hold of its
+//! own, and a second acquire by the same task waits too.)
 //!
 //! `cargo run --example recursion`
 
 use std::time::Duration;
 
-use tokio_filelock::FileLock;
+use tokio_filelock::{FileLock, Reentrancy};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let lock = FileLock::new(dir.path().join("high_ground.txt.lock"));
+    let lock = FileLock::builder(dir.path().join("high_ground.txt.lock"))
+        .reentrancy(Reentrancy::Owner)
+        .build();
 
     let outer = lock.acquire().await?;
     let inner = lock.acquire().await?; // same owner: counts up, touches no file

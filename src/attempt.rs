@@ -16,8 +16,9 @@ use crate::soft::{self, SoftOutcome};
 use crate::sys::{self, Create, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
 
-/// How many times one attempt re-opens after a race (file deleted under us, directory
-/// removed between creating it and opening the file) before reporting the error.
+/// How many times one attempt re-opens after a race (lock file replaced, renamed away or
+/// deleted under us, directory removed between creating it and opening the file) before
+/// it gives up: as contention for a replaced lock file, else with the error.
 const MAX_RACES: usize = 8;
 
 /// The mode passed to `open(2)` when none is configured: `0o666`, reduced by the umask.
@@ -106,10 +107,10 @@ impl Attempt {
             return self.run_soft();
         }
         for _ in 0..MAX_RACES {
-            let opened = match self.open.take() {
-                Some(opened) => opened,
+            let (opened, kept) = match self.open.take() {
+                Some(opened) => (opened, true),
                 None => match self.open_file()? {
-                    Some(opened) => opened,
+                    Some(opened) => (opened, false),
                     None => {
                         return Ok(Outcome::Busy {
                             attempt: self,
@@ -122,9 +123,11 @@ impl Attempt {
             match sys::try_lock(&file, self.mode) {
                 TryLock::Acquired => {
                     let facts = self.inspect(&file)?;
-                    if !facts.linked {
-                        // Deleted (or delete-pending) since we opened it: a lock on it
-                        // protects nothing. Close and open the path again.
+                    if !facts.linked || !self.path_names(facts.id)? {
+                        // Deleted (or delete-pending), renamed away or replaced since it was
+                        // opened: a lock on it protects nothing, as a newcomer locks the
+                        // file at the path. Let go (closing unlocks) and try that one.
+                        self.replaced(facts.id);
                         continue;
                     }
                     if created {
@@ -143,6 +146,12 @@ impl Attempt {
                         Some(id) => id,
                         None => self.inspect(&file)?.id,
                     };
+                    if kept && !self.path_names(id)? {
+                        // The file this waiter kept open is no longer the one at the path:
+                        // no loyalty to an old inode. Close it and try the file there now.
+                        self.replaced(id);
+                        continue;
+                    }
                     if sys::KEEP_OPEN_WHILE_WAITING {
                         self.open = Some(Opened {
                             file,
@@ -161,11 +170,28 @@ impl Attempt {
                 }
             }
         }
-        Err(Error::io(
-            &self.path,
-            Op::Open,
-            io::Error::other("the lock file kept disappearing while it was being locked"),
-        ))
+        // The lock file kept being replaced under this attempt: contention, retried on the
+        // schedule.
+        Ok(Outcome::Busy {
+            attempt: self,
+            id: None,
+        })
+    }
+
+    /// Whether the path still names the file `id` (the lock file opened).
+    fn path_names(&self, id: FileId) -> Result<bool, Error> {
+        let now = sys::path_id(&self.path).map_err(|e| Error::io(&self.path, Op::Inspect, e))?;
+        Ok(now == Some(id))
+    }
+
+    /// Logs that the file `old`, opened by this attempt, is no longer the one at the path.
+    fn replaced(&self, old: FileId) {
+        tracing::debug!(
+            target: "tokio_filelock",
+            path = %self.path.display(),
+            file = ?old,
+            "the lock file was replaced, renamed away or deleted; trying the one at the path"
+        );
     }
 
     /// How to find who holds the lock, after this attempt found it busy with `id` there.

@@ -88,7 +88,7 @@ impl FileLockBuilder {
         self
     }
 
-    /// Who re-enters a held lock. Default: [`Reentrancy::Owner`].
+    /// Who re-enters a held lock. Default: [`Reentrancy::Off`], every acquire a hold of its own.
     pub fn reentrancy(mut self, reentrancy: Reentrancy) -> Self {
         self.config.reentrancy = reentrancy;
         self
@@ -103,8 +103,9 @@ impl FileLockBuilder {
     }
 
     /// `true`: every singleton handle of this path in this process shares one lock state
-    /// (holders and counts), so acquiring through one and re-acquiring through another
-    /// re-enters instead of deadlocking (Python's `is_singleton`). Each handle keeps its own
+    /// (holders and counts), so with [`Reentrancy::Owner`] or [`Reentrancy::Handle`]
+    /// acquiring through one and re-acquiring through another re-enters instead of
+    /// deadlocking (Python's `is_singleton`). Each handle keeps its own
     /// timeout and other settings. Paths are compared after making them absolute, without
     /// resolving symlinks. Default: `false` (cloning a [`FileLock`] shares state too).
     pub fn singleton(mut self, singleton: bool) -> Self {
@@ -112,9 +113,10 @@ impl FileLockBuilder {
         self
     }
 
-    /// Calls `hook` once per acquire whose first attempt finds the lock held and that is
-    /// going to wait (not for one-attempt acquires), with the lock path and, when it can be
-    /// found, who holds it: the place for cargo's "Blocking: waiting for file lock". The
+    /// Calls `hook` once for every acquire that is going to wait (not for one-attempt
+    /// acquires): one whose first attempt finds the lock held, and one that lines up behind
+    /// other waiters of this process without an attempt of its own. It gets the lock path
+    /// and, when it can be found, who holds it: the place for cargo's "Blocking: waiting for file lock". The
     /// holder is looked up only when a hook is set.
     ///
     /// The hook runs where attempts run (on Tokio's blocking pool for async acquires, on the

@@ -74,11 +74,18 @@ pub enum Error {
         empty_marker: bool,
     },
 
-    /// The current owner (task, or thread outside a task) already holds this lock file
-    /// through another handle, and asked to wait forever: that wait could never end.
+    /// The current owner (task, or thread outside a task) holds this lock file already,
+    /// through this handle or another, and asked to wait forever: that wait could never end.
+    ///
+    /// A guard moved to another task or thread still counts as its acquirer's hold (Rust
+    /// cannot see a move), so after a move this fires although the wait would end when the
+    /// guard's new keeper lets go. Then acquire with a timeout; to re-enter a hold of your
+    /// own instead of waiting for it, build the handle with
+    /// [`Reentrancy::Owner`](crate::Reentrancy::Owner).
     #[error(
-        "the file lock '{}' is already held by this task or thread through another handle; \
-         waiting for it without a timeout would never end",
+        "the file lock '{}' is already held by this task or thread; waiting for it without a \
+         timeout would never end (if the guard was moved to another task or thread, acquire \
+         with a timeout; to re-enter your own hold, use Reentrancy::Owner)",
         path.display()
     )]
     WouldDeadlock {

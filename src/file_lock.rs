@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::driver::{self, Acquisition, Request};
 use crate::owner::Owner;
-use crate::state::{Key, State};
+use crate::state::State;
 use crate::{Error, FileLockBuilder, LockGuard, LockMode};
 
 /// A cross-process lock on a file, held with the operating system's whole-file lock
@@ -32,17 +32,22 @@ use crate::{Error, FileLockBuilder, LockGuard, LockMode};
 ///   another handle, and replacing the data file (write-then-rename) would swap the lock
 ///   out from under its holders.
 ///
-/// # Owners and reentrancy
+/// # Reentrancy
 ///
-/// A hold belongs to its owner: the current Tokio task, or the current thread outside any
-/// task (including the future driven by `block_on`, so `#[tokio::main]` bodies). The same
-/// owner acquiring again counts up without touching the file; the OS lock is released when
-/// its last guard goes. Another owner, even on the same handle, waits like another process
-/// would: two tasks sharing one `FileLock` exclude each other. Futures joined inside one
-/// task share its owner. [`Reentrancy::Handle`](crate::Reentrancy::Handle) makes holds belong to the handle instead.
+/// By default every acquire is a hold of its own, as with `tokio::sync::Mutex` and
+/// `std::sync::Mutex`: a second acquire waits for the first hold to go, whoever makes it
+/// and through whichever handle, so two tasks sharing one `FileLock` exclude each other,
+/// and a guard may be moved to any task or thread without letting anyone in behind its
+/// back. Python filelock's recursive locks are one builder call away:
+/// [`Reentrancy::Owner`](crate::Reentrancy::Owner) (the same task, or thread outside a
+/// task, acquiring again counts up without touching the file; mind its caveat about moved
+/// guards) or [`Reentrancy::Handle`](crate::Reentrancy::Handle) (everyone using the handle
+/// shares the hold).
 ///
-/// An owner that holds the file through one handle and waits without a timeout for it
-/// through another gets [`Error::WouldDeadlock`] at once instead of hanging.
+/// The task or thread that took a hold and then waits for the file without a timeout,
+/// through this handle or another, gets [`Error::WouldDeadlock`] at once instead of hanging.
+/// A guard moved away still counts as its acquirer's (Rust cannot see a move): to wait for
+/// it, acquire with a timeout.
 ///
 /// Clones share everything: they are the same handle.
 ///
@@ -50,7 +55,10 @@ use crate::{Error, FileLockBuilder, LockGuard, LockMode};
 ///
 /// [`acquire_shared`](Self::acquire_shared) and its variants take a shared (read) lock: any
 /// number of shared holders coexist, across processes, threads and tasks, and an exclusive
-/// holder excludes them all, as they exclude it. Re-entry by the owner that holds the lock:
+/// holder excludes them all, as they exclude it. By default a shared acquire is a shared
+/// hold of its own, like any other. Re-entry by the owner that holds the lock, with
+/// [`Reentrancy::Owner`](crate::Reentrancy::Owner) or
+/// [`Reentrancy::Handle`](crate::Reentrancy::Handle):
 ///
 /// | the owner holds | and asks for | result |
 /// |---|---|---|
@@ -117,30 +125,44 @@ impl FileLock {
         self.state.path()
     }
 
-    /// `true` when the current owner (task or thread; the handle with
-    /// [`Reentrancy::Handle`](crate::Reentrancy::Handle)) holds this lock.
+    /// `true` when the current task or thread holds this lock through this handle (holds
+    /// it acquired, wherever their guards went; with
+    /// [`Reentrancy::Handle`](crate::Reentrancy::Handle), when anyone holds it through the
+    /// handle).
     #[must_use]
     pub fn is_locked(&self) -> bool {
         self.lock_counter() > 0
     }
 
-    /// How many holds the current owner (task or thread; the handle with
-    /// [`Reentrancy::Handle`](crate::Reentrancy::Handle)) has on this lock: 0 when it holds none.
+    /// How many holds the current task or thread has on this lock through this handle: 0
+    /// when it holds none. By default, the holds it acquired (each acquire is one, wherever
+    /// its guard went); with [`Reentrancy::Owner`](crate::Reentrancy::Owner), its re-entry
+    /// count; with [`Reentrancy::Handle`](crate::Reentrancy::Handle), the handle's.
     #[must_use]
     pub fn lock_counter(&self) -> usize {
-        self.state
-            .count(Key::of(self.config.reentrancy, Owner::current()))
+        self.state.count(self.config.reentrancy, Owner::current())
     }
 
     /// Acquires the exclusive lock, waiting as configured (default: forever).
     ///
-    /// Every attempt runs on Tokio's blocking pool; the waits between attempts are Tokio
-    /// sleeps. Requires a Tokio runtime with time enabled.
+    /// Every attempt runs on Tokio's blocking pool; the waits between attempts are timed by
+    /// the crate's own timer thread, so any Tokio runtime will do, with or without the time
+    /// driver (`enable_time`). Under Tokio's paused time (`test-util`) they are Tokio sleeps,
+    /// which the paused clock advances.
+    ///
+    /// # Panics
+    ///
+    /// Never on a runtime without the time driver (a contended acquire waits on the crate's
+    /// timer there, the same on every call). Only where Tokio's clock is paused on a runtime
+    /// without the time driver (`tokio::time::pause` on such a runtime) would Tokio's timer
+    /// panic, as any Tokio sleep there does.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when the wait runs out, [`Error::WouldDeadlock`] when this owner
-    /// holds the file through another handle and would wait forever,
+    /// [`Error::Io`] with [`Op::Spawn`](crate::Op::Spawn) when the crate's timer thread
+    /// cannot be started (the process's thread limit), or outside a Tokio runtime.
+    /// [`Error::Timeout`] when the wait runs out, [`Error::WouldDeadlock`] when this task or
+    /// thread holds the file (through this handle or another) and would wait forever,
     /// [`Error::UpgradeNotSupported`] at once when this owner holds this lock shared (an
     /// exclusive acquire only), and the permanent errors of [`Error`] at once.
     ///
@@ -330,7 +352,18 @@ impl FileLock {
     /// ```
     /// # fn main() -> Result<(), tokio_filelock::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
-    /// let lock = tokio_filelock::FileLock::new(dir.path().join("sync.lock"));
+    /// use std::time::Duration;
+    /// use tokio_filelock::{FileLock, Reentrancy};
+    /// let lock = FileLock::new(dir.path().join("sync.lock"));
+    /// let guard = lock.blocking_acquire()?;
+    /// // Every acquire is a hold of its own: a second one waits for the first.
+    /// assert!(lock.blocking_acquire_timeout(Duration::from_millis(10)).is_err());
+    /// drop(guard);
+    ///
+    /// // Python's recursive locks: the same thread re-enters.
+    /// let lock = FileLock::builder(dir.path().join("recursive.lock"))
+    ///     .reentrancy(Reentrancy::Owner)
+    ///     .build();
     /// let guard = lock.blocking_acquire()?;
     /// let again = lock.blocking_acquire()?; // same thread: re-enters
     /// assert_eq!(lock.lock_counter(), 2);
@@ -375,14 +408,15 @@ impl FileLock {
     }
 
     /// Sync facade of [`acquire_shared`](Self::acquire_shared), with the same re-entry
-    /// rules: the owner is the calling thread (or the task, if called inside one).
+    /// rules: the owner is the calling thread (or the task, if called inside one). With
+    /// [`Reentrancy::Owner`](crate::Reentrancy::Owner):
     ///
     /// ```
     /// # fn main() -> Result<(), tokio_filelock::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
-    /// use tokio_filelock::{Error, FileLock, LockMode};
+    /// use tokio_filelock::{Error, FileLock, LockMode, Reentrancy};
     /// let path = dir.path().join("data.lock");
-    /// let lock = FileLock::new(&path);
+    /// let lock = FileLock::builder(&path).reentrancy(Reentrancy::Owner).build();
     /// let reader = lock.blocking_acquire_shared()?;
     /// let again = lock.blocking_acquire_shared()?; // same owner: re-enters
     /// assert_eq!((again.mode(), lock.lock_counter()), (LockMode::Shared, 2));

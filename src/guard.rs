@@ -5,15 +5,21 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::lost::{FILE_CHECK_INTERVAL, Lost, LostFuture, Remote};
+use crate::owner::Owner;
 use crate::state::{Key, State};
 use crate::{Error, LockMode};
 
-/// Proof that the lock is held. Dropping it releases one hold; the OS lock is released when
-/// the last hold of its owner goes.
+/// Proof that the lock is held. Dropping it releases its hold (with
+/// [`Reentrancy::Owner`](crate::Reentrancy::Owner) or
+/// [`Reentrancy::Handle`](crate::Reentrancy::Handle), one count of it: the OS lock is
+/// released when the last goes).
 ///
 /// The guard owns what it needs (`Send + 'static`): it can be moved into a spawned task, or
-/// dropped on another thread than the one that acquired it. It releases the hold of the
-/// owner that acquired it, wherever it is dropped.
+/// dropped on another thread than the one that acquired it. With the default reentrancy
+/// (every acquire a hold of its own) moving it is always safe: nobody gets in while it
+/// lives, its acquirer included. With [`Reentrancy::Owner`](crate::Reentrancy::Owner) it
+/// still counts as its acquirer's hold after a move, so the acquirer would re-enter while
+/// the guard's new keeper works: keep guards with their acquirer there.
 ///
 /// Drop logs a release error (at WARN, target `tokio_filelock`); call
 /// [`release`](LockGuard::release) to get it instead.
@@ -40,6 +46,8 @@ use crate::{Error, LockMode};
 pub struct LockGuard {
     state: Arc<State>,
     key: Key,
+    /// Who acquired it: the hold it releases, wherever it is dropped.
+    owner: Owner,
     mode: LockMode,
     released: bool,
     /// A hold on a lock server ([`PgLock`](crate::postgres::PgLock)), released with the
@@ -48,10 +56,11 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    pub(crate) fn new(state: Arc<State>, key: Key, mode: LockMode) -> Self {
+    pub(crate) fn new(state: Arc<State>, key: Key, owner: Owner, mode: LockMode) -> Self {
         LockGuard {
             state,
             key,
+            owner,
             mode,
             released: false,
             remote: None,
@@ -64,6 +73,7 @@ impl LockGuard {
         LockGuard {
             state,
             key: Key::Handle,
+            owner: Owner::current(),
             mode,
             released: false,
             remote: Some(remote),
@@ -150,7 +160,7 @@ impl LockGuard {
         self.released = true;
         match &mut self.remote {
             Some(remote) => remote.release(),
-            None => self.state.release(self.key),
+            None => self.state.release(self.key, self.owner),
         }
     }
 
@@ -203,7 +213,7 @@ impl Drop for LockGuard {
         }
         let released = match &mut self.remote {
             Some(remote) => remote.release(),
-            None => self.state.release(self.key),
+            None => self.state.release(self.key, self.owner),
         };
         if let Err(error) = released {
             tracing::warn!(

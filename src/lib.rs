@@ -25,8 +25,9 @@
 //! One non-blocking **attempt** (open the lock file, then one non-blocking whole-file lock
 //! call, `flock(LOCK_NB)` or `LockFileEx(FAIL_IMMEDIATELY)`) is the only thing that touches
 //! the operating system. The async driver runs each attempt on Tokio's blocking pool and
-//! sleeps on Tokio's timer between attempts, with a backoff from 1 ms up to the poll
-//! interval (default 50 ms), the last sleep clamped to the deadline. No thread is ever
+//! sleeps between attempts (on a timer thread of the crate's own, so a runtime without the
+//! time driver works too; on Tokio's timer under paused time), with a backoff from 1 ms up
+//! to the poll interval (default 50 ms), the last sleep clamped to the deadline. No thread is ever
 //! parked in a blocking `flock`, so a timeout, `select!`, `abort` or runtime shutdown
 //! cancels a wait at once and cleanly. The sync facade (`blocking_*`) runs the same
 //! attempts and schedule on the calling thread, with no runtime.

@@ -23,7 +23,8 @@ fn held() -> MutexGuard<'static, Vec<Entry>> {
     HELD.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Records that `owner` holds `file` through handle `handle`.
+/// Records that `owner` holds `file` through handle `handle` (once per holding it has a
+/// guard of).
 pub(crate) fn add(file: FileId, owner: Owner, handle: u64, mode: LockMode) {
     held().push(Entry {
         file,
@@ -47,13 +48,13 @@ pub(crate) fn remove(file: FileId, owner: Owner, handle: u64, mode: LockMode) {
     }
 }
 
-/// `true` when `owner` holds `file` through a handle other than `handle` in a mode that
-/// conflicts with `mode`: waiting for `file` would then wait for the waiter itself.
-pub(crate) fn blocks_itself(file: FileId, owner: Owner, handle: u64, mode: LockMode) -> bool {
+/// `true` when `owner` holds `file` (through any handle) in a mode that conflicts with
+/// `mode`: waiting for `file` would then wait for the waiter itself. (A hold that the
+/// acquire could re-enter was re-entered before it got here.)
+pub(crate) fn blocks_itself(file: FileId, owner: Owner, mode: LockMode) -> bool {
     held().iter().any(|e| {
         e.file == file
             && e.owner == owner
-            && e.handle != handle
             && (e.mode == LockMode::Exclusive || mode == LockMode::Exclusive)
     })
 }

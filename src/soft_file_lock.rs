@@ -173,7 +173,7 @@ impl SoftFileLockBuilder {
         /// Permission bits of the marker; group and other write bits are always dropped
         /// (as Python filelock does). Default: `0o666` reduced by the umask and by `0o022`.
         mode(u32);
-        /// Who re-enters a held lock. Default: [`Reentrancy::Owner`].
+        /// Who re-enters a held lock. Default: [`Reentrancy::Off`], every acquire a hold of its own.
         reentrancy(Reentrancy);
         /// `true`: singleton handles of one path share one lock state.
         singleton(bool);

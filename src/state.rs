@@ -1,10 +1,13 @@
 //! Lock state of one handle: who holds it, how many times, in which mode.
 //!
-//! Clones of a `FileLock` (and singleton handles of one path) share one `State`. A holder is
-//! keyed by its owner (task or thread), or by the handle itself when the handle was built
-//! with [`Reentrancy::Handle`](crate::Reentrancy::Handle). Only the first acquire of a
-//! holder touches the file; later ones count up, and the OS lock is released when the count
-//! returns to zero.
+//! Clones of a `FileLock` (and singleton handles of one path) share one `State`. A hold is
+//! keyed by the acquire itself (the default, [`Reentrancy::Off`]: every acquire is a hold
+//! of its own), by its owner (task or thread, [`Reentrancy::Owner`]), or by the handle
+//! ([`Reentrancy::Handle`]). Only the first acquire of a key touches the file; later ones
+//! count up, and the OS lock is released when the count returns to zero.
+//!
+//! The deadlock registry is told who holds now: every owner with a live guard of a
+//! holding, counted, not only the owner that took it first.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,14 +20,21 @@ use crate::{Error, LockMode, Reentrancy, registry};
 /// Who a hold belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
+    /// One acquire's own hold ([`Reentrancy::Off`]): no other acquire has this key.
+    Hold(u64),
     Owner(Owner),
     Handle,
 }
 
+/// The source of [`Key::Hold`] numbers.
+static NEXT_HOLD: AtomicU64 = AtomicU64::new(1);
+
 impl Key {
-    /// The key of `owner`'s holds under `reentrancy`.
+    /// The key of an acquire by `owner` under `reentrancy` (a new one for every acquire
+    /// under [`Reentrancy::Off`]).
     pub(crate) fn of(reentrancy: Reentrancy, owner: Owner) -> Self {
         match reentrancy {
+            Reentrancy::Off => Key::Hold(NEXT_HOLD.fetch_add(1, Ordering::Relaxed)),
             Reentrancy::Owner => Key::Owner(owner),
             Reentrancy::Handle => Key::Handle,
         }
@@ -36,9 +46,36 @@ struct Holding {
     key: Key,
     count: usize,
     mode: LockMode,
-    /// The owner that won the OS lock (for the deadlock registry).
-    owner: Owner,
+    /// Who holds it now, with how many guards each (for the deadlock registry): one owner
+    /// unless several share a handle ([`Reentrancy::Handle`]).
+    holders: Vec<(Owner, usize)>,
     held: Held,
+}
+
+impl Holding {
+    /// One more guard, acquired by `owner`, on this holding of handle `handle`.
+    fn count_up(&mut self, owner: Owner, handle: u64) {
+        self.count += 1;
+        match self.holders.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, n)) => *n += 1,
+            None => {
+                registry::add(self.held.id(), owner, handle, self.mode);
+                self.holders.push((owner, 1));
+            }
+        }
+    }
+
+    /// One guard fewer, acquired by `owner`; the registry forgets an owner with none left.
+    fn count_down(&mut self, owner: Owner, handle: u64) {
+        self.count -= 1;
+        if let Some(i) = self.holders.iter().position(|(o, _)| *o == owner) {
+            self.holders[i].1 -= 1;
+            if self.holders[i].1 == 0 {
+                self.holders.swap_remove(i);
+                registry::remove(self.held.id(), owner, handle, self.mode);
+            }
+        }
+    }
 }
 
 /// Shared by every clone of one handle.
@@ -75,10 +112,15 @@ impl State {
         self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// If `key` holds the lock already, counts one more hold (touching no file) and returns
-    /// the mode it holds. A shared holder asking for exclusive gets an error: it would wait
-    /// for its own shared lock.
-    pub(crate) fn reenter(&self, key: Key, mode: LockMode) -> Result<Option<LockMode>, Error> {
+    /// If `key` holds the lock already, counts one more hold by `owner` (touching no file)
+    /// and returns the mode it holds. A shared holder asking for exclusive gets an error: it
+    /// would wait for its own shared lock.
+    pub(crate) fn reenter(
+        &self,
+        key: Key,
+        owner: Owner,
+        mode: LockMode,
+    ) -> Result<Option<LockMode>, Error> {
         let mut holdings = self.holdings();
         let Some(holding) = holdings.iter_mut().find(|h| h.key == key) else {
             return Ok(None);
@@ -88,19 +130,20 @@ impl State {
                 path: self.path.to_path_buf(),
             });
         }
-        holding.count += 1;
+        holding.count_up(owner, self.id);
         Ok(Some(holding.mode))
     }
 
-    /// Records a won OS lock for `key`. If `key` won another one meanwhile (two shared
-    /// attempts of one owner racing), counts one more hold on that and releases this one.
+    /// Records a won OS lock for `key`, acquired by `owner`. If `key` won another one
+    /// meanwhile (two shared attempts of one owner racing), counts one more hold on that and
+    /// releases this one.
     pub(crate) fn insert(&self, key: Key, owner: Owner, mode: LockMode, held: Held) -> LockMode {
         let surplus;
         let mode = {
             let mut holdings = self.holdings();
             match holdings.iter_mut().find(|h| h.key == key) {
                 Some(holding) => {
-                    holding.count += 1;
+                    holding.count_up(owner, self.id);
                     surplus = Some(held);
                     holding.mode
                 }
@@ -110,7 +153,7 @@ impl State {
                         key,
                         count: 1,
                         mode,
-                        owner,
+                        holders: vec![(owner, 1)],
                         held,
                     });
                     surplus = None;
@@ -122,23 +165,21 @@ impl State {
         mode
     }
 
-    /// Drops one hold of `key`; the last one releases the OS lock.
-    pub(crate) fn release(&self, key: Key) -> Result<(), Error> {
+    /// Drops one hold of `key`, acquired by `owner`; the last one releases the OS lock.
+    pub(crate) fn release(&self, key: Key, owner: Owner) -> Result<(), Error> {
         let last = {
             let mut holdings = self.holdings();
             match holdings.iter().position(|h| h.key == key) {
-                Some(i) if holdings[i].count > 1 => {
-                    holdings[i].count -= 1;
-                    None
+                Some(i) => {
+                    holdings[i].count_down(owner, self.id);
+                    (holdings[i].count == 0).then(|| holdings.swap_remove(i))
                 }
-                Some(i) => Some(holdings.swap_remove(i)),
                 None => None,
             }
         };
         let Some(holding) = last else {
             return Ok(());
         };
-        registry::remove(holding.held.id(), holding.owner, self.id, holding.mode);
         tracing::debug!(target: "tokio_filelock", lock = self.id, path = %self.path.display(), "released");
         holding.held.release()
     }
@@ -163,11 +204,26 @@ impl State {
             .map(|h| h.held.id())
     }
 
-    /// How many holds `key` has (0 when it holds none).
-    pub(crate) fn count(&self, key: Key) -> usize {
-        self.holdings()
-            .iter()
-            .find(|h| h.key == key)
-            .map_or(0, |h| h.count)
+    /// How many holds `owner` has under `reentrancy` (0 when it holds none): with
+    /// [`Reentrancy::Off`], the holds it acquired (each counts one, wherever its guard went);
+    /// with [`Reentrancy::Owner`], its count; with [`Reentrancy::Handle`], the handle's.
+    pub(crate) fn count(&self, reentrancy: Reentrancy, owner: Owner) -> usize {
+        let holdings = self.holdings();
+        match reentrancy {
+            Reentrancy::Off => holdings
+                .iter()
+                .filter(|h| matches!(h.key, Key::Hold(_)))
+                .flat_map(|h| h.holders.iter())
+                .filter(|(o, _)| *o == owner)
+                .map(|(_, n)| n)
+                .sum(),
+            Reentrancy::Owner | Reentrancy::Handle => {
+                let key = Key::of(reentrancy, owner);
+                holdings
+                    .iter()
+                    .find(|h| h.key == key)
+                    .map_or(0, |h| h.count)
+            }
+        }
     }
 }

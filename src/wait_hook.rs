@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::{Holder, LockMode};
 
-/// What an acquire tells the [waiting hook](crate::FileLockBuilder::on_wait) when its first
-/// attempt finds the lock held and it starts to wait.
+/// What an acquire tells the [waiting hook](crate::FileLockBuilder::on_wait) when it starts
+/// to wait (its first attempt found the lock held, or it lined up behind other waiters of
+/// this process).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();

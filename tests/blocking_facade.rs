@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tokio_filelock::FileLock;
+use tokio_filelock::{FileLock, Reentrancy};
 
 fn path(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join("facade.lock")
@@ -24,7 +24,9 @@ fn message(payload: Box<dyn std::any::Any + Send>) -> String {
 #[test]
 fn inside_block_on_a_blocking_acquire_that_must_wait_panics() {
     let dir = tempfile::tempdir().unwrap();
-    let lock = FileLock::new(path(&dir));
+    let lock = FileLock::builder(path(&dir))
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

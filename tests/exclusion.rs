@@ -149,7 +149,9 @@ fn a_killed_holder_releases_the_lock() {
 #[tokio::test]
 async fn the_same_task_reenters_and_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let lock = FileLock::new(lock_path(&dir));
+    let lock = FileLock::builder(lock_path(&dir))
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let probe = FileLock::new(lock_path(&dir));
     assert_eq!(lock.lock_counter(), 0);
     let first = lock.acquire().await.unwrap();
@@ -182,7 +184,9 @@ async fn the_same_task_reenters_and_counts() {
 async fn reentry_touches_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
-    let lock = FileLock::new(&path);
+    let lock = FileLock::builder(&path)
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let _first = lock.acquire().await.unwrap();
     // With the file gone, an acquire that opened the path would create it again: a
     // reentrant one must not open anything.
@@ -226,9 +230,13 @@ async fn same_owner_other_handle_without_timeout_is_a_deadlock_error() {
 #[tokio::test]
 async fn singleton_handles_share_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let a = FileLock::builder(lock_path(&dir)).singleton(true).build();
+    let a = FileLock::builder(lock_path(&dir))
+        .singleton(true)
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let b = FileLock::builder(lock_path(&dir))
         .singleton(true)
+        .reentrancy(Reentrancy::Owner)
         .timeout(Duration::ZERO)
         .build();
     let _first = a.acquire().await.unwrap();
@@ -327,4 +335,180 @@ async fn shared_holders_coexist_and_exclusive_excludes_them() {
     let wg = w.try_acquire().await.unwrap().unwrap();
     assert_eq!(wg.mode(), LockMode::Exclusive);
     assert!(a.try_acquire_shared().await.unwrap().is_none());
+}
+
+/// Issue 16, item 3: a guard moved to another task is that task's hold now. Its acquirer,
+/// acquiring again through the same handle, must wait for it like anyone else (with the
+/// old default it re-entered at once: two tasks in the critical section).
+#[tokio::test(start_paused = true)]
+async fn a_guard_moved_to_another_task_keeps_its_acquirer_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(lock_path(&dir));
+    let guard = lock.acquire().await.unwrap();
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let keeper = tokio::spawn(async move {
+        let _guard = guard;
+        held_tx.send(()).unwrap();
+        let _ = release_rx.await;
+    });
+    held_rx.await.unwrap();
+
+    let err = lock
+        .acquire_timeout(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "got in while another task holds: {err:?}");
+    assert!(lock.try_acquire().await.unwrap().is_none());
+    // Without a timeout the crate cannot tell the hold was moved: it refuses to wait
+    // forever, and says how to proceed.
+    let err = lock.acquire().await.unwrap_err();
+    assert!(matches!(err, Error::WouldDeadlock { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("timeout") && message.contains("Reentrancy::Owner"),
+        "{message}"
+    );
+
+    release_tx.send(()).unwrap();
+    keeper.await.unwrap();
+    let guard = lock.acquire_timeout(Duration::from_secs(1)).await.unwrap();
+    drop(guard);
+}
+
+/// The same with threads and the sync facade.
+#[test]
+fn a_guard_moved_to_another_thread_keeps_its_acquirer_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(lock_path(&dir));
+    let guard = lock.blocking_acquire().unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let keeper = std::thread::spawn(move || {
+        let _guard = guard;
+        let _ = release_rx.recv_timeout(common::CHILD_WAIT);
+    });
+    let err = lock
+        .blocking_acquire_timeout(Duration::from_millis(50))
+        .unwrap_err();
+    assert!(
+        err.is_timeout(),
+        "got in while another thread holds: {err:?}"
+    );
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    release_tx.send(()).unwrap();
+    keeper.join().unwrap();
+    assert!(lock.blocking_try_acquire().unwrap().is_some());
+}
+
+/// The default: a second acquire by the same task is a hold of its own. It waits (and
+/// times out) rather than re-entering; without a timeout it is `WouldDeadlock` at once.
+#[tokio::test(start_paused = true)]
+async fn by_default_the_same_task_does_not_reenter() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = FileLock::new(lock_path(&dir));
+    let _held = lock.acquire().await.unwrap();
+    let err = lock
+        .acquire_timeout(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let err = lock.acquire().await.unwrap_err();
+    assert!(matches!(err, Error::WouldDeadlock { .. }), "{err:?}");
+    let err = lock.blocking_acquire().unwrap_err();
+    assert!(matches!(err, Error::WouldDeadlock { .. }), "{err:?}");
+    assert_eq!(lock.lock_counter(), 1);
+}
+
+/// Issue 16, item 4, first symptom: thread A takes a per-handle hold, B re-enters, A lets
+/// go. B is the holder now: B waiting forever for the file through another handle must be
+/// told `WouldDeadlock`, not hang (the registry used to name A).
+#[test]
+fn per_handle_holds_name_who_holds_now_so_the_last_holder_gets_would_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = FileLock::builder(lock_path(&dir))
+        .reentrancy(Reentrancy::Handle)
+        .build();
+    let other = FileLock::new(lock_path(&dir));
+    let taker = shared.clone();
+    let a_guard = std::thread::spawn(move || taker.blocking_acquire().unwrap())
+        .join()
+        .unwrap();
+    let (reentered_tx, reentered_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (result_tx, result_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let b_guard = shared.blocking_acquire().unwrap();
+        reentered_tx.send(shared.lock_counter()).unwrap();
+        if go_rx.recv_timeout(common::CHILD_WAIT).is_ok() {
+            let _ = result_tx.send(other.blocking_acquire().map(drop));
+        }
+        drop(b_guard);
+    });
+    assert_eq!(
+        reentered_rx.recv_timeout(common::CHILD_WAIT).unwrap(),
+        2,
+        "B re-entered"
+    );
+    drop(a_guard);
+    go_tx.send(()).unwrap();
+    let result = result_rx
+        .recv_timeout(common::CHILD_WAIT)
+        .expect("B hangs waiting for a lock only it holds");
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::WouldDeadlock { .. }), "{err:?}");
+}
+
+/// Issue 16, item 4, second symptom: after A let go of its share of a per-handle hold that
+/// B still has, A waiting through another handle is an ordinary wait that ends when B
+/// lets go, not a false `WouldDeadlock`.
+#[test]
+fn per_handle_holds_forget_an_owner_that_let_go() {
+    enum Event {
+        Waiting,
+        Done(Result<(), Error>),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shared = FileLock::builder(lock_path(&dir))
+        .reentrancy(Reentrancy::Handle)
+        .build();
+    let (events_tx, events_rx) = std::sync::mpsc::channel();
+    let hook_tx = std::sync::Mutex::new(events_tx.clone());
+    let other = FileLock::builder(lock_path(&dir))
+        .on_wait(move |_| {
+            let _ = hook_tx.lock().unwrap().send(Event::Waiting);
+        })
+        .build();
+    let (a_took_tx, a_took_rx) = std::sync::mpsc::channel();
+    let (a_go_tx, a_go_rx) = std::sync::mpsc::channel::<()>();
+    let a_handle = shared.clone();
+    let a = std::thread::spawn(move || {
+        let a_guard = a_handle.blocking_acquire().unwrap();
+        a_took_tx.send(()).unwrap();
+        if a_go_rx.recv_timeout(common::CHILD_WAIT).is_ok() {
+            drop(a_guard);
+            let _ = events_tx.send(Event::Done(other.blocking_acquire().map(drop)));
+        }
+    });
+    a_took_rx.recv_timeout(common::CHILD_WAIT).unwrap();
+    let (b_took_tx, b_took_rx) = std::sync::mpsc::channel();
+    let (b_go_tx, b_go_rx) = std::sync::mpsc::channel::<()>();
+    let b = std::thread::spawn(move || {
+        let b_guard = shared.blocking_acquire().unwrap();
+        b_took_tx.send(()).unwrap();
+        let _ = b_go_rx.recv_timeout(common::CHILD_WAIT);
+        drop(b_guard);
+    });
+    b_took_rx.recv_timeout(common::CHILD_WAIT).unwrap();
+    a_go_tx.send(()).unwrap();
+    match events_rx.recv_timeout(common::CHILD_WAIT).unwrap() {
+        Event::Waiting => {}
+        Event::Done(result) => panic!("A must wait for B, got {:?}", result.err()),
+    }
+    b_go_tx.send(()).unwrap();
+    b.join().unwrap();
+    match events_rx.recv_timeout(common::CHILD_WAIT).unwrap() {
+        Event::Done(result) => result.unwrap(),
+        Event::Waiting => panic!("the hook runs once"),
+    }
+    a.join().unwrap();
 }

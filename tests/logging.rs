@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::capture::{Capture, Record, ms};
-use tokio_filelock::FileLock;
+use tokio_filelock::{FileLock, Reentrancy};
 use tracing::Level;
 
 /// Asserts every event is at DEBUG and names `path`; returns `(message, lock id)` of each,
@@ -75,7 +75,9 @@ fn assert_holder_then_waiter(capture: &Capture, path: &Path) -> (Vec<Record>, u6
 async fn async_events_name_the_lock_and_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("logging.lock");
-    let holder = FileLock::new(&path);
+    let holder = FileLock::builder(&path)
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let waiter = FileLock::new(&path);
     let capture = Capture::install();
 
@@ -99,7 +101,9 @@ async fn async_events_name_the_lock_and_the_path() {
 fn sync_events_name_the_lock_and_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("logging.lock");
-    let holder = FileLock::new(&path);
+    let holder = FileLock::builder(&path)
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let waiter = FileLock::new(&path);
     let capture = Capture::install();
 

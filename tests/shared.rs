@@ -337,7 +337,9 @@ async fn every_exclusive_acquire_is_refused(lock: &FileLock, path: &Path) {
 async fn a_shared_holder_asking_for_exclusive_gets_upgrade_not_supported() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
-    let lock = FileLock::new(&path);
+    let lock = FileLock::builder(&path)
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let shared = lock.acquire_shared().await.unwrap();
     every_exclusive_acquire_is_refused(&lock, &path).await;
 
@@ -367,7 +369,9 @@ async fn the_upgrade_error_holds_with_per_handle_reentrancy_too() {
 async fn an_exclusive_holder_asking_for_shared_reenters_and_stays_exclusive() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
-    let lock = FileLock::new(&path);
+    let lock = FileLock::builder(&path)
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let other = FileLock::new(&path);
     let exclusive = lock.acquire().await.unwrap();
     let mut reentered: Vec<LockGuard> = vec![
@@ -405,7 +409,9 @@ async fn an_exclusive_holder_asking_for_shared_reenters_and_stays_exclusive() {
 async fn a_shared_holder_reenters_shared_without_touching_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
-    let lock = FileLock::new(&path);
+    let lock = FileLock::builder(&path)
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let first = lock.acquire_shared().await.unwrap();
     // A re-entry that opened the path would create the file again.
     std::fs::remove_file(&path).unwrap();

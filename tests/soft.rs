@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_filelock::{Error, NodeKind, SoftFileLock};
+use tokio_filelock::{Error, NodeKind, Reentrancy, SoftFileLock};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -132,7 +132,9 @@ async fn two_tasks_sharing_one_handle_exclude_each_other() {
 #[test]
 fn two_threads_exclude_each_other_and_the_owner_reenters() {
     let dir = tempfile::tempdir().unwrap();
-    let lock = SoftFileLock::new(lock_path(&dir));
+    let lock = SoftFileLock::builder(lock_path(&dir))
+        .reentrancy(Reentrancy::Owner)
+        .build();
     let first = lock.blocking_acquire().unwrap();
     let again = lock.blocking_acquire().unwrap(); // same thread: re-enters
     assert_eq!(lock.lock_counter(), 2);

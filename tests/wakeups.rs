@@ -430,3 +430,51 @@ async fn a_follower_whose_owner_came_to_hold_the_file_gets_would_deadlock() {
         .unwrap()
         .unwrap();
 }
+
+/// Issue 16, item 5: the waiting hook runs once for every acquire that is going to wait,
+/// also for one that lines up behind another waiter of this process without an attempt of
+/// its own (it used to wait, skip its attempts and time out without a word). And it names
+/// the holder the queue waits for.
+#[tokio::test(start_paused = true)]
+async fn the_waiting_hook_runs_once_for_a_waiter_that_lines_up_behind_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    // Held by another task: this test's body is the waiters' owner, and an owner never
+    // lines up behind a hold of its own.
+    let holder = FileLock::new(&path);
+    let _guard = tokio::spawn(async move { holder.acquire().await.unwrap() })
+        .await
+        .unwrap();
+    let hooked = |calls: &Arc<Mutex<Vec<Option<u32>>>>| {
+        let calls = calls.clone();
+        FileLock::builder(&path)
+            .on_wait(move |event| calls.lock().unwrap().push(event.holder().map(|h| h.pid)))
+            .build()
+    };
+    let _sub = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_test_writer()
+            .finish(),
+    );
+    let first_calls = Arc::new(Mutex::new(Vec::new()));
+    let first = hooked(&first_calls);
+    let head = tokio::spawn(async move { first.acquire_timeout(Duration::from_secs(3600)).await });
+    tokio::time::sleep(Duration::from_secs(60)).await; // the head waits in the queue
+    assert_eq!(first_calls.lock().unwrap().len(), 1);
+
+    let second_calls = Arc::new(Mutex::new(Vec::new()));
+    let second = hooked(&second_calls);
+    let err = second
+        .acquire_timeout(Duration::from_millis(800))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let calls = second_calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "the follower's hook runs once: {calls:?}");
+    if cfg!(target_os = "linux") {
+        assert_eq!(calls[0], Some(std::process::id()), "it names the holder");
+    }
+    assert_eq!(first_calls.lock().unwrap().len(), 1, "the head's ran once");
+    head.abort();
+}

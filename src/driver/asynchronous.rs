@@ -1,4 +1,5 @@
-//! The async driver: attempts on Tokio's blocking pool, sleeps on Tokio's timer, woken
+//! The async driver: attempts on Tokio's blocking pool, sleeps on the crate's timer (see
+//! `wake::timer`; Tokio's under paused time), woken
 //! early by the wake-ups of [`crate::wake`].
 
 use std::io;
@@ -36,15 +37,17 @@ pub(crate) async fn acquire(
     if acquisition.wait != Wait::Once
         && let Some(file) = waiter.follow()
     {
-        if registry::blocks_itself(
-            file,
-            acquisition.owner,
-            acquisition.state.id(),
-            acquisition.mode,
-        ) {
+        if registry::blocks_itself(file, acquisition.owner, acquisition.mode) {
             waiter.unfollow();
         } else {
             sleep = acquisition.schedule.next_sleep(Duration::ZERO);
+            // Going to wait: the waiting hook runs now (where attempts run), not only if
+            // this acquire's own first attempt finds the lock held.
+            if let Some(announce) = acquisition.following(&attempt, file) {
+                tokio::task::spawn_blocking(move || drop(announce.run()))
+                    .await
+                    .map_err(|join| joined(acquisition.path(), join))?;
+            }
         }
     }
     loop {
@@ -113,7 +116,11 @@ async fn wait_turn(
 ) -> Result<(), Error> {
     loop {
         let ends_at_deadline = acquisition.is_final_sleep(start.elapsed(), sleep);
-        if waiter.wait(sleep, !ends_at_deadline).await == Woke::Signal || !waiter.may_skip() {
+        let woke = waiter
+            .wait(sleep, !ends_at_deadline)
+            .await
+            .map_err(|e| Error::io(acquisition.path(), Op::Spawn, e))?;
+        if woke == Woke::Signal || !waiter.may_skip() {
             return Ok(());
         }
         // The skipped attempt would have checked this: meanwhile this owner may have come

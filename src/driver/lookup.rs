@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Acquisition, Step};
+use crate::attempt::Attempt;
 use crate::holder::{Found, Probe};
 use crate::schedule::Wait;
+use crate::sys::FileId;
 use crate::wait_hook::{WaitEvent, WaitHook};
 use crate::{Error, LockMode};
 
@@ -56,6 +58,19 @@ impl Described {
 /// A step waiting for its holder: the waiting hook to call, or the timeout to fill in.
 pub(crate) struct Lookup {
     step: Result<Step, Error>,
+    announce: Announce,
+}
+
+impl Lookup {
+    /// Finds the holder, then calls the hook or names the holder in the timeout. Blocking.
+    pub(crate) fn run(self) -> Result<Step, Error> {
+        let found = self.announce.run();
+        name_holder(self.step, found)
+    }
+}
+
+/// A holder lookup, and the waiting hook to call with its answer (if the hook is due).
+pub(crate) struct Announce {
     /// `None` when the contended attempt could not even open the file (Windows: sharing
     /// violation): the hook then hears of no holder.
     find: Option<FindHolder>,
@@ -64,9 +79,9 @@ pub(crate) struct Lookup {
     mode: LockMode,
 }
 
-impl Lookup {
-    /// Finds the holder, then calls the hook or names the holder in the timeout. Blocking.
-    pub(crate) fn run(self) -> Result<Step, Error> {
+impl Announce {
+    /// Finds the holder and calls the hook, if any, with it. Blocking.
+    pub(crate) fn run(self) -> Found {
         let found = self.find.map(FindHolder::run).unwrap_or_default();
         if let Some(hook) = &self.hook {
             hook.call(&WaitEvent::new(
@@ -75,7 +90,7 @@ impl Lookup {
                 found.holder.as_ref(),
             ));
         }
-        name_holder(self.step, found)
+        found
     }
 }
 
@@ -140,6 +155,16 @@ impl Acquisition {
         })
     }
 
+    /// Before an acquire lines up behind this process's waiters on `file` without an
+    /// attempt of its own (so it is going to wait): the waiting hook to call, if one is set,
+    /// with a lookup of the holder they wait for. The hook runs once per acquire.
+    pub(crate) fn following(&mut self, attempt: &Attempt, file: FileId) -> Option<Announce> {
+        self.probe = attempt.probe(Some(file));
+        let hook = self.on_wait.clone().filter(|_| !self.announced)?;
+        self.announced = true;
+        Some(self.announce(Some(hook)))
+    }
+
     /// The answer of a [`FindHolder`]: a timeout names this holder without another lookup.
     pub(crate) fn prefetched(&mut self, holder: Found) {
         self.prefetched = Some(holder);
@@ -149,8 +174,9 @@ impl Acquisition {
     /// a lookup when it is the first wait and a waiting hook is set, or when it is a timeout
     /// of an acquire that names the holder.
     pub(crate) fn describe(&mut self, step: Result<Step, Error>) -> Described {
-        let first_wait = self.attempts == 1 && matches!(step, Ok(Step::Retry(..)));
+        let first_wait = !self.announced && matches!(step, Ok(Step::Retry(..)));
         let hook = self.on_wait.clone().filter(|_| first_wait);
+        self.announced |= hook.is_some();
         // A single attempt names only a holder that is cheap to find: reading /proc/locks
         // costs more than the attempt (BENCHMARKS.md, "One attempt on a held lock").
         let timeout = self.name_holder
@@ -164,11 +190,18 @@ impl Acquisition {
         }
         Described::Lookup(Lookup {
             step,
-            // The probe is refreshed by every contended attempt.
+            announce: self.announce(hook),
+        })
+    }
+
+    /// A lookup of the holder (the probe is refreshed by every contended attempt), then
+    /// `hook`.
+    fn announce(&self, hook: Option<WaitHook>) -> Announce {
+        Announce {
             find: self.lookup(),
             hook,
             path: self.state.path().clone(),
             mode: self.mode,
-        })
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Drivers: run attempts on a schedule until the lock is won, the wait runs out, or a
 //! permanent error comes. The async driver runs each attempt on Tokio's blocking pool and
-//! sleeps on Tokio's timer; the sync driver runs them on the calling thread and sleeps with
+//! sleeps on the crate's timer (Tokio's under paused time); the sync driver runs them on the calling thread and sleeps with
 //! `std::thread::sleep`. Everything they share is here: [`Acquisition`] decides, the drivers
 //! only run attempts and sleep.
 
@@ -21,7 +21,7 @@ use crate::schedule::{Schedule, Wait};
 use crate::state::{Key, State};
 use crate::sys::FileId;
 use crate::wait_hook::WaitHook;
-use crate::{Error, LockGuard, LockMode, registry};
+use crate::{Error, LockGuard, LockMode, Reentrancy, registry};
 
 /// What a driver does next.
 pub(crate) enum Step {
@@ -35,11 +35,14 @@ pub(crate) struct Acquisition {
     state: Arc<State>,
     owner: Owner,
     key: Key,
+    reentrancy: Reentrancy,
     mode: LockMode,
     wait: Wait,
     schedule: Schedule,
     attempts: u32,
     on_wait: Option<WaitHook>,
+    /// The waiting hook has been called (or is on its way): once per acquire.
+    announced: bool,
     /// A failure names the holder (not for `try_*`).
     name_holder: bool,
     /// How to find the holder, from the last contended attempt.
@@ -71,11 +74,13 @@ impl Acquisition {
             state: state.clone(),
             owner,
             key,
+            reentrancy: config.reentrancy,
             mode,
             wait,
             schedule: Schedule::new(wait, config.poll_interval),
             attempts: 0,
             on_wait: config.on_wait.clone(),
+            announced: false,
             name_holder,
             probe: None,
             prefetched: None,
@@ -97,9 +102,7 @@ impl Acquisition {
     /// never end.
     pub(crate) fn check_deadlock(&self, file: Option<FileId>) -> Result<(), Error> {
         if self.wait == Wait::Forever
-            && file.is_some_and(|file| {
-                registry::blocks_itself(file, self.owner, self.state.id(), self.mode)
-            })
+            && file.is_some_and(|file| registry::blocks_itself(file, self.owner, self.mode))
         {
             return Err(Error::WouldDeadlock {
                 path: self.state.path().to_path_buf(),
@@ -110,16 +113,19 @@ impl Acquisition {
 
     /// If this owner holds the lock already, one more hold: no file is touched.
     pub(crate) fn reenter(&self) -> Result<Option<LockGuard>, Error> {
-        Ok(self.state.reenter(self.key, self.mode)?.map(|mode| {
-            tracing::debug!(
-                target: "tokio_filelock",
-                lock = self.state.id(),
-                path = %self.state.path().display(),
-                count = self.state.count(self.key),
-                "reentered"
-            );
-            LockGuard::new(self.state.clone(), self.key, mode)
-        }))
+        Ok(self
+            .state
+            .reenter(self.key, self.owner, self.mode)?
+            .map(|mode| {
+                tracing::debug!(
+                    target: "tokio_filelock",
+                    lock = self.state.id(),
+                    path = %self.state.path().display(),
+                    count = self.state.count(self.reentrancy, self.owner),
+                    "reentered"
+                );
+                LockGuard::new(self.state.clone(), self.key, self.owner, mode)
+            }))
     }
 
     /// The lock file.
@@ -157,6 +163,7 @@ impl Acquisition {
                 return Ok(Step::Acquired(LockGuard::new(
                     self.state.clone(),
                     self.key,
+                    self.owner,
                     mode,
                 )));
             }

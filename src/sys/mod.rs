@@ -12,7 +12,7 @@ use crate::LockMode;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub(crate) use unix::{FileId, inspect, open, release, set_permissions};
+pub(crate) use unix::{FileId, inspect, open, path_id, release, set_permissions};
 #[cfg(any(unix, windows))]
 mod marker_node;
 #[cfg(unix)]
@@ -61,7 +61,7 @@ pub(crate) use no_watch::{Watch, keep_idle as keep_idle_watches};
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub(crate) use windows::{FileId, inspect, open, release, set_permissions};
+pub(crate) use windows::{FileId, inspect, open, path_id, release, set_permissions};
 #[cfg(windows)]
 pub(crate) mod windows_soft;
 #[cfg(windows)]

@@ -126,6 +126,32 @@ pub(crate) fn inspect(file: &File) -> io::Result<Facts> {
     })
 }
 
+/// The identity of what `path` names now (`lstat(2)`: a symlink is not followed), `None`
+/// when nothing is there. With [`inspect`] of a won lock file: does the path still name the
+/// file that was locked?
+pub(crate) fn path_id(path: &Path) -> io::Result<Option<FileId>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `path` is a NUL-terminated string that lives for the duration of the call,
+    // and `stat` points to writable memory the size of a `struct stat`.
+    if unsafe { libc::lstat(path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Ok(None),
+            _ => Err(error),
+        };
+    }
+    // SAFETY: `lstat` succeeded, so it filled the whole structure.
+    let stat = unsafe { stat.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Ok(Some(FileId {
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
+    }))
+}
+
 /// What the `st_mode` file type bits say, `None` for a regular file.
 fn kind_of_mode(mode: u32) -> Option<NodeKind> {
     #[allow(clippy::unnecessary_cast)] // `mode_t` is u16 on some platforms

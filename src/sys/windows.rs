@@ -21,8 +21,9 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT,
-    FILE_FLAG_OPEN_REPARSE_POINT, FILE_INFO_BY_HANDLE_CLASS, FILE_SHARE_READ, FILE_SHARE_WRITE,
-    FILE_STANDARD_INFO, FileStandardInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
+    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_INFO_BY_HANDLE_CLASS,
+    FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_STANDARD_INFO,
+    FileStandardInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
 };
 
 use super::{Create, Facts, OpenFailure};
@@ -217,6 +218,34 @@ pub(crate) fn inspect(file: &File) -> io::Result<Facts> {
         linked: info.nNumberOfLinks > 0 && !standard.DeletePending,
         permissions: None,
     })
+}
+
+/// The identity of what `path` names now (opened for its attributes only, sharing
+/// everything, on the reparse point itself if it is one), `None` when nothing is there or
+/// it is being deleted. With [`inspect`] of a won lock file: does the path still name the
+/// file that was locked?
+pub(crate) fn path_id(path: &Path) -> io::Result<Option<FileId>> {
+    let opened = OpenOptions::new()
+        .access_mode(FILE_READ_ATTRIBUTES)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(error) => {
+            let nt_status = last_nt_status();
+            return match error.raw_os_error().map(|c| c as u32) {
+                Some(ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND) => Ok(None),
+                Some(code) if is_contention(code, nt_status) => Ok(None),
+                _ => Err(error),
+            };
+        }
+    };
+    let info = handle_info(&file)?;
+    Ok(Some(FileId {
+        volume: info.dwVolumeSerialNumber,
+        index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+    }))
 }
 
 /// Windows has no Unix permission bits: the configured mode is ignored.

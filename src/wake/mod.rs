@@ -22,10 +22,15 @@
 //! events (NFS), other platforms, and waiters whose watch could not be created (the
 //! per-user inotify limit) are all caught by the backoff timer.
 //!
+//! The timer under the poll loop is the crate's own thread ([`timer`]), so a contended
+//! async acquire needs no time driver in the runtime; under Tokio's paused time it is
+//! Tokio's.
+//!
 //! The sync facade (`blocking_*`) stays poll-only: a thread that sleeps cannot also wait for
 //! a reactor event without parking on something else, and it needs no runtime.
 
 mod queue;
+mod timer;
 mod waiter;
 
 pub(crate) use queue::released;

@@ -143,12 +143,13 @@ impl Waiter {
         self.place = Some(place);
     }
 
-    /// Waits for a wake-up or for `sleep` to pass, whichever comes first.
+    /// Waits for a wake-up or for `sleep` to pass, whichever comes first. An error when
+    /// the wait cannot be timed (the crate's timer thread cannot be started).
     ///
     /// With `spread` (not for a sleep that ends at the deadline), waiters behind the head
     /// shorten their sleep by up to half (in 32 steps, by arrival order), so that a crowd
     /// that started together does not wake in the same timer tick.
-    pub(crate) async fn wait(&mut self, sleep: Duration, spread: bool) -> Woke {
+    pub(crate) async fn wait(&mut self, sleep: Duration, spread: bool) -> std::io::Result<Woke> {
         let sleep = match &self.place {
             Some(place) if place.is_head() => {
                 place.head_waits_until(tokio::time::Instant::now() + sleep);
@@ -157,13 +158,13 @@ impl Waiter {
             Some(place) if spread => sleep.mul_f64(1.0 - (place.ticket() % 32) as f64 / 64.0),
             _ => sleep,
         };
-        let mut timer = pin!(tokio::time::sleep(sleep));
+        let mut timer = pin!(super::timer::sleep(sleep)?);
         let use_watch = self.watch_misses < MAX_WATCH_MISSES;
         if !use_watch {
             self.watch_misses = 0;
         }
         self.woke_by_watch = false;
-        poll_fn(|cx| {
+        let woke = poll_fn(|cx| {
             if let Some(place) = &self.place
                 && place.poll_woken(cx).is_ready()
             {
@@ -177,7 +178,8 @@ impl Waiter {
             }
             timer.as_mut().poll(cx).map(|()| Woke::Timer)
         })
-        .await
+        .await;
+        Ok(woke)
     }
 
     /// After the timer ran out: `true` when this waiter may skip its attempt because
@@ -317,15 +319,15 @@ mod tests {
         let mut waiter = lined_up(&dir, "a.lock", &[LockMode::Exclusive]).remove(0);
         let id = waiter.place.as_ref().unwrap().file();
         assert_eq!(
-            waiter.wait(LONG, true).await,
+            waiter.wait(LONG, true).await.unwrap(),
             Woke::Timer,
             "nothing happened yet"
         );
         waiter.attempt_started();
         // ... the attempt runs; the holder releases meanwhile ...
         super::super::released(id);
-        assert_eq!(waiter.wait(LONG, true).await, Woke::Signal);
-        assert_eq!(waiter.wait(LONG, true).await, Woke::Timer);
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Timer);
     }
 
     #[cfg(target_os = "linux")]
@@ -336,12 +338,12 @@ mod tests {
         // A holder elsewhere releases (closes its descriptor) while the attempt runs.
         drop(std::fs::File::open(dir.path().join("b.lock")).unwrap());
         assert_eq!(
-            waiter.wait(LONG, true).await,
+            waiter.wait(LONG, true).await.unwrap(),
             Woke::Signal,
             "watch event lost"
         );
         assert_eq!(
-            waiter.wait(LONG, true).await,
+            waiter.wait(LONG, true).await.unwrap(),
             Woke::Timer,
             "events are consumed"
         );
@@ -363,9 +365,9 @@ mod tests {
             sys::TryLock::Acquired
         ));
         assert!(matches!(sys::unlock(&other), Ok(())));
-        assert_eq!(waiter.wait(LONG, true).await, Woke::Timer);
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Timer);
         drop(other);
-        assert_eq!(waiter.wait(LONG, true).await, Woke::Signal);
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
     }
 
     #[cfg(target_os = "linux")]
@@ -378,7 +380,7 @@ mod tests {
         for _ in 0..100 {
             // Another program opens and closes the file, again and again.
             drop(std::fs::File::open(dir.path().join("storm.lock")).unwrap());
-            if waiter.wait(LONG, true).await == Woke::Timer {
+            if waiter.wait(LONG, true).await.unwrap() == Woke::Timer {
                 break;
             }
             signals += 1;
@@ -386,7 +388,7 @@ mod tests {
         }
         assert_eq!(signals, MAX_WATCH_MISSES, "then one wait ignores the watch");
         assert_eq!(
-            waiter.wait(LONG, true).await,
+            waiter.wait(LONG, true).await.unwrap(),
             Woke::Signal,
             "events were kept"
         );
