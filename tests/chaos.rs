@@ -49,7 +49,7 @@ fn child_entry() {
 
 /// A worker: `args` = lock path, log path, stop path.
 fn run_role(role: &str, args: &[String]) {
-    let [lock, log, stop] = &args[..] else {
+    let [lock, log, stop] = args else {
         panic!("chaos worker needs lock, log and stop paths, got {args:?}");
     };
     let log = Log::open(Path::new(log));
