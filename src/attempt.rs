@@ -388,6 +388,12 @@ impl Held {
         self.id
     }
 
+    /// The locked file of an OS lock (`None` for a soft marker).
+    #[cfg(unix)]
+    pub(crate) fn os_file(&self) -> Option<&File> {
+        self.file.as_ref().filter(|_| !self.soft)
+    }
+
     /// Unlocks and closes the file.
     pub(crate) fn release(mut self) -> Result<(), Error> {
         match self.file.take() {

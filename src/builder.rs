@@ -30,10 +30,22 @@ pub struct FileLockBuilder {
     singleton: bool,
 }
 
+/// `path` made absolute against the working directory of the moment, once, when the handle
+/// is made: a later `chdir` (by this thread or any other) cannot move the lock, nor make a
+/// soft lock's release look for its marker elsewhere. Lexical, as `std::path::absolute`: no
+/// symlink is resolved and nothing is read. A path that cannot be made absolute (empty, or
+/// the working directory is gone) is kept as given; acquires report what is wrong with it.
+fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    std::path::absolute(&path).unwrap_or(path)
+}
+
 impl FileLockBuilder {
     pub(crate) fn new(path: PathBuf) -> Self {
         FileLockBuilder {
-            path,
+            path: absolute(path),
             config: Config::default(),
             singleton: false,
         }

@@ -40,7 +40,7 @@ pub enum Error {
     #[error(
         "The file lock '{}' could not be acquired.{}",
         path.display(),
-        Waited(*waited, holder.as_ref())
+        Waited(*waited, holder.as_ref(), *empty_marker)
     )]
     #[non_exhaustive]
     Timeout {
@@ -51,6 +51,12 @@ pub enum Error {
         /// Who held the lock when the acquire gave up, when that can be found (see
         /// [`Holder`]).
         holder: Option<Holder>,
+        /// `true` when the soft lock's marker was found **empty**. An empty marker is never
+        /// broken, as in Python filelock: it is what a holder leaves between creating the
+        /// marker and writing its record, and nothing tells one about to write from one
+        /// killed in between. A marker that stays empty was left by such a killed holder;
+        /// remove it by hand once no process can be holding the lock.
+        empty_marker: bool,
     },
 
     /// The current owner (task, or thread outside a task) already holds this lock file
@@ -135,6 +141,66 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+
+    /// A lock spec ([`open`](crate::open), the CLI) or a lock name that can never name a
+    /// lock: empty, an unknown scheme, a `postgres://` URL without `lock=` or that does not
+    /// parse, a backend this build does not include.
+    #[error("invalid lock spec '{}': {reason}", path.display())]
+    InvalidSpec {
+        /// The spec (or the lock name) as given, any password removed.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The lock server ([`PgLock`](crate::postgres::PgLock)) could not be used: it cannot
+    /// be reached, refused the login, has no such database, failed a query, or the session
+    /// broke while acquiring. Returned at once, never by waiting out the timeout.
+    #[error("the lock '{}' {what}: {source}", path.display())]
+    Server {
+        /// The lock, as `postgres://host:port/db?lock=NAME` (no password).
+        path: PathBuf,
+        /// What went wrong, by kind.
+        what: ServerError,
+        /// The client library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// What went wrong with a lock server, in [`Error::Server`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The server could not be reached (refused, no route, connect timeout, DNS).
+    Unreachable,
+    /// The server refused the login (wrong password, no such role, pg_hba rejection).
+    AuthenticationFailed,
+    /// The database named in the connection string does not exist.
+    DatabaseMissing,
+    /// The session broke (terminated, connection cut, server restarted) before the lock
+    /// was won.
+    SessionLost,
+    /// The session is behind a pooler in transaction mode (PgBouncer): session locks would
+    /// not hold there.
+    Pooled,
+    /// A query failed (permissions on the fencing table, ...).
+    Query,
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerError::Unreachable => "cannot reach its server",
+            ServerError::AuthenticationFailed => "was refused by its server (authentication)",
+            ServerError::DatabaseMissing => "names a database that does not exist",
+            ServerError::SessionLost => "lost its server session",
+            ServerError::Pooled => {
+                "runs through a transaction pooler, where session locks do not hold"
+            }
+            ServerError::Query => "failed a query",
+        })
+    }
 }
 
 impl Error {
@@ -148,7 +214,9 @@ impl Error {
             | Error::NotAFile { path, .. }
             | Error::Io { path, .. }
             | Error::Unsupported { path, .. }
-            | Error::MarkerReplaced { path } => path,
+            | Error::MarkerReplaced { path }
+            | Error::InvalidSpec { path, .. }
+            | Error::Server { path, .. } => path,
         }
     }
 
@@ -172,6 +240,15 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::MarkerReplaced { .. } => io::ErrorKind::Other,
+            Error::InvalidSpec { .. } => io::ErrorKind::InvalidInput,
+            Error::Server { what, .. } => match what {
+                ServerError::Unreachable => io::ErrorKind::ConnectionRefused,
+                ServerError::AuthenticationFailed => io::ErrorKind::PermissionDenied,
+                ServerError::DatabaseMissing => io::ErrorKind::NotFound,
+                ServerError::SessionLost => io::ErrorKind::ConnectionAborted,
+                ServerError::Pooled => io::ErrorKind::Unsupported,
+                ServerError::Query => io::ErrorKind::Other,
+            },
         }
     }
 
@@ -262,11 +339,22 @@ impl fmt::Display for NodeKind {
     }
 }
 
-/// Formats the "what is known" tail of a timeout message.
-struct Waited<'a>(Duration, Option<&'a Holder>);
+/// Formats the "what is known" tail of a timeout message: waited time, holder, and whether
+/// the soft marker was empty.
+struct Waited<'a>(Duration, Option<&'a Holder>, bool);
 
 impl fmt::Display for Waited<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.2 {
+            if !self.0.is_zero() {
+                write!(f, " Waited {:.3?}.", self.0)?;
+            }
+            return f.write_str(
+                " Its marker is empty, and an empty marker is never broken: a holder killed \
+                 between creating and writing it leaves it so. Remove it by hand if no process \
+                 holds the lock.",
+            );
+        }
         if let Some(holder) = self.1 {
             return if self.0.is_zero() {
                 write!(f, " Held by {holder} (one attempt, no wait).")

@@ -90,7 +90,8 @@ pub struct FileLock {
 
 impl FileLock {
     /// A lock on `path` with the default settings: exclusive, waits forever, polls at most
-    /// every 50 ms. Touches no file.
+    /// every 50 ms. Touches no file. A relative `path` is made absolute now, against the
+    /// current working directory (see [`path`](Self::path)).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileLock::builder(path).build()
     }
@@ -108,7 +109,9 @@ impl FileLock {
         FileLock { state, config }
     }
 
-    /// The lock file's path, as given.
+    /// The lock file's path: the one given, made absolute against the working directory
+    /// when the handle was made (lexically: symlinks are not resolved), so that a later
+    /// change of directory does not move the lock.
     pub fn path(&self) -> &Path {
         self.state.path()
     }

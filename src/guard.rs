@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::lost::{FILE_CHECK_INTERVAL, Lost, LostFuture, Remote};
 use crate::state::{Key, State};
 use crate::{Error, LockMode};
 
@@ -41,6 +42,9 @@ pub struct LockGuard {
     key: Key,
     mode: LockMode,
     released: bool,
+    /// A hold on a lock server ([`PgLock`](crate::postgres::PgLock)), released with the
+    /// guard; `None` for file locks.
+    remote: Option<Box<dyn Remote>>,
 }
 
 impl LockGuard {
@@ -50,7 +54,92 @@ impl LockGuard {
             key,
             mode,
             released: false,
+            remote: None,
         }
+    }
+
+    /// A guard of a hold kept by a lock server; `state` only names the lock.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn remote(state: Arc<State>, mode: LockMode, remote: Box<dyn Remote>) -> Self {
+        LockGuard {
+            state,
+            key: Key::Handle,
+            mode,
+            released: false,
+            remote: Some(remote),
+        }
+    }
+
+    /// Resolves, with the reason, once this hold can no longer be trusted: someone else may
+    /// hold the lock now. It never resolves while the hold is intact.
+    ///
+    /// - [`FileLock`](crate::FileLock) and [`SoftFileLock`](crate::SoftFileLock): the lock
+    ///   file (marker) was unlinked, renamed away or replaced under the holder. Checked by
+    ///   one `lstat` every 500 ms while the future is polled (on Tokio's blocking pool), so
+    ///   it costs nothing when nobody waits for it. On Windows, where a released lock file
+    ///   is deleted, it also resolves after the guard is released.
+    /// - [`PgLock`](crate::postgres::PgLock): the server session ended or broke
+    ///   (terminated, connection cut, server restarted): at once when the client sees the
+    ///   connection end, within about 2 s (TCP keepalives) when the network goes silent.
+    ///
+    /// The future owns what it needs (`Send + 'static`): select on it beside the work the
+    /// lock protects. Needs a Tokio runtime with time enabled.
+    ///
+    /// Loss can be noticed after someone else has already acquired the lock: a resource
+    /// that must never see two writers should check the
+    /// [`fencing_token`](Self::fencing_token) too.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tokio_filelock::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("job.lock");
+    /// let guard = tokio_filelock::FileLock::new(&path).acquire().await?;
+    /// std::fs::remove_file(&path).unwrap(); // someone deletes the lock file
+    /// let lost = guard.lost().await;
+    /// assert!(matches!(lost, tokio_filelock::Lost::FileReplaced { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lost(&self) -> impl Future<Output = Lost> + Send + 'static + use<> {
+        let future: LostFuture = match &self.remote {
+            Some(remote) => remote.lost(),
+            None => {
+                let state = self.state.clone();
+                let key = self.key;
+                Box::pin(async move {
+                    loop {
+                        let check = state.clone();
+                        let gone =
+                            tokio::task::spawn_blocking(move || file_lost(&check, key)).await;
+                        if let Ok(Some(lost)) = gone {
+                            return lost;
+                        }
+                        tokio::time::sleep(FILE_CHECK_INTERVAL).await;
+                    }
+                })
+            }
+        };
+        future
+    }
+
+    /// `true` when the hold is known to be lost now (see [`lost`](Self::lost)). For a file
+    /// lock this is one `lstat` of the lock path on the calling thread.
+    pub fn is_lost(&self) -> bool {
+        match &self.remote {
+            Some(remote) => remote.is_lost().is_some(),
+            None => file_lost(&self.state, self.key).is_some(),
+        }
+    }
+
+    /// A number that strictly increases with every exclusive acquisition of this lock
+    /// across all clients, for a resource to refuse writes from a holder that lost the lock
+    /// without knowing it (compare it with the highest token the resource has seen).
+    ///
+    /// `Some` for an exclusive [`PgLock`](crate::postgres::PgLock) hold (unless fencing is
+    /// turned off); `None` for file locks and shared holds, which have none.
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.remote.as_ref().and_then(|r| r.fencing_token())
     }
 
     /// Releases this hold now and reports an error from the operating system, if any.
@@ -59,12 +148,43 @@ impl LockGuard {
     /// down; the OS lock is released with the last one.
     pub fn release(mut self) -> Result<(), Error> {
         self.released = true;
-        self.state.release(self.key)
+        match &mut self.remote {
+            Some(remote) => remote.release(),
+            None => self.state.release(self.key),
+        }
     }
 
     /// The lock file's path.
     pub fn path(&self) -> &Path {
         self.state.path()
+    }
+
+    /// The descriptor through which this guard's OS lock is held; `None` for a soft lock
+    /// (its lock is the marker file's existence, not a descriptor).
+    ///
+    /// For handing the lock to a child process, as `flock(1)` does: a copy of the
+    /// descriptor inherited across `fork`/`exec` shares the lock (it is one open file
+    /// description), which then lasts until every copy is closed, or until any copy
+    /// unlocks it. Releasing or dropping this guard unlocks it for every copy, so a
+    /// program that means the child to keep the lock lets the descriptor be closed by its
+    /// own exit instead. The descriptor is close-on-exec; clear that flag in the child only
+    /// (a `pre_exec` hook), and never close it: the guard owns it.
+    ///
+    /// ```
+    /// # #[cfg(unix)]
+    /// # fn main() -> Result<(), tokio_filelock::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let lock = tokio_filelock::FileLock::new(dir.path().join("job.lock"));
+    /// let guard = lock.blocking_acquire()?;
+    /// assert!(guard.raw_fd().is_some());
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(unix))]
+    /// # fn main() {}
+    /// ```
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.state.raw_fd(self.key)
     }
 
     /// The mode of the lock this guard holds. A shared acquire by an owner that already
@@ -79,7 +199,11 @@ impl Drop for LockGuard {
         if self.released {
             return;
         }
-        if let Err(error) = self.state.release(self.key) {
+        let released = match &mut self.remote {
+            Some(remote) => remote.release(),
+            None => self.state.release(self.key),
+        };
+        if let Err(error) = released {
             tracing::warn!(
                 target: "tokio_filelock",
                 lock = self.state.id(),
@@ -88,6 +212,18 @@ impl Drop for LockGuard {
                 "releasing the lock failed"
             );
         }
+    }
+}
+
+/// `Some` when the file `key` holds is no longer at the lock path. An I/O error other than
+/// "not found" proves nothing: not lost.
+fn file_lost(state: &State, key: Key) -> Option<Lost> {
+    let id = state.held_id(key)?;
+    match crate::sys::still_names(state.path(), id) {
+        Ok(false) => Some(Lost::FileReplaced {
+            path: state.path().to_path_buf(),
+        }),
+        Ok(true) | Err(_) => None,
     }
 }
 

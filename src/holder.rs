@@ -40,6 +40,22 @@ pub struct Holder {
     pub command: Option<String>,
     /// How the holder holds it.
     pub mode: LockMode,
+    /// The holder's server session, for a lock kept by a server
+    /// ([`PgLock`](crate::postgres::PgLock)); `None` for file locks.
+    pub session: Option<Box<HolderSession>>,
+}
+
+/// What a lock server knows of the session that holds a lock, in [`Holder::session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HolderSession {
+    /// The server's process id of the session (PostgreSQL backend pid).
+    pub backend_pid: u32,
+    /// The client's address and port, where the role may see them.
+    pub address: Option<String>,
+    /// Since when it holds the lock: when the session last changed state, which for a
+    /// lock session of this crate is when it took the lock.
+    pub since: Option<std::time::SystemTime>,
 }
 
 /// The longest command line kept in a [`Holder`], in bytes (then cut at a character
@@ -54,6 +70,7 @@ impl Holder {
             host: None,
             command: None,
             mode,
+            session: None,
         }
     }
 
@@ -80,6 +97,9 @@ impl fmt::Display for Holder {
         }
         if let Some(command) = &self.command {
             write!(f, " ({command})")?;
+        }
+        if let Some(address) = self.session.as_ref().and_then(|s| s.address.as_ref()) {
+            write!(f, " from {address}")?;
         }
         Ok(())
     }
@@ -127,12 +147,24 @@ pub(crate) enum Probe {
     },
 }
 
+/// What a holder lookup found: the holder, if it can be named, and what else a timeout
+/// should say.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Found {
+    pub(crate) holder: Option<Holder>,
+    /// The soft lock's marker was empty (never broken; see `Error::Timeout`).
+    pub(crate) empty_marker: bool,
+}
+
 impl Probe {
     /// Who holds it, if that can be found. Blocking: reads files.
-    pub(crate) fn holder(&self) -> Option<Holder> {
+    pub(crate) fn find(&self) -> Found {
         match self {
-            Probe::Os { id, wanted } => crate::sys::os_lock_holder(*id, *wanted),
-            Probe::Soft { marker } => crate::soft::holder(marker),
+            Probe::Os { id, wanted } => Found {
+                holder: crate::sys::os_lock_holder(*id, *wanted),
+                empty_marker: false,
+            },
+            Probe::Soft { marker } => crate::soft::found(marker),
         }
     }
 }

@@ -62,7 +62,8 @@
 //! | this owner holds it shared and asks for exclusive | [`Error::UpgradeNotSupported`], at once |
 //! | empty path, NUL byte in the path | [`Error::InvalidPath`], at once |
 //! | symlink, directory, FIFO, socket or device at the path | [`Error::NotAFile`], at once (a symlink is never followed, its target never touched); a [`SoftFileLock`] treats all but a directory as a malformed marker, replaced once seen unchanged for 2 s, as Python `filelock` does |
-//! | missing permission, read-only file system, name too long, parent is a file | [`Error::Io`] with the OS error's kind, at once |
+//! | an existing lock file that cannot be opened for writing (no write permission, read-only file system) | opened read-only and locked: a lock needs no write access |
+//! | no permission to create the file, name too long, parent is a file | [`Error::Io`] with the OS error's kind, at once |
 //! | missing parent directories | created, then the attempt goes on |
 //! | lock file deleted while being locked | opened again and retried |
 //!
@@ -94,8 +95,13 @@ mod file_lock;
 mod guard;
 mod handles;
 mod holder;
+mod lock_trait;
+mod lost;
 mod mode;
 mod owner;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 mod registry;
 mod schedule;
 mod soft;
@@ -109,10 +115,12 @@ mod who;
 
 pub use builder::FileLockBuilder;
 pub use config::Reentrancy;
-pub use error::{Error, NodeKind, Op};
+pub use error::{Error, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
-pub use holder::Holder;
+pub use holder::{Holder, HolderSession};
+pub use lock_trait::{Lock, open};
+pub use lost::Lost;
 pub use mode::LockMode;
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
 pub use wait_hook::WaitEvent;

@@ -30,13 +30,21 @@ use crate::{FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 ///   marker written on **another host
 ///   is never broken**; remove it by hand if its host is gone for good. A malformed marker
 ///   (or a symlink, FIFO, socket or device at the path) is broken once this process has
-///   seen it unchanged for 2 s; an empty marker is never broken (its writer may be about to
-///   write it).
+///   seen it unchanged for 2 s. An **empty marker is never broken** (as in Python
+///   `filelock`): its writer may be about to write it, and nothing tells that writer from
+///   one killed between creating and writing, which leaves the lock stuck until the file is
+///   removed by hand. A timeout on an empty marker says so
+///   ([`Error::Timeout`](crate::Error::Timeout)'s `empty_marker`).
 /// - Breaking needs an atomic exchange of names (`renameat2(RENAME_EXCHANGE)` on Linux,
 ///   `renamex_np(RENAME_SWAP)` on macOS). Where the file system cannot (NFS, FreeBSD),
 ///   stale markers are not broken, as in Python `filelock`. On Windows the stale marker is
 ///   moved aside and ours created after, as Python `filelock` does there: a third process
-///   may win the lock in between (it is still exclusive).
+///   may win the lock in between (it is still exclusive). A breaker that finds a racing
+///   breaker won first puts back the live marker it exchanged aside, exchanging until its
+///   own marker is aside (Python's `_exchange_until_aside`; given up after 2 s if another
+///   breaker is paused or killed mid-way), so out-of-order breakers never leave a
+///   non-holder's marker at the path. The temporary name, `<name>.break.<pid>.<32 hex>`,
+///   is cut to fit 255 bytes when the lock file's name is long.
 /// - Without a start token (platforms other than Linux, Android and Windows, or inside PID
 ///   or time namespaces that hide it), a recycled PID keeps a stale marker alive.
 /// - Waiting is as for [`FileLock`]: async waiters of one process are woken in turn by a
@@ -77,7 +85,9 @@ pub struct SoftFileLock {
 
 impl SoftFileLock {
     /// A soft lock on `path` with the default settings: waits forever, polls at most every
-    /// 50 ms. Touches no file.
+    /// 50 ms. Touches no file. A relative `path` is made absolute now, against the current
+    /// working directory, so a later change of directory cannot make the release miss the
+    /// marker.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         SoftFileLock::builder(path).build()
     }

@@ -143,6 +143,26 @@ impl State {
         holding.held.release()
     }
 
+    /// The descriptor through which `key` holds the OS lock (`None` for a soft lock, or when
+    /// `key` holds nothing).
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self, key: Key) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.holdings()
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.held.os_file())
+            .map(AsRawFd::as_raw_fd)
+    }
+
+    /// The identity of the file (or marker) `key` holds, if it holds one.
+    pub(crate) fn held_id(&self, key: Key) -> Option<crate::sys::FileId> {
+        self.holdings()
+            .iter()
+            .find(|h| h.key == key)
+            .map(|h| h.held.id())
+    }
+
     /// How many holds `key` has (0 when it holds none).
     pub(crate) fn count(&self, key: Key) -> usize {
         self.holdings()

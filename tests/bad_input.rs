@@ -268,12 +268,13 @@ fn effective_uid(dir: &Path) -> u32 {
     uid
 }
 
-/// In `dir`, where the current user may not write: a new lock file, an existing lock file
-/// it may not write, and a lock file whose parent would have to be created.
+/// In `dir`, where the current user may not write: a new lock file and a lock file whose
+/// parent would have to be created are refused; an existing lock file it may read but not
+/// write is locked (opened read-only: a lock needs no write access).
 fn check_no_permission(dir: &Path) {
     let permission_denied: Expected = |e| io_kind(e, ErrorKind::PermissionDenied);
     assert_rejected(&dir.join("new.lock"), 1, permission_denied);
-    assert_rejected(&dir.join("existing.lock"), 1, permission_denied);
+    assert_locks_read_only(&dir.join("existing.lock"));
     assert_rejected(&dir.join("sub").join("x.lock"), 1, |e| {
         matches!(
             e,
@@ -286,7 +287,7 @@ fn check_no_permission(dir: &Path) {
 }
 
 #[test]
-fn missing_permission_is_refused() {
+fn missing_write_permission_refuses_creation_and_locks_existing_files() {
     let dir = tempfile::tempdir().unwrap();
     let existing = dir.path().join("existing.lock");
     fs::write(&existing, b"").unwrap();
@@ -351,8 +352,25 @@ impl Drop for ReadOnlyMount {
     }
 }
 
+/// An existing lock file that cannot be opened for writing is locked, exclusive (another
+/// handle is then excluded) and shared, and left as it was.
+fn assert_locks_read_only(path: &Path) {
+    let before = fs::metadata(path).unwrap();
+    let lock = FileLock::new(path);
+    let guard = lock.blocking_acquire().unwrap();
+    let other = FileLock::new(path);
+    assert!(other.blocking_try_acquire().unwrap().is_none(), "excluded");
+    guard.release().unwrap();
+    let shared = lock.blocking_acquire_shared().unwrap();
+    let also = other.blocking_acquire_shared().unwrap();
+    drop((shared, also));
+    let after = fs::metadata(path).unwrap();
+    assert_eq!(after.len(), before.len(), "not written");
+    assert_eq!(after.mode(), before.mode(), "not chmod-ed");
+}
+
 #[test]
-fn a_read_only_file_system_is_refused() {
+fn a_read_only_file_system_refuses_creation_and_locks_existing_files() {
     let dir = tempfile::tempdir().unwrap();
     let mount = match ReadOnlyMount::new(&dir.path().join("ro")) {
         Ok(mount) => mount,
@@ -363,7 +381,7 @@ fn a_read_only_file_system_is_refused() {
     };
     let read_only: Expected = |e| io_kind(e, ErrorKind::ReadOnlyFilesystem);
     assert_rejected(&mount.0.join("new.lock"), 1, read_only);
-    assert_rejected(&mount.0.join("existing.lock"), 1, read_only);
+    assert_locks_read_only(&mount.0.join("existing.lock"));
     assert_rejected(&mount.0.join("sub").join("x.lock"), 1, |e| {
         matches!(
             e,

@@ -2,9 +2,12 @@
 //! by it, both directions, and a counter incremented by Rust and Python processes together
 //! stays exact.
 //!
-//! Needs `python3` with `filelock` (`python3 -m pip install filelock==4.3.1`) and `flock(1)`
-//! (`apt-get install -y util-linux`). A test whose tool is missing fails, saying what to
-//! install; none passes silently.
+//! The Python peer runs in the test venv (`target/test-venv`, pinned `filelock==4.3.1`),
+//! which the harness creates from `python3` on first need and reuses offline afterwards
+//! (`common::tools`); `flock(1)` comes from util-linux. A test whose tool is missing fails,
+//! saying what to install; none passes silently. The venv's provisioning is tested here
+//! too: created once by processes starting together, reused without network, and failing
+//! with the fix named when `python3` or the network is missing.
 #![cfg(unix)]
 
 mod common;
@@ -14,6 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::ChildProcess;
+use common::tools;
 use common::workload::{self, CounterRun};
 use tokio_filelock::FileLock;
 
@@ -31,24 +35,9 @@ fn child_entry() {
 fn run_role(role: &str, args: &[String]) {
     match role {
         "count" => workload::count_role(args),
+        "provision" => provision_role(args),
         other => panic!("unknown role {other}"),
     }
-}
-
-fn require_python_filelock() {
-    common::require_tool(
-        "python3",
-        &["-c", "import filelock"],
-        "install it with `python3 -m pip install filelock==4.3.1`",
-    );
-}
-
-fn require_flock() {
-    common::require_tool(
-        "flock",
-        &["--version"],
-        "install util-linux (`apt-get install -y util-linux`)",
-    );
 }
 
 fn lock_path(dir: &tempfile::TempDir) -> PathBuf {
@@ -56,7 +45,7 @@ fn lock_path(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 fn python(args: &[&str]) -> ChildProcess {
-    let mut command = Command::new("python3");
+    let mut command = Command::new(tools::python());
     command.arg(PY_LOCK).args(args);
     common::spawn_command(command)
 }
@@ -76,7 +65,7 @@ fn python_wins(path: &Path) -> bool {
 /// `flock(1)` holding `path` (shared or exclusive) until its stdin closes. `-o`: only
 /// `flock` itself holds the lock, not the shell it runs, so killing it releases the lock.
 fn flock_hold(path: &Path, shared: bool) -> ChildProcess {
-    let mut command = Command::new("flock");
+    let mut command = Command::new(tools::flock());
     command
         .arg("-o")
         .arg(if shared { "-s" } else { "-x" })
@@ -91,7 +80,7 @@ fn flock_hold(path: &Path, shared: bool) -> ChildProcess {
 /// One non-blocking attempt by `flock(1)`: whether it won.
 fn flock_wins(path: &Path, shared: bool) -> bool {
     // -E: exit status 75 for "held elsewhere", told apart from other failures.
-    let status = Command::new("flock")
+    let status = Command::new(tools::flock())
         .args(["-n", "-E", "75", if shared { "-s" } else { "-x" }])
         .arg(path)
         .arg("true")
@@ -146,7 +135,6 @@ fn a_waiter_gets_it_on_release(path: &Path, holder: &mut ChildProcess) {
 
 #[test]
 fn python_filelock_excludes_this_crate() {
-    require_python_filelock();
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
     let mut holder = python(&["hold", path.to_str().unwrap()]);
@@ -163,7 +151,6 @@ fn python_filelock_excludes_this_crate() {
 
 #[test]
 fn this_crate_excludes_python_filelock() {
-    require_python_filelock();
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
     let lock = FileLock::new(&path);
@@ -182,7 +169,6 @@ fn this_crate_excludes_python_filelock() {
 
 #[test]
 fn flock_1_excludes_this_crate() {
-    require_flock();
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
 
@@ -202,7 +188,6 @@ fn flock_1_excludes_this_crate() {
 
 #[test]
 fn this_crate_excludes_flock_1() {
-    require_flock();
     let dir = tempfile::tempdir().unwrap();
     let path = lock_path(&dir);
     let lock = FileLock::new(&path);
@@ -221,7 +206,6 @@ fn this_crate_excludes_flock_1() {
 
 #[test]
 fn the_counter_stays_exact_with_python_processes_mixed_in() {
-    require_python_filelock();
     const RUST_PROCESSES: usize = 2;
     const RUST_INCREMENTS: usize = 300;
     const PY_PROCESSES: usize = 2;
@@ -240,4 +224,97 @@ fn the_counter_stays_exact_with_python_processes_mixed_in() {
         (RUST_PROCESSES * RUST_INCREMENTS + PY_PROCESSES * PY_INCREMENTS) as u64,
         "increments were lost"
     );
+}
+
+// ---- the test venv (tests/common/tools.rs) ----------------------------------------------
+
+/// Child role: `provision <dir> <base python> [requirement...]` once told to start
+/// ([`common::ready_steady_go`]); says `ok <what it did>` or `err <message>`.
+fn provision_role(args: &[String]) {
+    let (dir, base, requirements) = (Path::new(&args[0]), &args[1], &args[2..]);
+    common::ready_steady_go();
+    let requirements: Vec<&str> = requirements.iter().map(String::as_str).collect();
+    match tools::provision(base.as_ref(), dir, &requirements) {
+        Ok(done) => common::say(format!("ok {}", done.as_str())),
+        Err(message) => common::say(format!("err {message}")),
+    }
+}
+
+/// What a child provisioning `dir` from `python3` with `requirements` says, in an
+/// environment where pip can reach no index.
+fn provision_offline(dir: &Path, requirements: &[&str]) -> String {
+    let mut args = vec![dir.to_str().unwrap(), tools::BASE_PYTHON];
+    args.extend_from_slice(requirements);
+    let mut child = common::spawn_with("provision", &args, |command| {
+        command
+            .env("PIP_NO_INDEX", "1")
+            .env("PIP_INDEX_URL", "http://127.0.0.1:9/")
+            .env_remove("PIP_FIND_LINKS")
+            .env_remove("PIP_EXTRA_INDEX_URL");
+    })
+    .unwrap();
+    common::start_together(std::slice::from_mut(&mut child), |child| child);
+    let said = child.next_message_within(PROVISION_WAIT).unwrap();
+    assert!(child.wait_success());
+    said
+}
+
+/// Bound of a provisioning child (creating a venv takes a few seconds).
+const PROVISION_WAIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn processes_starting_together_create_the_venv_once() {
+    const PROCESSES: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("venv");
+    let venv_s = venv.to_str().unwrap();
+    let mut children: Vec<ChildProcess> = (0..PROCESSES)
+        .map(|_| common::spawn("provision", &[venv_s, tools::BASE_PYTHON]))
+        .collect();
+    common::start_together(&mut children, |child| child);
+    let mut said: Vec<String> = children
+        .iter_mut()
+        .map(|child| child.next_message_within(PROVISION_WAIT).unwrap())
+        .collect();
+    said.sort();
+    assert_eq!(said, ["ok created", "ok reused", "ok reused"], "{said:?}");
+    assert!(tools::venv_python(&venv).exists());
+}
+
+#[test]
+fn the_test_venv_is_reused_without_network() {
+    let python = tools::python();
+    let said = provision_offline(&tools::venv_dir(), tools::REQUIREMENTS);
+    assert_eq!(said, "ok reused");
+    let output = Command::new(python)
+        .args(["-c", "import filelock; print(filelock.__version__)"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "4.3.1");
+}
+
+#[test]
+fn without_network_provisioning_fails_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let said = provision_offline(&dir.path().join("venv"), &["filelock==4.3.1"]);
+    assert!(
+        said.starts_with("err `pip install filelock==4.3.1` into the test venv")
+            && said.contains("needs network access")
+            && said.contains("fix: connect and rerun"),
+        "{said}"
+    );
+    assert!(!said.contains('\n'));
+}
+
+#[test]
+fn without_python3_provisioning_fails_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-python3-here");
+    let message = tools::provision(missing.as_os_str(), &dir.path().join("venv"), &[]).unwrap_err();
+    assert!(
+        message.contains("cannot run")
+            && message.ends_with("fix: `apt-get install -y python3 python3-venv`"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'));
 }

@@ -81,8 +81,7 @@ fn dead_pid() -> u32 {
 /// Python filelock's `SoftFileLock` (tests/interop/py_soft_lock.py); killed and reaped on drop.
 fn python(args: &[&str]) -> common::ChildProcess {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/py_soft_lock.py");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let mut command = Command::new(python);
+    let mut command = Command::new(common::tools::python());
     command.arg(script).args(args);
     common::spawn_command(command)
 }
@@ -250,6 +249,29 @@ async fn a_killed_holders_marker_is_broken_by_the_next_waiter() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+#[tokio::test]
+async fn a_stale_marker_with_a_250_byte_name_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    // 250 bytes: `<name>.break.<pid>.<32 hex>` would pass NAME_MAX (255).
+    let path = dir.path().join(format!("{}.lock", "n".repeat(245)));
+    let mut holder = common::spawn("hold", &[path.to_str().unwrap()]);
+    let pid = pid_of(&holder.next_message());
+    holder.kill(); // SIGKILL: the marker stays
+    assert!(content(&path).starts_with(format!("{pid}\n").as_bytes()));
+    let guard = SoftFileLock::new(&path)
+        .acquire_timeout(10 * SECOND)
+        .await
+        .unwrap();
+    assert!(content(&path).starts_with(our_record_prefix().as_bytes()));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary name is left"
+    );
+    drop(guard);
+    assert!(!exists(&path));
+}
+
 #[tokio::test(start_paused = true)]
 async fn another_hosts_marker_is_never_broken() {
     let dir = tempfile::tempdir().unwrap();
@@ -340,9 +362,38 @@ async fn an_empty_marker_is_never_broken() {
         .acquire_timeout(10 * SECOND)
         .await
         .unwrap_err();
-    assert!(err.is_timeout());
+    match &err {
+        Error::Timeout {
+            holder: None,
+            empty_marker: true,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string().contains("Its marker is empty"),
+        "the timeout says why: {err}"
+    );
     assert!(exists(&path));
     assert_eq!(content(&path), b"");
+    // A marker naming a holder is not called empty.
+    let mut holder = common::spawn("hold", &[dir.path().join("held.lock").to_str().unwrap()]);
+    pid_of(&holder.next_message());
+    let err = SoftFileLock::new(dir.path().join("held.lock"))
+        .acquire_timeout(SECOND)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                empty_marker: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("empty"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -131,7 +131,7 @@ fn a_delete_pending_file_is_contention_not_access_denied() {
 }
 
 #[test]
-fn a_read_only_lock_file_is_a_permission_error_at_once() {
+fn a_read_only_lock_file_is_locked_read_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("read-only.lock");
     std::fs::write(&path, b"").unwrap();
@@ -141,21 +141,26 @@ fn a_read_only_lock_file_is_a_permission_error_at_once() {
     if std::fs::OpenOptions::new().write(true).open(&path).is_ok() {
         // wine run as root: the read-only attribute is Unix mode bits, which root ignores.
         common::skipped(
-            "a_read_only_lock_file_is_a_permission_error_at_once",
+            "a_read_only_lock_file_is_locked_read_only",
             "this user may write a read-only file here (wine run as root)",
         );
         return;
     }
-    // An infinite wait: only a permanent classification can end it.
-    match FileLock::new(&path).blocking_acquire() {
-        Err(Error::Io {
-            path: p, source, ..
-        }) => {
-            assert_eq!(p, path);
-            assert_eq!(source.kind(), ErrorKind::PermissionDenied);
-        }
-        other => panic!("expected a permission error, got {other:?}"),
-    }
+    // A lock needs no write access: the file is opened for reading and locked.
+    let guard = FileLock::builder(&path)
+        .preserve_lock_file(true)
+        .build()
+        .blocking_acquire_timeout(BOUND)
+        .unwrap();
+    assert!(
+        FileLock::new(&path)
+            .blocking_try_acquire()
+            .unwrap()
+            .is_none(),
+        "another handle is excluded"
+    );
+    guard.release().unwrap();
+    assert!(std::fs::metadata(&path).unwrap().permissions().readonly());
 }
 
 #[test]

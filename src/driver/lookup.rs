@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Acquisition, Step};
-use crate::holder::Probe;
+use crate::holder::{Found, Probe};
 use crate::schedule::Wait;
 use crate::wait_hook::{WaitEvent, WaitHook};
-use crate::{Error, Holder, LockMode};
+use crate::{Error, LockMode};
 
 /// How an acquire was asked for: how long it may wait, and whether a failure names the
 /// holder.
@@ -67,18 +67,28 @@ pub(crate) struct Lookup {
 impl Lookup {
     /// Finds the holder, then calls the hook or names the holder in the timeout. Blocking.
     pub(crate) fn run(self) -> Result<Step, Error> {
-        let found = self.find.and_then(FindHolder::run);
+        let found = self.find.map(FindHolder::run).unwrap_or_default();
         if let Some(hook) = &self.hook {
-            hook.call(&WaitEvent::new(&self.path, self.mode, found.as_ref()));
+            hook.call(&WaitEvent::new(
+                &self.path,
+                self.mode,
+                found.holder.as_ref(),
+            ));
         }
         name_holder(self.step, found)
     }
 }
 
 /// Names `found` as the holder if `step` is a timeout.
-fn name_holder(mut step: Result<Step, Error>, found: Option<Holder>) -> Result<Step, Error> {
-    if let Err(Error::Timeout { holder, .. }) = &mut step {
-        *holder = found;
+fn name_holder(mut step: Result<Step, Error>, found: Found) -> Result<Step, Error> {
+    if let Err(Error::Timeout {
+        holder,
+        empty_marker,
+        ..
+    }) = &mut step
+    {
+        *holder = found.holder;
+        *empty_marker = found.empty_marker;
     }
     step
 }
@@ -96,13 +106,14 @@ pub(crate) struct FindHolder {
 
 impl FindHolder {
     /// Finds the holder. Blocking: reads files.
-    pub(crate) fn run(self) -> Option<Holder> {
-        let found = self.probe.holder();
+    pub(crate) fn run(self) -> Found {
+        let found = self.probe.find();
         tracing::debug!(
             target: "tokio_filelock",
             lock = self.lock,
             path = %self.path.display(),
-            holder = found.as_ref().map(tracing::field::display),
+            holder = found.holder.as_ref().map(tracing::field::display),
+            empty_marker = found.empty_marker,
             "holder"
         );
         found
@@ -130,7 +141,7 @@ impl Acquisition {
     }
 
     /// The answer of a [`FindHolder`]: a timeout names this holder without another lookup.
-    pub(crate) fn prefetched(&mut self, holder: Option<Holder>) {
+    pub(crate) fn prefetched(&mut self, holder: Found) {
         self.prefetched = Some(holder);
     }
 

@@ -45,7 +45,7 @@ pub(crate) struct Acquisition {
     /// How to find the holder, from the last contended attempt.
     probe: Option<Probe>,
     /// The holder found during the final sleep, for the timeout (see `lookup.rs`).
-    prefetched: Option<Option<crate::Holder>>,
+    prefetched: Option<crate::holder::Found>,
 }
 
 impl Acquisition {
@@ -195,6 +195,7 @@ impl Acquisition {
                     path: self.state.path().to_path_buf(),
                     waited,
                     holder: None, // named by `describe`
+                    empty_marker: false,
                 })
             }
         }

@@ -9,10 +9,12 @@
 //! `<lock>.break.<pid>.<32 hex>`, exchanged with the lock path (`renameat2(RENAME_EXCHANGE)`,
 //! `renamex_np(RENAME_SWAP)`), and the node that came out is checked to be the stale one
 //! seen (inode and mtime) before it is unlinked: the breaker holds the lock when it
-//! succeeds. If another node came out (the marker was replaced meanwhile), it is exchanged
-//! back. The lock path always names some marker, so no third process can create one in a
-//! gap; a plain rename-away could not undo a wrong move without such a gap. Where the file
-//! system cannot exchange, stale markers are not broken (Python does the same).
+//! succeeds. If another node came out (a racing breaker won first), it is put back by
+//! exchanging until our own marker is aside (Python's `_exchange_until_aside`): breakers
+//! that put back out of order would otherwise leave a non-holder's marker at the path. The
+//! lock path always names some marker, so no third process can create one in a gap; a
+//! plain rename-away could not undo a wrong move without such a gap. Where the file system
+//! cannot exchange, stale markers are not broken (Python does the same).
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use super::identity;
 use super::marker::{self, Content};
 use super::stale;
+use crate::holder::Found;
 use crate::sys::soft_calls::{self as sys, Node};
 use crate::sys::{self as os, FileId};
 use crate::{Error, Holder, LockMode, NodeKind, Op};
@@ -143,7 +146,7 @@ fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
         (node, Content::Malformed, None)
     };
     let breakable = match &content {
-        Content::Unbreakable => false,
+        Content::Empty | Content::Unbreakable => false,
         Content::Holder(holder) => {
             stale::forget(path);
             stale::holder_is_stale(holder)
@@ -228,18 +231,113 @@ fn take_over(path: &Path, seen: &Node, permissions: Option<u32>) -> Result<Optio
         }
         return Ok(Some(file));
     }
-    if let Err(e) = sys::exchange(&aside, path) {
-        tracing::warn!(
-            target: "tokio_filelock",
-            path = %path.display(),
-            aside = %aside.display(),
-            error = %e,
-            "could not put back a marker moved while breaking a stale lock"
-        );
-        return Err(Error::io(path, Op::BreakStale, e));
+    // Another breaker won first, and its live marker came out. Put it back; with several
+    // breakers putting back out of order, one exchange may bring back someone else's
+    // marker, so exchange until our own is aside.
+    let own = match sys::fstat(&file) {
+        Ok(own) => own,
+        Err(e) => {
+            let _ = sys::overwrite(&file, RELEASED);
+            return Err(Error::io(path, Op::BreakStale, e));
+        }
+    };
+    match exchange_until_aside(path, &aside, &own) {
+        Ok(true) => {
+            abandon(&file);
+            Ok(None)
+        }
+        Ok(false) => {
+            // Wherever our marker ends up, it must never pass for a live holder.
+            let _ = sys::overwrite(&file, RELEASED);
+            tracing::warn!(
+                target: "tokio_filelock",
+                path = %path.display(),
+                aside = %aside.display(),
+                "could not put back a marker moved while breaking a stale lock: the other breakers did not settle in time, or the aside was removed"
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = sys::overwrite(&file, RELEASED);
+            tracing::warn!(
+                target: "tokio_filelock",
+                path = %path.display(),
+                aside = %aside.display(),
+                error = %e,
+                "could not put back a marker moved while breaking a stale lock"
+            );
+            Err(Error::io(path, Op::BreakStale, e))
+        }
     }
-    abandon(&file);
-    Ok(None)
+}
+
+/// How long a breaker that exchanged a live marker aside keeps exchanging to put it back
+/// before it gives up (Python filelock's limit): a paused or killed breaker must not hold
+/// the others forever.
+#[cfg(unix)]
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long the lock path must stay unchanged, while neither it nor our aside holds our
+/// marker, before we exchange anyway: the other breakers get that long to unwind first.
+#[cfg(unix)]
+const SETTLE_STALL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The pause between two looks while other breakers unwind.
+#[cfg(unix)]
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Exchanges `aside` and `path` until `aside` holds our marker `own` (as Python filelock's
+/// `_exchange_until_aside`). `Ok(true)` once it does; `Ok(false)` after [`SETTLE_LIMIT`]
+/// without our marker at the lock path, or when our aside was removed by someone else.
+///
+/// Every exchange swaps two names, so the markers of the breakers in flight and the one
+/// marker that belongs at the lock path are only ever permuted, never lost, and the path
+/// always names one of them. When the path holds our marker, one exchange settles us (and
+/// hands back what our aside held). When it holds another breaker's, that breaker takes it
+/// within a few system calls. When it stays unchanged for [`SETTLE_STALL`], it holds the
+/// marker that belongs there while some breaker still waits for its own (it sits in our
+/// aside or further along): exchanging feeds that breaker's marker to the path, and the
+/// chain unwinds. Breakers settle one by one; the last one leaves the right marker at the
+/// path. Blocking; runs only on the rare path where a racing breaker won first.
+#[cfg(unix)]
+fn exchange_until_aside(path: &Path, aside: &Path, own: &Node) -> io::Result<bool> {
+    let start = std::time::Instant::now();
+    // What the lock path held when we last looked, and since when.
+    let mut seen: Option<(Node, std::time::Instant)> = None;
+    loop {
+        match sys::lstat(aside) {
+            Ok(node) if node.same_file(own) => return Ok(true),
+            Ok(_) => {}
+            // Someone removed our aside: what it held is lost; we cannot settle.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let now = std::time::Instant::now();
+        let at_path = sys::lstat(path).ok();
+        let ours = at_path.is_some_and(|node| node.same_file(own));
+        if !ours && now.duration_since(start) >= SETTLE_LIMIT {
+            return Ok(false);
+        }
+        let stalled = match (seen, at_path) {
+            (Some((before, since)), Some(node)) if before == node => {
+                now.duration_since(since) >= SETTLE_STALL
+            }
+            _ => {
+                seen = at_path.map(|node| (node, now));
+                false
+            }
+        };
+        if ours || stalled {
+            match sys::exchange(aside, path) {
+                Ok(()) => seen = None,
+                // The lock path was released meanwhile (or our aside removed): look again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            std::thread::sleep(SETTLE_POLL);
+        }
+    }
 }
 
 #[cfg(windows)]
@@ -265,11 +363,55 @@ fn create_aside(path: &Path, permissions: Option<u32>) -> Result<(PathBuf, File)
     Err(Error::io(path, Op::BreakStale, last))
 }
 
-/// `<path>.break.<pid>.<32 hex>`: a fresh name next to the lock file.
+/// `<path>.break.<pid>.<32 hex>`: a fresh name next to the lock file, as Python filelock
+/// names it. When that would pass [`NAME_MAX`] (a lock file name over about 205 bytes),
+/// the lock file's name is cut to fit in front of the same suffix: the name then no longer
+/// starts with `<lock file name>.`, so Python, which looks for `<name>.break.<pid>.<hex>`
+/// only, passes it over as it does any other file, and it always fits.
 pub(super) fn aside_name(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".break.{}.{}", std::process::id(), random_hex()));
-    PathBuf::from(name)
+    let suffix = format!(".break.{}.{}", std::process::id(), random_hex());
+    let Some(name) = path.file_name() else {
+        // No final component (`..`, `/`): the lock attempt itself fails on such a path.
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        return PathBuf::from(name);
+    };
+    path.with_file_name(fitted_name(name, &suffix))
+}
+
+/// The longest file name, in bytes (UTF-16 units on Windows), that common file systems
+/// accept: `NAME_MAX` of ext4, XFS, btrfs, tmpfs, APFS, NTFS.
+const NAME_MAX: usize = 255;
+
+/// `name` followed by `suffix` (ASCII, under 64 bytes), with `name` cut so that the whole
+/// fits [`NAME_MAX`]; a UTF-8 (or UTF-16) character is never split.
+#[cfg(unix)]
+fn fitted_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = name.as_bytes();
+    let mut cut = bytes.len().min(NAME_MAX.saturating_sub(suffix.len()));
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+    }
+    let mut fitted = bytes[..cut].to_vec();
+    fitted.extend_from_slice(suffix.as_bytes());
+    std::ffi::OsString::from_vec(fitted)
+}
+
+#[cfg(windows)]
+fn fitted_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    let units: Vec<u16> = name.encode_wide().collect();
+    let mut cut = units.len().min(NAME_MAX.saturating_sub(suffix.len()));
+    // Never split a surrogate pair (a low surrogate right after the cut).
+    if cut > 0 && cut < units.len() && (0xDC00..0xE000).contains(&units[cut]) {
+        cut -= 1;
+    }
+    let mut fitted = units[..cut].to_vec();
+    fitted.extend(suffix.encode_utf16());
+    std::ffi::OsString::from_wide(&fitted)
 }
 
 /// 32 hex digits, unpredictable enough for a private name (`O_EXCL` guarantees uniqueness).
@@ -298,14 +440,26 @@ fn remove_if_ours(file: &File, path: &Path) {
 /// Who the marker at `path` names, if it is well-formed. Blocking: reads the marker (never
 /// following a symlink, never opening a non-regular node).
 pub(crate) fn holder(path: &Path) -> Option<Holder> {
-    if !sys::lstat(path).ok()?.regular {
-        return None;
-    }
-    match read(path).ok()?? {
-        (_, Content::Holder(h), _) => {
-            Some(Holder::new(h.pid, LockMode::Exclusive).with_host(Some(h.host)))
-        }
+    found(path).holder
+}
+
+/// What the marker at `path` says for a timeout: who it names, if it is well-formed, or
+/// that it is empty. Blocking, as [`holder`].
+pub(crate) fn found(path: &Path) -> Found {
+    let content = match sys::lstat(path) {
+        Ok(node) if node.regular => read(path).ok().flatten().map(|(_, content, _)| content),
         _ => None,
+    };
+    match content {
+        Some(Content::Holder(h)) => Found {
+            holder: Some(Holder::new(h.pid, LockMode::Exclusive).with_host(Some(h.host))),
+            empty_marker: false,
+        },
+        Some(Content::Empty) => Found {
+            holder: None,
+            empty_marker: true,
+        },
+        _ => Found::default(),
     }
 }
 
@@ -349,6 +503,50 @@ mod tests {
     }
 
     #[test]
+    fn aside_names_keep_pythons_form_when_it_fits() {
+        let path = Path::new("/some/dir/t.lock");
+        let aside = aside_name(path);
+        assert_eq!(aside.parent(), path.parent());
+        let name = aside.file_name().unwrap().to_str().unwrap();
+        let prefix = format!("t.lock.break.{}.", std::process::id());
+        let hex = name.strip_prefix(&prefix).expect(name);
+        assert!(
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn aside_names_always_fit_name_max() {
+        let suffix_len = format!(".break.{}.", std::process::id()).len() + 32;
+        for len in [
+            1,
+            200,
+            NAME_MAX - suffix_len,
+            NAME_MAX - suffix_len + 1,
+            250,
+            255,
+        ] {
+            let long = "n".repeat(len);
+            let aside = aside_name(&Path::new("/d").join(&long));
+            assert_eq!(aside.parent(), Some(Path::new("/d")));
+            let name = aside.file_name().unwrap().to_str().unwrap();
+            assert!(name.len() <= NAME_MAX, "{len}: {} bytes", name.len());
+            assert!(name.contains(&format!(".break.{}.", std::process::id())));
+            if len + suffix_len > NAME_MAX {
+                assert!(
+                    !name.starts_with(&format!("{long}.")),
+                    "a cut name is not taken for one of Python's"
+                );
+            }
+        }
+        // Multi-byte characters are never split.
+        let aside = aside_name(&Path::new("/d").join("é".repeat(127)));
+        let name = aside.file_name().unwrap().to_str().expect("valid UTF-8");
+        assert!(name.len() <= NAME_MAX);
+    }
+
+    #[test]
     fn take_over_exchanges_only_the_node_seen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.lock");
@@ -366,6 +564,21 @@ mod tests {
             ["t.lock"],
             "the stale node and the aside are gone"
         );
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos"))]
+    #[test]
+    fn exchange_until_aside_puts_a_live_marker_back_and_takes_ours_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.lock");
+        let aside = dir.path().join("t.lock.break.1.0");
+        // After a lost race: our marker at the path, the winner's live one aside.
+        std::fs::write(&path, "ours\n").unwrap();
+        std::fs::write(&aside, "1\nlive\n").unwrap();
+        let own = sys::lstat(&path).unwrap();
+        assert!(exchange_until_aside(&path, &aside, &own).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"1\nlive\n");
+        assert!(sys::lstat(&aside).unwrap().same_file(&own));
     }
 
     #[test]

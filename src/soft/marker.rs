@@ -102,8 +102,11 @@ impl Holder {
 pub(crate) enum Content {
     /// A holder that may be checked for liveness.
     Holder(Holder),
-    /// Empty (a writer that has created the file and not yet written, or an old release)
-    /// or Python's strict sentinel: never broken.
+    /// Empty: a writer that has created the file and not yet written it (or was killed in
+    /// between), or an old release. Never broken: nothing tells a writer about to write
+    /// from one that is gone (Python filelock does the same).
+    Empty,
+    /// Python's strict sentinel: never broken.
     Unbreakable,
     /// Anything else: broken once seen unchanged for the malformed age threshold.
     Malformed,
@@ -112,7 +115,10 @@ pub(crate) enum Content {
 /// Parses a marker's bytes (at most [`MAX_MARKER_LEN`] + 1 read) as Python's
 /// `parse_lock_holder` does.
 pub(crate) fn parse(bytes: &[u8]) -> Content {
-    if bytes.is_empty() || bytes == STRICT_SENTINEL {
+    if bytes.is_empty() {
+        return Content::Empty;
+    }
+    if bytes == STRICT_SENTINEL {
         return Content::Unbreakable;
     }
     if bytes.len() > MAX_MARKER_LEN || bytes.last() != Some(&b'\n') {
@@ -232,7 +238,7 @@ mod tests {
 
     #[test]
     fn parse_rules_follow_python() {
-        assert_eq!(parse(b""), Content::Unbreakable);
+        assert_eq!(parse(b""), Content::Empty);
         assert_eq!(parse(STRICT_SENTINEL), Content::Unbreakable);
         for bad in [
             &b"hello"[..],

@@ -26,12 +26,12 @@ mod rename_break;
 mod stale;
 
 #[cfg(any(unix, windows))]
-pub(crate) use attempt::{SoftOutcome, adopt, attempt, holder, release};
+pub(crate) use attempt::{SoftOutcome, adopt, attempt, found, holder, release};
 
 #[cfg(not(any(unix, windows)))]
 mod unsupported;
 #[cfg(not(any(unix, windows)))]
-pub(crate) use unsupported::{SoftOutcome, adopt, attempt, holder, release};
+pub(crate) use unsupported::{SoftOutcome, adopt, attempt, found, holder, release};
 
 #[cfg(all(test, unix))]
 mod fallback_tests;

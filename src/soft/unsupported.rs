@@ -36,6 +36,10 @@ pub(crate) fn holder(_path: &Path) -> Option<crate::Holder> {
     None
 }
 
+pub(crate) fn found(_path: &Path) -> crate::holder::Found {
+    crate::holder::Found::default()
+}
+
 pub(crate) fn release(_file: File, path: &Path) -> Result<(), Error> {
     Err(unsupported(path))
 }

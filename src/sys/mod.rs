@@ -25,6 +25,17 @@ mod proc_locks;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use proc_locks::{os_lock_holder, path_holder};
 
+/// `true` while `path` still names the file `id` (not unlinked, renamed away or replaced):
+/// one `lstat`. For [`LockGuard::lost`](crate::LockGuard::lost) of file locks.
+#[cfg(any(unix, windows))]
+pub(crate) fn still_names(path: &std::path::Path, id: FileId) -> io::Result<bool> {
+    match soft_calls::lstat(path) {
+        Ok(node) => Ok(id.is(&node)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// What a release does to the lock file, so what a file watch waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Release {

@@ -17,19 +17,43 @@ pub(crate) struct FileId {
     pub(super) ino: u64,
 }
 
+impl FileId {
+    /// `true` when `node` (from `lstat`) is this file.
+    pub(super) fn is(&self, node: &super::soft_calls::Node) -> bool {
+        self.dev == node.dev && self.ino == node.ino
+    }
+}
+
 /// Opens (creating if needed) the lock file: `O_RDWR|O_CREAT|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK`,
 /// never `O_TRUNC`. `O_NONBLOCK` keeps a FIFO planted at the path from hanging the open.
 /// `create` says whether it may or must create the file.
+///
+/// An existing file that cannot be opened for writing (no write permission, a read-only
+/// file system) is opened read-only: `flock` needs no write access, as `flock(1)` and std's
+/// `File::lock` know. If that fails too, the first error is the one reported.
 pub(crate) fn open(path: &Path, mode: u32, create: Create) -> Result<File, OpenFailure> {
-    OpenOptions::new()
+    let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    let error = match OpenOptions::new()
         .read(true)
         .write(true)
         .create(create == Create::IfMissing)
         .create_new(create == Create::New)
         .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .custom_flags(flags)
         .open(path)
-        .map_err(|e| classify_open_error(path, e))
+    {
+        Ok(file) => return Ok(file),
+        Err(error) => error,
+    };
+    if create != Create::New
+        && matches!(error.raw_os_error(), Some(libc::EACCES) | Some(libc::EROFS))
+    {
+        // No `O_CREAT`: a missing file stays missing, and the write open's error stands.
+        if let Ok(file) = OpenOptions::new().read(true).custom_flags(flags).open(path) {
+            return Ok(file);
+        }
+    }
+    Err(classify_open_error(path, error))
 }
 
 fn classify_open_error(path: &Path, err: io::Error) -> OpenFailure {

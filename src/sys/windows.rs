@@ -35,20 +35,49 @@ pub(crate) struct FileId {
     index: u64,
 }
 
+impl FileId {
+    /// `true` when `node` (from `lstat`) is this file.
+    pub(super) fn is(&self, node: &super::soft_calls::Node) -> bool {
+        u64::from(self.volume) == node.dev && self.index == node.ino
+    }
+}
+
 /// Opens (creating if needed) the lock file, never following a reparse point (symlink,
 /// junction) at the path: the handle is opened on the link itself and refused below.
 /// `create` says whether it may or must create the file.
+///
+/// An existing file that cannot be opened for writing (a read-only attribute, an ACL that
+/// grants read only) is opened for reading: `LockFileEx` needs `GENERIC_READ` or
+/// `GENERIC_WRITE`, either one. (Windows can still refuse where Unix would not: a file
+/// another process opened without `FILE_SHARE_READ`.)
 pub(crate) fn open(path: &Path, _mode: u32, create: Create) -> Result<File, OpenFailure> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create == Create::IfMissing)
-        .create_new(create == Create::New)
-        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
-        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
-        .open(path)
-        // The NT status must be read first: any later call may overwrite it.
-        .map_err(|e| classify_open_error(path, e, last_nt_status()))?;
+    let options = |write: bool| {
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .write(write)
+            .create(write && create == Create::IfMissing)
+            .create_new(write && create == Create::New)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+            .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+        options
+    };
+    let file = match options(true).open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            // The NT status must be read first: any later call may overwrite it.
+            let failure = classify_open_error(path, e, last_nt_status());
+            match failure {
+                OpenFailure::Fatal(Error::Io { ref source, .. })
+                    if create != Create::New
+                        && source.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) =>
+                {
+                    options(false).open(path).map_err(|_| failure)?
+                }
+                failure => return Err(failure),
+            }
+        }
+    };
     let attributes = file
         .metadata()
         .map_err(|e| OpenFailure::Fatal(Error::io(path, Op::Inspect, e)))?

@@ -16,6 +16,10 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod capture;
+#[cfg(all(unix, feature = "postgres"))]
+pub mod pg;
+#[cfg(unix)]
+pub mod tools;
 #[cfg(unix)]
 pub mod workload;
 

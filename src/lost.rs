@@ -1,0 +1,78 @@
+//! Why a hold can no longer be trusted ([`LockGuard::lost`](crate::LockGuard::lost)), and
+//! what a guard needs from a hold kept on a lock server.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::Error;
+
+/// How often a waiting [`LockGuard::lost`](crate::LockGuard::lost) of a file lock checks
+/// that the path still names the locked file (one `lstat`).
+pub(crate) const FILE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Why a hold can no longer be trusted: what [`LockGuard::lost`](crate::LockGuard::lost)
+/// resolves with. Every variant names the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lost {
+    /// The lock file (or a soft lock's marker) was unlinked, renamed away or replaced while
+    /// held: another process locking the path now locks another file, so two processes may
+    /// hold "the" lock (Python filelock #574).
+    FileReplaced {
+        /// The lock path.
+        path: PathBuf,
+    },
+    /// The server session that held the lock ended or broke (terminated by an
+    /// administrator, connection cut, server restarted): the server released the lock, and
+    /// someone else may hold it now.
+    SessionEnded {
+        /// The lock, as [`Error::path`] names it.
+        path: PathBuf,
+        /// What the client saw.
+        reason: String,
+    },
+}
+
+impl Lost {
+    /// The lock this is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Lost::FileReplaced { path } | Lost::SessionEnded { path, .. } => path,
+        }
+    }
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lost::FileReplaced { path } => write!(
+                f,
+                "the lock file '{}' was removed or replaced while held",
+                path.display()
+            ),
+            Lost::SessionEnded { path, reason } => write!(
+                f,
+                "the session holding the lock '{}' ended: {reason}",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// A future resolving with the reason a hold was lost.
+pub(crate) type LostFuture = Pin<Box<dyn Future<Output = Lost> + Send + 'static>>;
+
+/// A hold kept by a lock server (PostgreSQL): what the guard asks of it.
+pub(crate) trait Remote: Send + Sync + fmt::Debug {
+    /// Releases the hold now.
+    fn release(&mut self) -> Result<(), Error>;
+    /// Resolves once the hold can no longer be trusted.
+    fn lost(&self) -> LostFuture;
+    /// `Some` once the hold is known to be lost.
+    fn is_lost(&self) -> Option<Lost>;
+    /// The fencing token of this hold, if the backend hands one out.
+    fn fencing_token(&self) -> Option<u64>;
+}
