@@ -373,7 +373,7 @@ async fn an_empty_marker_is_never_broken() {
         other => panic!("{other:?}"),
     }
     assert!(
-        err.to_string().contains("Its marker is empty"),
+        err.to_string().contains("its marker is empty"),
         "the timeout says why: {err}"
     );
     assert!(exists(&path));
