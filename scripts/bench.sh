@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every benchmark of tokio-filelock once and writes BENCHMARKS.md (or the file given
 # as the first argument). Self-contained: builds what it needs; Python filelock is used as
-# a peer when `python3 -c 'import filelock'` works. Takes about 3 minutes on a quiet
-# 2-core machine (build excluded). Run it on a quiet machine: the numbers are latencies.
+# a peer when `python3 -c 'import filelock'` works; the PostgreSQL rows come from a server
+# the harness starts itself from the installed binaries (`examples/bench_pg.rs`; skipped,
+# with a note, when there are none). Takes about 3 minutes on a quiet 2-core machine
+# (build excluded). Run it on a quiet machine: the numbers are latencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-BENCHMARKS.md}"
@@ -11,6 +13,7 @@ mkdir -p "$logs"
 
 echo "building (release)..." >&2
 cargo build --release --example bench_handoff >&2
+cargo build --release --features postgres --example bench_pg >&2
 cargo bench --bench uncontended --no-run >&2
 
 started=$(date +%s)
@@ -23,13 +26,16 @@ cargo bench --bench uncontended -- --noplot >"$logs/uncontended.log" 2>&1
 echo "multi-process harness..." >&2
 target/release/examples/bench_handoff >"$logs/handoff.md"
 
+echo "PostgreSQL harness..." >&2
+target/release/examples/bench_pg >"$logs/pg.md"
+
 finished=$(date +%s)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
-python3 - "$out" "$logs/handoff.md" "$((finished - started))" "$load_before" "$load_after" <<'PY'
+python3 - "$out" "$logs/handoff.md" "$logs/pg.md" "$((finished - started))" "$load_before" "$load_after" <<'PY'
 import json, os, platform, subprocess, sys
 
-out, handoff, seconds, load_before, load_after = sys.argv[1:6]
+out, handoff, pg, seconds, load_before, load_after = sys.argv[1:7]
 
 def sh(cmd):
     try:
@@ -72,7 +78,9 @@ lines = [
     "- commands:",
     "  - `cargo bench --bench uncontended -- --noplot` (criterion; medians below)",
     "  - `cargo run --release --example bench_handoff` (multi-process harness; the sections "
-    "after the first)",
+    "after the first, up to PostgreSQL)",
+    "  - `cargo run --release --features postgres --example bench_pg` (the PostgreSQL "
+    "sections; it starts and stops its own server)",
     "",
     "## Uncontended acquire + release",
     "",
@@ -96,6 +104,8 @@ lines = [
 ]
 with open(handoff) as f:
     body = f.read()
+with open(pg) as f:
+    body += f.read()
 with open(out, "w") as f:
     f.write("\n".join(lines) + "\n" + body)
 print(f"wrote {out}", file=sys.stderr)

@@ -62,7 +62,8 @@
 //! `CREATE` privilege on that schema once, then `SELECT, INSERT, UPDATE` on the table.
 //! Turn it off with [`PgLockBuilder::fencing`]`(false)` or `?fencing=off` in a URL; guards
 //! then have no token. A token is only as durable as the table's commits: after a failover
-//! to an asynchronous replica it may go back.
+//! to an asynchronous replica it may go back. Each exclusive acquire commits the row, so on
+//! a durable server it waits for a WAL flush: turn fencing off where no token is needed.
 //!
 //! # Who holds it
 //!
@@ -101,6 +102,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_postgres::Config;
+use tokio_postgres::types::Type;
 
 use crate::lock_trait::redact;
 use crate::lost::{Lost, LostFuture, Remote};
@@ -674,23 +676,28 @@ impl PgLock {
     }
 
     /// One non-blocking attempt: `Some(token)` when won (`token` = fencing token, 0 when
-    /// none).
+    /// none). One round trip (see [`Session::query_lock_path`]).
     async fn attempt(&self, session: &mut Session, mode: LockMode) -> Result<Option<u64>, Error> {
         let inner = &self.inner;
         let path = self.path();
         let key = inner.key;
-        let client = &session.client;
         let fail = |e| session::server_error(path, e, ServerError::Query);
         if mode == LockMode::Shared || !inner.fencing {
             let sql = match mode {
                 LockMode::Shared => "SELECT pg_try_advisory_lock_shared($1)",
                 LockMode::Exclusive => "SELECT pg_try_advisory_lock($1)",
             };
-            let row = client.query_one(sql, &[&key]).await.map_err(fail)?;
-            return Ok(row.get::<_, bool>(0).then_some(0));
+            let rows = session
+                .query_lock_path(sql, &[(&key, Type::INT8)])
+                .await
+                .map_err(fail)?;
+            return Ok(rows
+                .first()
+                .is_some_and(|row| row.get::<_, bool>(0))
+                .then_some(0));
         }
         if !inner.fence_ready.load(Ordering::Relaxed) {
-            match client.batch_execute(FENCE_TABLE).await {
+            match session.client.batch_execute(FENCE_TABLE).await {
                 Ok(()) => {}
                 // Two sessions creating it at once: the other one won.
                 Err(e)
@@ -705,8 +712,11 @@ impl PgLock {
         // The lock and the token in one statement: the row is bumped only if the lock was
         // won, under the lock. If the statement fails after winning, the caller closes the
         // session, which frees the lock.
-        let rows = client
-            .query(FENCE_ACQUIRE, &[&key, &inner.name])
+        let rows = session
+            .query_lock_path(
+                FENCE_ACQUIRE,
+                &[(&key, Type::INT8), (&inner.name, Type::TEXT)],
+            )
             .await
             .map_err(fail)?;
         Ok(rows
@@ -947,6 +957,7 @@ impl Remote for Hold {
         let mode = self.mode;
         // Dropped unrun if the runtime is gone: the session closes, freeing the lock.
         self.runtime.spawn(async move {
+            let mut session = session;
             let _done = done;
             let sql = match mode {
                 LockMode::Shared => {
@@ -957,8 +968,10 @@ impl Remote for Hold {
                 }
             };
             let key = lock.inner.key;
-            match session.client.query_one(sql, &[&key]).await {
-                Ok(row) if row.get::<_, bool>(0) => lock.keep(session),
+            match session.query_lock_path(sql, &[(&key, Type::INT8)]).await {
+                Ok(rows) if rows.first().is_some_and(|row| row.get::<_, bool>(0)) => {
+                    lock.keep(session)
+                }
                 // Not held any more (the session was replaced?) or failed: close it.
                 Ok(_) => {}
                 Err(error) => {

@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Statement};
 
 use crate::{Error, ServerError};
 
@@ -45,6 +46,9 @@ pub(crate) struct Session {
     task: JoinHandle<()>,
     /// `LISTEN` was sent on this session.
     pub(crate) listening: bool,
+    /// The lock-path statements prepared on this session (see
+    /// [`query_lock_path`](Session::query_lock_path)).
+    prepared: Vec<(&'static str, Statement)>,
 }
 
 impl Session {
@@ -97,7 +101,34 @@ impl Session {
             notes,
             task,
             listening: false,
+            prepared: Vec::new(),
         })
+    }
+
+    /// Runs a statement of the lock path (attempt, unlock): one round trip. The first
+    /// run on this session sends it with its parameter types (`query_typed`: parse, bind
+    /// and execute at once) and prepares it in the same round trip (the two requests are
+    /// pipelined); later runs execute the prepared statement, which skips parsing it (for
+    /// the fencing statement, that is more than a round trip of server time).
+    pub(crate) async fn query_lock_path(
+        &mut self,
+        sql: &'static str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        if let Some((_, statement)) = self.prepared.iter().find(|(s, _)| *s == sql) {
+            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.0).collect();
+            return self.client.query(statement, &values).await;
+        }
+        let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();
+        let (rows, prepared) = tokio::join!(
+            self.client.query_typed(sql, params),
+            self.client.prepare_typed(sql, &types)
+        );
+        // A failed prepare only costs the next run a parse.
+        if let Ok(statement) = prepared {
+            self.prepared.push((sql, statement));
+        }
+        rows
     }
 
     /// `Some(reason)` when the session has ended.
