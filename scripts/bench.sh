@@ -16,6 +16,12 @@ cargo build --release --example bench_handoff >&2
 cargo build --release --features postgres --example bench_pg >&2
 cargo bench --bench uncontended --no-run >&2
 
+# The Python peer: the tests' venv (target/test-venv, made by `cargo test --test interop`)
+# when present, else whatever `python3` has.
+if [ -x target/test-venv/bin/python3 ]; then
+  export PATH="$PWD/target/test-venv/bin:$PATH"
+fi
+
 started=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
@@ -59,6 +65,7 @@ py = sh("python3 -c 'import filelock; print(filelock.__version__)'") or "not ins
 raw, hop = median_ns("raw_cycle"), median_ns("spawn_blocking_hop")
 asy, syn, ree = (median_ns(n) for n in
                  ("async_acquire_release", "sync_acquire_release", "async_reentrant_reacquire"))
+checked = median_ns("raw_cycle_checked")
 async_ratio = asy / (hop + raw)
 sync_ratio = syn / raw
 
@@ -93,6 +100,8 @@ lines = [
     "| benchmark | median | ratio |",
     "|---|---|---|",
     f"| raw cycle (baseline) | {fmt(raw)} | 1.00x raw |",
+    f"| raw cycle + identity check (`fstat` + `lstat` after winning) | {fmt(checked)} | "
+    f"{checked / raw:.2f}x raw: the check costs {fmt(checked - raw)} |",
     f"| `spawn_blocking` hop (baseline) | {fmt(hop)} | |",
     f"| async `acquire().await` + drop | {fmt(asy)} | {async_ratio:.2f}x (hop + raw) |",
     f"| sync `blocking_acquire()` + drop | {fmt(syn)} | {sync_ratio:.2f}x raw |",
