@@ -290,7 +290,7 @@ impl Run {
             stop.to_str().unwrap(),
         ];
         let mut child = if role == "python" {
-            let mut command = Command::new(python());
+            let mut command = Command::new(common::tools::python());
             command.arg(PY_CHAOS).arg(match group {
                 Group::Os => "os",
                 Group::Soft => "soft",
@@ -376,11 +376,6 @@ fn chaos(
         }
     }
     counts
-}
-
-/// The Python interpreter with `filelock` 4.3.1.
-fn python() -> String {
-    std::env::var("TOKIO_FILELOCK_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
 /// One hold read back from a log.
@@ -484,11 +479,8 @@ fn check(log: &Path, end: u64) -> Verdict {
 
 #[test]
 fn no_two_holders_under_chaos() {
-    common::require_tool(
-        &python(),
-        &["-c", "import filelock"],
-        "the chaos test runs Python filelock workers",
-    );
+    // Provisions (or finds) the test venv with Python filelock before the clock starts.
+    common::tools::python();
     let seed = seed();
     eprintln!("chaos seed: {seed} (replay with TOKIO_FILELOCK_CHAOS_SEED={seed})");
     let mut rng = Rng(seed);
