@@ -668,3 +668,69 @@ async fn the_cli_takes_a_postgres_spec() {
         "{err}"
     );
 }
+
+/// Issue 22: what another session reports of itself (`application_name`, read from
+/// `pg_stat_activity`) reaches no terminal raw. A foreign session (not this crate) holds the
+/// lock with control characters in its `application_name`; the timeout, the holder and the
+/// waiting hook show none of them, and the foreign hold is left alone. (PostgreSQL itself
+/// replaces what is not printable ASCII in `application_name` with `?`, so this pins the
+/// whole path end to end; the crate's own escaping of raw values is unit-tested in
+/// `display_text`.)
+#[tokio::test]
+async fn a_hostile_application_name_is_shown_escaped() {
+    let (server, _use) = pg::shared();
+    let name = unique("hostile");
+    let foreign = admin(server).await;
+    foreign
+        .batch_execute("SET application_name = E'evil\\x1b[2J\\x1b[1A\\x07\\x7fname'")
+        .await
+        .unwrap();
+    foreign
+        .execute("SELECT pg_advisory_lock($1)", &[&PgLock::key(&name)])
+        .await
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook_seen = seen.clone();
+    let lock = PgLock::builder(&server.conninfo(), &name)
+        .on_wait(move |event| {
+            if let Some(holder) = event.holder() {
+                hook_seen.lock().unwrap().push(holder.to_string());
+            }
+        })
+        .build()
+        .unwrap();
+    let err = lock
+        .acquire_timeout(Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    let Error::Timeout {
+        holder: Some(holder),
+        ..
+    } = &err
+    else {
+        panic!("expected a timeout naming the holder: {err:?}");
+    };
+    let shown = [err.to_string(), holder.to_string()]
+        .into_iter()
+        .chain(seen.lock().unwrap().iter().cloned())
+        .collect::<Vec<_>>();
+    assert!(shown.len() >= 3, "the hook named the holder too: {shown:?}");
+    for text in &shown {
+        assert!(
+            !text.chars().any(|c| c.is_control()),
+            "a control character reached the display: {text:?}"
+        );
+        assert!(text.contains("evil"), "the holder is still named: {text:?}");
+    }
+    let raw = holder
+        .command
+        .as_ref()
+        .expect("the holder's command")
+        .to_string_lossy();
+    assert!(
+        raw.starts_with("evil?[2J"),
+        "as the server keeps it: {raw:?}"
+    );
+    // The foreign hold is untouched.
+    assert_eq!(holders(&foreign, &name).await.len(), 1);
+}
