@@ -165,7 +165,8 @@ fn the_cli_shows_a_hostile_marker_host_escaped() {
     assert_clean_lines("--who", &who.stdout);
     assert!(String::from_utf8_lossy(&who.stdout).contains(r"\x1b[2J"));
 
-    let waited = cli(&["--soft", "-w", "0.05", p, "true"]);
+    // Quiet by default, as flock(1): --verbose prints the waiting and timeout lines.
+    let waited = cli(&["--soft", "--verbose", "-w", "0.05", p, "true"]);
     assert_eq!(waited.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&waited.stderr);
     assert!(stderr.contains("Blocking: waiting"), "{stderr}");
@@ -264,7 +265,7 @@ fn the_cli_shows_a_hostile_argv0_escaped() {
     assert_clean_lines("--who", &who.stdout);
     assert!(String::from_utf8_lossy(&who.stdout).contains(r"evil\x1b]0;pwned"));
 
-    let waited = cli(&["-w", "0.05", p, "true"]);
+    let waited = cli(&["--verbose", "-w", "0.05", p, "true"]);
     assert_eq!(waited.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&waited.stderr);
     assert!(stderr.contains(r"evil\x1b]0;pwned"), "{stderr}");
