@@ -96,43 +96,33 @@
 
 mod attempt;
 mod builder;
-mod config;
 mod display_text;
 mod driver;
 mod error;
 mod file_lock;
 mod guard;
-mod handles;
 mod holder;
 mod lock_trait;
 mod lost;
 mod mode;
-mod owner;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
-mod registry;
-mod schedule;
-mod soft;
 mod soft_file_lock;
 mod state;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
 mod sys;
-mod wait_hook;
 mod wake;
-mod who;
 
-pub use builder::FileLockBuilder;
-pub use config::Reentrancy;
+pub use builder::{FileLockBuilder, Reentrancy};
 pub use error::{Error, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
-pub use holder::{Holder, HolderSession};
+pub use holder::{Holder, HolderSession, WaitEvent};
 pub use lock_trait::{Lock, open};
 pub use lost::Lost;
 pub use mode::LockMode;
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
-pub use wait_hook::WaitEvent;
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).
 #[cfg(doctest)]

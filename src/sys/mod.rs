@@ -21,9 +21,9 @@ pub(crate) mod unix_soft;
 pub(crate) use unix_soft as soft_calls;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-mod proc_locks;
+mod procfs;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) use proc_locks::{os_lock_holder, path_holder};
+pub(crate) use procfs::{os_lock_holder, path_holder};
 
 /// `true` while `path` still names the file `id` (not unlinked, renamed away or replaced):
 /// one `lstat`. For [`LockGuard::lost`](crate::LockGuard::lost) of file locks.

@@ -3,8 +3,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::owner::Owner;
 use crate::LockMode;
-use crate::owner::Owner;
 use crate::sys::FileId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,7 +79,7 @@ pub(crate) fn forget(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soft::marker::Token;
+    use crate::attempt::soft::marker::Token;
 
     fn holder(pid: u32, host: &str, token: Option<Token>) -> Holder {
         Holder {

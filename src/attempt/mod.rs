@@ -10,11 +10,12 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::Protocol;
 use crate::holder::Probe;
-use crate::soft::{self, SoftOutcome};
+pub(crate) mod soft;
+
 use crate::sys::{self, Create, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
+use soft::SoftOutcome;
 
 /// How many times one attempt re-opens after a race (lock file replaced, renamed away or
 /// deleted under us, directory removed between creating it and opening the file) before
@@ -23,6 +24,16 @@ const MAX_RACES: usize = 8;
 
 /// The mode passed to `open(2)` when none is configured: `0o666`, reduced by the umask.
 const DEFAULT_CREATE_MODE: u32 = 0o666;
+
+/// Which protocol the attempts speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The OS lock (`flock`, `LockFileEx`); where `flock` is unsupported, the soft protocol
+    /// if `fallback_to_soft`, else `Error::Unsupported`.
+    Os { fallback_to_soft: bool },
+    /// The marker file protocol (`SoftFileLock`).
+    Soft,
+}
 
 /// What an attempt needs to know, and the lock file it keeps open between attempts.
 #[derive(Debug)]

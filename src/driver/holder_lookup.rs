@@ -5,13 +5,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::schedule::Wait;
 use super::{Acquisition, Step};
-use crate::attempt::Attempt;
+use crate::WaitEvent;
+use crate::attempt::{Attempt, Protocol, soft};
+use crate::builder::WaitHook;
 use crate::holder::{Found, Probe};
-use crate::schedule::Wait;
+use crate::sys;
 use crate::sys::FileId;
-use crate::wait_hook::{WaitEvent, WaitHook};
-use crate::{Error, LockMode};
+use crate::{Error, Holder, LockMode};
 
 /// How an acquire was asked for: how long it may wait, and whether a failure names the
 /// holder.
@@ -203,5 +205,13 @@ impl Acquisition {
             path: self.state.path().clone(),
             mode: self.mode,
         }
+    }
+}
+
+/// Who holds the lock at `path` under `protocol`. Blocking: reads files.
+pub(crate) fn path_holder(path: &Path, protocol: Protocol) -> Result<Option<Holder>, Error> {
+    match protocol {
+        Protocol::Soft => Ok(soft::holder(path)),
+        Protocol::Os { .. } => sys::path_holder(path),
     }
 }

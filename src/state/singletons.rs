@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::state::State;
+use super::State;
 
 static SINGLETONS: Mutex<BTreeMap<PathBuf, Weak<State>>> = Mutex::new(BTreeMap::new());
 

@@ -341,7 +341,7 @@ fn exchange_until_aside(path: &Path, aside: &Path, own: &Node) -> io::Result<boo
 }
 
 #[cfg(windows)]
-use super::rename_break::take_over;
+use super::take_over::take_over;
 
 /// `true` when `path` still names the same unmodified node as `seen`.
 pub(super) fn still(path: &Path, seen: &Node) -> bool {

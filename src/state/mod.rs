@@ -13,9 +13,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+pub(crate) mod deadlock;
+pub(crate) mod owner;
+pub(crate) mod singletons;
+
 use crate::attempt::Held;
-use crate::owner::Owner;
-use crate::{Error, LockMode, Reentrancy, registry};
+use crate::{Error, LockMode, Reentrancy};
+use owner::Owner;
 
 /// Who a hold belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +63,7 @@ impl Holding {
         match self.holders.iter_mut().find(|(o, _)| *o == owner) {
             Some((_, n)) => *n += 1,
             None => {
-                registry::add(self.held.id(), owner, handle, self.mode);
+                deadlock::add(self.held.id(), owner, handle, self.mode);
                 self.holders.push((owner, 1));
             }
         }
@@ -72,7 +76,7 @@ impl Holding {
             self.holders[i].1 -= 1;
             if self.holders[i].1 == 0 {
                 self.holders.swap_remove(i);
-                registry::remove(self.held.id(), owner, handle, self.mode);
+                deadlock::remove(self.held.id(), owner, handle, self.mode);
             }
         }
     }
@@ -148,7 +152,7 @@ impl State {
                     holding.mode
                 }
                 None => {
-                    registry::add(held.id(), owner, self.id, mode);
+                    deadlock::add(held.id(), owner, self.id, mode);
                     holdings.push(Holding {
                         key,
                         count: 1,
