@@ -10,8 +10,10 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::holder::Probe;
+mod probe;
 pub(crate) mod soft;
+
+pub(crate) use probe::{Found, Probe};
 
 use crate::sys::{self, Create, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
@@ -325,7 +327,16 @@ impl Attempt {
                 Err(OpenFailure::MissingParent) => self.create_parent()?,
                 Err(OpenFailure::Again) => continue,
                 Err(OpenFailure::Busy) => return Ok(None),
-                Err(OpenFailure::Fatal(e)) => return Err(e),
+                Err(OpenFailure::NotAFile(kind)) => {
+                    return Err(Error::NotAFile {
+                        path: self.path.to_path_buf(),
+                        kind,
+                    });
+                }
+                Err(OpenFailure::Failed(e)) => return Err(Error::io(&self.path, Op::Open, e)),
+                Err(OpenFailure::InspectFailed(e)) => {
+                    return Err(Error::io(&self.path, Op::Inspect, e));
+                }
             }
         }
         Err(self.parent_kept_disappearing())

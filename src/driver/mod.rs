@@ -14,10 +14,10 @@ pub(crate) use holder_lookup::{Described, Request};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::attempt::Probe;
 use crate::attempt::{Attempt, Outcome};
 use crate::builder::Config;
 use crate::builder::WaitHook;
-use crate::holder::Probe;
 use crate::state::deadlock;
 use crate::state::owner::Owner;
 use crate::state::{Key, State};
@@ -50,7 +50,7 @@ pub(crate) struct Acquisition {
     /// How to find the holder, from the last contended attempt.
     probe: Option<Probe>,
     /// The holder found during the final sleep, for the timeout (see `lookup.rs`).
-    prefetched: Option<crate::holder::Found>,
+    prefetched: Option<crate::attempt::Found>,
 }
 
 impl Acquisition {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use super::identity;
 use super::marker::{self, Content};
 use super::stale;
-use crate::holder::Found;
+use crate::attempt::Found;
 use crate::sys::soft_calls::{self as sys, Node};
 use crate::sys::{self as os, FileId};
 use crate::{Error, Holder, LockMode, NodeKind, Op};
