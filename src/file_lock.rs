@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::builder::Config;
+use crate::driver::Config;
 use crate::driver::{self, Acquisition, Request, asynchronous, holder_lookup};
 use crate::state::State;
 use crate::state::owner::Owner;

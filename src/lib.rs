@@ -105,23 +105,27 @@ mod holder;
 mod lock_trait;
 mod lost;
 mod mode;
+mod open;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+mod reentrancy;
 mod soft_file_lock;
 mod state;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
 mod sys;
 mod wake;
 
-pub use builder::{FileLockBuilder, Reentrancy};
+pub use builder::FileLockBuilder;
 pub use error::{Error, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
 pub use holder::{Holder, HolderSession, WaitEvent};
-pub use lock_trait::{Lock, open};
+pub use lock_trait::Lock;
 pub use lost::Lost;
 pub use mode::LockMode;
+pub use open::open;
+pub use reentrancy::Reentrancy;
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).

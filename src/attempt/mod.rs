@@ -44,6 +44,10 @@ pub(crate) struct Attempt {
     mode: LockMode,
     permissions: Option<u32>,
     preserve_lock_file: bool,
+    /// Called with the file's identity once a won lock is released: how the layer above
+    /// hears of releases (the driver passes the wake-up engine's), without this layer
+    /// knowing it.
+    on_release: fn(FileId),
     /// Which protocol the next attempt speaks (OS lock turns soft on a fallback).
     protocol: Protocol,
     /// The file opened by an earlier contended attempt: kept open while waiting so that a
@@ -80,6 +84,7 @@ impl Attempt {
         mode: LockMode,
         permissions: Option<u32>,
         preserve_lock_file: bool,
+        on_release: fn(FileId),
     ) -> Result<Self, Error> {
         validate(&path)?;
         Ok(Attempt {
@@ -87,6 +92,7 @@ impl Attempt {
             mode,
             permissions,
             preserve_lock_file,
+            on_release,
             protocol: Protocol::Os {
                 fallback_to_soft: true,
             },
@@ -152,6 +158,7 @@ impl Attempt {
                         path: self.path,
                         preserve_lock_file: self.preserve_lock_file,
                         soft: false,
+                        on_release: self.on_release,
                     }));
                 }
                 TryLock::Contended => {
@@ -294,6 +301,7 @@ impl Attempt {
             path: self.path,
             preserve_lock_file: false,
             soft: true,
+            on_release: self.on_release,
         }))
     }
 
@@ -429,6 +437,8 @@ pub(crate) struct Held {
     preserve_lock_file: bool,
     /// A soft marker: released by an identity-checked unlink.
     soft: bool,
+    /// Told of the release (see `Attempt::on_release`).
+    on_release: fn(FileId),
 }
 
 impl Held {
@@ -471,7 +481,8 @@ impl Drop for Held {
                 "releasing the lock failed; its descriptor was closed"
             );
         }
-        // Released (by `release` or here): wake this process's next waiter on the file.
-        crate::wake::released(self.id);
+        // Released (by `release` or here): tell the layer above (which wakes this process's
+        // next waiter on the file).
+        (self.on_release)(self.id);
     }
 }

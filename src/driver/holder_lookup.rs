@@ -9,7 +9,7 @@ use super::schedule::Wait;
 use super::{Acquisition, Step};
 use crate::WaitEvent;
 use crate::attempt::{Attempt, Found, Probe, Protocol, soft};
-use crate::builder::WaitHook;
+use crate::driver::WaitHook;
 use crate::sys;
 use crate::sys::FileId;
 use crate::{Error, Holder, LockMode, Op};

@@ -5,10 +5,12 @@
 //! only run attempts and sleep.
 
 pub(crate) mod asynchronous;
+mod config;
 pub(crate) mod holder_lookup;
 pub(crate) mod schedule;
 pub(crate) mod synchronous;
 
+pub(crate) use config::{Config, WaitHook};
 pub(crate) use holder_lookup::{Described, Request};
 
 use std::sync::Arc;
@@ -16,8 +18,6 @@ use std::time::Duration;
 
 use crate::attempt::Probe;
 use crate::attempt::{Attempt, Outcome};
-use crate::builder::Config;
-use crate::builder::WaitHook;
 use crate::state::deadlock;
 use crate::state::owner::Owner;
 use crate::state::{Key, State};
@@ -70,6 +70,7 @@ impl Acquisition {
             mode,
             config.permissions,
             config.preserve_lock_file,
+            crate::wake::released,
         )?
         .with_protocol(config.protocol)?;
         let acquisition = Acquisition {

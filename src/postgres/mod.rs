@@ -105,9 +105,9 @@ use tokio_postgres::Config;
 use tokio_postgres::types::Type;
 
 use crate::WaitEvent;
-use crate::builder::WaitHook;
+use crate::display_text::redact;
+use crate::driver::WaitHook;
 use crate::driver::schedule::{Schedule, Wait};
-use crate::lock_trait::redact;
 use crate::lost::{Lost, LostFuture, Remote};
 use crate::state::State;
 use crate::state::owner::Owner;

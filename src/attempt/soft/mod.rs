@@ -17,6 +17,8 @@ pub(crate) const MALFORMED_AGE: std::time::Duration = std::time::Duration::from_
 #[cfg(any(unix, windows))]
 mod attempt;
 #[cfg(any(unix, windows))]
+mod claim;
+#[cfg(any(unix, windows))]
 mod identity;
 #[cfg(any(unix, windows))]
 mod marker;
