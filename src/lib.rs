@@ -112,6 +112,7 @@ pub mod postgres;
 mod reentrancy;
 mod soft_file_lock;
 mod state;
+mod sync;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
 mod sys;
 mod wake;

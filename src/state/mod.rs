@@ -11,7 +11,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) mod deadlock;
 pub(crate) mod owner;
@@ -113,7 +113,7 @@ impl State {
 
     fn holdings(&self) -> MutexGuard<'_, Vec<Holding>> {
         // Nothing panics while holding this mutex; recover the data if something ever did.
-        self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.holdings)
     }
 
     /// If `key` holds the lock already, counts one more hold by `owner` (touching no file)

@@ -151,7 +151,10 @@ pub(crate) enum TryLock {
 
 /// One non-blocking whole-file lock call, exactly as `std::fs::File::try_lock` makes it,
 /// so that this crate, cargo, uv, Python `filelock` and `flock(1)` exclude each other.
-#[allow(clippy::disallowed_methods)] // this is the one place that may call them
+#[expect(
+    clippy::disallowed_methods,
+    reason = "src/sys is the one place that makes the OS lock calls"
+)]
 pub(crate) fn try_lock(file: &File, mode: LockMode) -> TryLock {
     #[cfg(test)]
     if FLOCK_UNSUPPORTED.get() {
@@ -181,7 +184,10 @@ thread_local! {
 
 /// Releases the OS lock held through `file` (std's `unlock`). Callers close the file after.
 #[cfg(unix)]
-#[allow(clippy::disallowed_methods)] // this is the one place that may call them
+#[expect(
+    clippy::disallowed_methods,
+    reason = "src/sys is the one place that makes the OS lock calls"
+)]
 pub(crate) fn unlock(file: &File) -> io::Result<()> {
     file.unlock()
 }
