@@ -83,6 +83,25 @@
 //! acquisition, start of waiting, timeout, re-entry and release, with fields `lock` (an id
 //! per handle) and `path`. A failed release on drop is logged at WARN.
 //!
+//! # Layers
+//!
+//! Inside, calls point down only (checked in CI by `scripts/check-layers.sh`):
+//!
+//! ```text
+//! public types   FileLock  SoftFileLock  FileLockBuilder  LockGuard  Lock/open    (src/*.rs)
+//!                   |  uses
+//! driver/        Acquisition (decides), asynchronous, synchronous, schedule,
+//!                   |        holder_lookup (builds Holder), config
+//!                   |  wires: passes wake::released into each Attempt
+//! state/ wake/   State, Key, owner, deadlock, singletons  |  queue, waiter, timer
+//!                   |
+//! attempt/       Attempt, Outcome, Held (os lock, soft/: marker, claim, take_over, stale,
+//!                   |        identity): turns OS answers into Error (path + Op)
+//! sys/           the leaf: every OS call (try_lock/unlock, open, fstat, procfs, watch);
+//!                io::Result and its own small enums; knows only LockMode and NodeKind
+//! vocabulary     Error/Op/NodeKind, Holder/WaitEvent, LockMode, Reentrancy, sync (no layer)
+//! ```
+//!
 //! # Lock files
 //!
 //! The lock file is created (with its parent directories) if missing, opened without

@@ -7,7 +7,7 @@ use crate::{Error, FileLock, Holder, LockGuard, SoftFileLock};
 
 /// What every lock of this crate offers, as an object-safe trait: [`FileLock`],
 /// [`SoftFileLock`] and, with feature `postgres`, [`PgLock`](crate::postgres::PgLock).
-/// [`open`] picks one from a spec string at run time, so a program can read its lock from
+/// [`open`](crate::open) picks one from a spec string at run time, so a program can read its lock from
 /// its configuration and run unchanged on one machine or many.
 ///
 /// Each method means what the inherent method of the same name means on the concrete type
@@ -32,7 +32,7 @@ use crate::{Error, FileLock, Holder, LockGuard, SoftFileLock};
 /// ```
 #[async_trait::async_trait]
 pub trait Lock: Send + Sync + std::fmt::Debug {
-    /// The spec that [`open`] turns into this lock (a password is left out).
+    /// The spec that [`open`](crate::open) turns into this lock (a password is left out).
     fn spec(&self) -> String;
 
     /// Acquires the exclusive lock, waiting as configured.
