@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Protocol};
-use crate::state::State;
-use crate::wait_hook::WaitHook;
-use crate::{FileLock, Reentrancy, WaitEvent, handles};
+use crate::attempt::Protocol;
+use crate::driver::{Config, WaitHook};
+use crate::state::{State, singletons};
+use crate::{FileLock, Reentrancy, WaitEvent};
 
 /// Settings for a [`FileLock`]; from [`FileLock::builder`].
 ///
@@ -166,7 +166,7 @@ impl FileLockBuilder {
     /// The handle. Touches no file: the lock file is opened by the first attempt.
     pub fn build(self) -> FileLock {
         let state = if self.singleton {
-            handles::singleton(&self.path)
+            singletons::singleton(&self.path)
         } else {
             Arc::new(State::new(Arc::from(self.path)))
         };

@@ -103,9 +103,35 @@ impl fmt::Debug for Untrusted<'_> {
     }
 }
 
+/// `spec` with any URL password replaced by `***`, for messages.
+pub(crate) fn redact(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
+        return spec.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => spec.to_owned(),
+        },
+        None => spec.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5/db?lock=x"),
+            "postgres://u:***@h:5/db?lock=x"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("/tmp/a.lock"), "/tmp/a.lock");
+    }
 
     fn show(bytes: &[u8], max: usize) -> String {
         Untrusted::new(bytes, max).to_string()

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::driver::{self, Acquisition, Request};
-use crate::owner::Owner;
+use crate::driver::Config;
+use crate::driver::{self, Acquisition, Request, asynchronous, holder_lookup};
 use crate::state::State;
-use crate::{Error, FileLockBuilder, LockGuard, LockMode};
+use crate::state::owner::Owner;
+use crate::{Error, FileLockBuilder, Holder, LockGuard, LockMode};
 
 /// A cross-process lock on a file, held with the operating system's whole-file lock
 /// (`flock(2)` on Unix, `LockFileEx` on Windows), the same lock that `std::fs::File::lock`,
@@ -528,35 +528,57 @@ impl FileLock {
     }
 }
 
-/// In debug builds, panics when a `blocking_*` acquire is about to wait (sleep before its
-/// next attempt) on a thread that drives a Tokio runtime (a worker, or a thread inside
-/// `block_on`, so a `#[tokio::main]` body): the wait would stall every task of that thread,
-/// as tokio's own `blocking_lock` refuses to. An acquire that succeeds, re-enters or fails
-/// at once never waits and is left alone. Threads of the blocking pool (`spawn_blocking`),
-/// threads inside `block_in_place` and threads that merely entered a runtime's context are
-/// fine.
-///
-/// Tokio tells these apart with an internal flag that it does not export
-/// (`Handle::try_current` succeeds on blocking-pool threads too). Its public proxy is
-/// `Handle::block_on`, which refuses exactly where that flag is set: so a ready future is
-/// handed to it, and its refusal turns into this panic.
-pub(crate) fn forbid_waiting_on_runtime_thread(path: &Path) {
-    if !cfg!(debug_assertions) {
-        return;
+/// Asking who holds a lock file, without taking it.
+impl FileLock {
+    /// Who holds this lock now (any process, this one included), without taking the lock
+    /// and without creating the file: `Ok(None)` when nobody holds it or the file does not
+    /// exist. A snapshot: the answer may be stale as soon as it returns.
+    ///
+    /// The OS lock: reads `/proc/locks`, on Linux only; when several processes hold it
+    /// shared, one of them is named. A [`SoftFileLock`](crate::SoftFileLock): reads the
+    /// marker (pid and host), on Unix and Windows.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAFile`] when something other than a regular file is at the path,
+    /// [`Error::Io`] when it cannot be inspected, or, for the OS lock on platforms other
+    /// than Linux, with [`std::io::ErrorKind::Unsupported`].
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")]
+    /// # fn main() -> Result<(), tokio_filelock::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let lock = tokio_filelock::FileLock::new(dir.path().join("who.lock"));
+    /// assert!(lock.blocking_holder()?.is_none());
+    /// let _guard = lock.blocking_acquire()?;
+    /// let holder = lock.blocking_holder()?.expect("this process holds it");
+    /// assert_eq!(holder.pid, std::process::id());
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(target_os = "linux"))]
+    /// # fn main() {}
+    /// ```
+    pub fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
+        holder_lookup::path_holder(self.path(), self.config().protocol)
     }
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        handle.block_on(std::future::ready(()))
-    }));
-    if probe.is_err() {
-        panic!(
-            "tokio-filelock: a blocking_* acquire of the lock file '{}' has to wait on a \
-             thread that drives a Tokio runtime: it would stall every task of that thread. \
-             Use the async `acquire*` methods, or call it in `tokio::task::spawn_blocking`.",
-            path.display()
-        );
+
+    /// Async form of [`blocking_holder`](Self::blocking_holder): the lookup runs on Tokio's
+    /// blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking_holder`](Self::blocking_holder).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads; a dropped lookup finishes on the blocking pool unseen.
+    pub async fn holder(&self) -> Result<Option<Holder>, Error> {
+        asynchronous::require_runtime(self.path())?;
+        let path = self.path().to_path_buf();
+        let protocol = self.config().protocol;
+        tokio::task::spawn_blocking(move || holder_lookup::path_holder(&path, protocol))
+            .await
+            .map_err(|join| asynchronous::joined(self.path(), join))?
     }
 }
 

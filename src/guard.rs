@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::lost::{FILE_CHECK_INTERVAL, Lost, LostFuture, Remote};
-use crate::owner::Owner;
+use crate::state::owner::Owner;
 use crate::state::{Key, State};
 use crate::{Error, LockMode};
 

@@ -1,8 +1,10 @@
-//! Who holds a lock: the typed answer, and the one place that asks each protocol for it.
+//! Who holds a lock: the typed answer ([`Holder`], and [`WaitEvent`] for the waiting hook), and
+//! the one place that asks each protocol for it.
 // Only Linux finds OS-lock holders: elsewhere only the soft lock uses some constructors.
 #![cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 
 use std::fmt;
+use std::path::Path;
 
 use crate::LockMode;
 use crate::display_text::{MAX_COMMAND, MAX_HOST, Untrusted};
@@ -96,7 +98,7 @@ impl Holder {
         self.host = host.filter(|h| !h.is_empty());
         #[cfg(any(unix, windows))]
         {
-            self.this_process &= self.host.as_deref() == Some(crate::soft::host_name());
+            self.this_process &= self.host.as_deref() == Some(crate::attempt::soft::host_name());
         }
         self
     }
@@ -149,51 +151,52 @@ fn command_line(raw: &[u8]) -> Option<std::ffi::OsString> {
     (!line.is_empty()).then(|| std::ffi::OsString::from_vec(line))
 }
 
-/// What a contended attempt leaves for finding its holder: one variant per protocol. The
-/// lookup reads files, so it runs where attempts run (the blocking pool, or the calling
-/// thread of the sync facade), never on a runtime worker.
+/// What an acquire tells the [waiting hook](crate::FileLockBuilder::on_wait) when it starts
+/// to wait (its first attempt found the lock held, or it lined up behind other waiters of
+/// this process).
 ///
-/// A protocol plugs in with a variant here and a blocking function that answers it.
-#[derive(Debug, Clone)]
-pub(crate) enum Probe {
-    /// The OS lock on the file with this identity, which an attempt in `wanted` mode found
-    /// held.
-    Os {
-        id: crate::sys::FileId,
-        wanted: LockMode,
-    },
-    /// The soft lock's marker at this path.
-    Soft {
-        marker: std::sync::Arc<std::path::Path>,
-    },
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let lock = tokio_filelock::FileLock::builder(dir.path().join("cache.lock"))
+///     .on_wait(|event| match event.holder() {
+///         Some(holder) => eprintln!(
+///             "Blocking: waiting for file lock on {} (held by {holder})",
+///             event.path().display()
+///         ),
+///         None => eprintln!("Blocking: waiting for file lock on {}", event.path().display()),
+///     })
+///     .build();
+/// # drop(lock);
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct WaitEvent<'a> {
+    path: &'a Path,
+    mode: LockMode,
+    holder: Option<&'a Holder>,
 }
 
-/// What a holder lookup found: the holder, if it can be named, and what else a timeout
-/// should say.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Found {
-    pub(crate) holder: Option<Holder>,
-    /// The soft lock's marker was empty (never broken; see `Error::Timeout`).
-    pub(crate) empty_marker: bool,
-}
-
-impl Probe {
-    /// `true` when finding the holder costs about what an attempt costs (reading a soft
-    /// marker), so that even a single attempt may name it. The OS lock's lookup reads
-    /// `/proc/locks`, which can wait for an RCU grace period (milliseconds).
-    pub(crate) fn is_cheap(&self) -> bool {
-        matches!(self, Probe::Soft { .. })
+impl<'a> WaitEvent<'a> {
+    pub(crate) fn new(path: &'a Path, mode: LockMode, holder: Option<&'a Holder>) -> Self {
+        WaitEvent { path, mode, holder }
     }
 
-    /// Who holds it, if that can be found. Blocking: reads files.
-    pub(crate) fn find(&self) -> Found {
-        match self {
-            Probe::Os { id, wanted } => Found {
-                holder: crate::sys::os_lock_holder(*id, *wanted),
-                empty_marker: false,
-            },
-            Probe::Soft { marker } => crate::soft::found(marker),
-        }
+    /// The lock file.
+    #[must_use]
+    pub fn path(&self) -> &'a Path {
+        self.path
+    }
+
+    /// The mode this acquire asks for.
+    #[must_use]
+    pub fn mode(&self) -> LockMode {
+        self.mode
+    }
+
+    /// Who holds the lock, when that can be found (see [`Holder`]).
+    #[must_use]
+    pub fn holder(&self) -> Option<&'a Holder> {
+        self.holder
     }
 }
 

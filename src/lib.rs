@@ -83,6 +83,25 @@
 //! acquisition, start of waiting, timeout, re-entry and release, with fields `lock` (an id
 //! per handle) and `path`. A failed release on drop is logged at WARN.
 //!
+//! # Layers
+//!
+//! Inside, calls point down only (checked in CI by `scripts/check-layers.sh`):
+//!
+//! ```text
+//! public types   FileLock  SoftFileLock  FileLockBuilder  LockGuard  Lock/open    (src/*.rs)
+//!                   |  uses
+//! driver/        Acquisition (decides), asynchronous, synchronous, schedule,
+//!                   |        holder_lookup (builds Holder), config
+//!                   |  wires: passes wake::released into each Attempt
+//! state/ wake/   State, Key, owner, deadlock, singletons  |  queue, waiter, timer
+//!                   |
+//! attempt/       Attempt, Outcome, Held (os lock, soft/: marker, claim, take_over, stale,
+//!                   |        identity): turns OS answers into Error (path + Op)
+//! sys/           the leaf: every OS call (try_lock/unlock, open, fstat, procfs, watch);
+//!                io::Result and its own small enums; knows only LockMode and NodeKind
+//! vocabulary     Error/Op/NodeKind, Holder/WaitEvent, LockMode, Reentrancy, sync (no layer)
+//! ```
+//!
 //! # Lock files
 //!
 //! The lock file is created (with its parent directories) if missing, opened without
@@ -96,43 +115,38 @@
 
 mod attempt;
 mod builder;
-mod config;
 mod display_text;
 mod driver;
 mod error;
 mod file_lock;
 mod guard;
-mod handles;
 mod holder;
 mod lock_trait;
 mod lost;
 mod mode;
-mod owner;
+mod open;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
-mod registry;
-mod schedule;
-mod soft;
+mod reentrancy;
 mod soft_file_lock;
 mod state;
+mod sync;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
 mod sys;
-mod wait_hook;
 mod wake;
-mod who;
 
 pub use builder::FileLockBuilder;
-pub use config::Reentrancy;
 pub use error::{Error, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
-pub use holder::{Holder, HolderSession};
-pub use lock_trait::{Lock, open};
+pub use holder::{Holder, HolderSession, WaitEvent};
+pub use lock_trait::Lock;
 pub use lost::Lost;
 pub use mode::LockMode;
+pub use open::open;
+pub use reentrancy::Reentrancy;
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
-pub use wait_hook::WaitEvent;
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).
 #[cfg(doctest)]

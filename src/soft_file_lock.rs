@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Protocol;
+use crate::attempt::Protocol;
 use crate::{FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 
 /// A cross-process lock held with a **marker file** instead of the OS lock: the lock is

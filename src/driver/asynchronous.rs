@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::schedule::Wait;
 use super::{Acquisition, Described, Step};
 use crate::attempt::{Attempt, Outcome};
-use crate::schedule::Wait;
+use crate::state::deadlock;
 use crate::wake::{self, Waiter, Woke};
-use crate::{Error, LockGuard, Op, registry};
+use crate::{Error, LockGuard, Op};
 
 /// Acquires under Tokio.
 ///
@@ -37,7 +38,7 @@ pub(crate) async fn acquire(
     if acquisition.wait != Wait::Once
         && let Some(file) = waiter.follow()
     {
-        if registry::blocks_itself(file, acquisition.owner, acquisition.mode) {
+        if deadlock::blocks_itself(file, acquisition.owner, acquisition.mode) {
             waiter.unfollow();
         } else {
             sleep = acquisition.schedule.next_sleep(Duration::ZERO);

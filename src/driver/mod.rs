@@ -5,23 +5,25 @@
 //! only run attempts and sleep.
 
 pub(crate) mod asynchronous;
-mod lookup;
+mod config;
+pub(crate) mod holder_lookup;
+pub(crate) mod schedule;
 pub(crate) mod synchronous;
 
-pub(crate) use lookup::{Described, Request};
+pub(crate) use config::{Config, WaitHook};
+pub(crate) use holder_lookup::{Described, Request};
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::attempt::Probe;
 use crate::attempt::{Attempt, Outcome};
-use crate::config::Config;
-use crate::holder::Probe;
-use crate::owner::Owner;
-use crate::schedule::{Schedule, Wait};
+use crate::state::deadlock;
+use crate::state::owner::Owner;
 use crate::state::{Key, State};
 use crate::sys::FileId;
-use crate::wait_hook::WaitHook;
-use crate::{Error, LockGuard, LockMode, Reentrancy, registry};
+use crate::{Error, LockGuard, LockMode, Reentrancy};
+use schedule::{Schedule, Wait};
 
 /// What a driver does next.
 pub(crate) enum Step {
@@ -48,7 +50,7 @@ pub(crate) struct Acquisition {
     /// How to find the holder, from the last contended attempt.
     probe: Option<Probe>,
     /// The holder found during the final sleep, for the timeout (see `lookup.rs`).
-    prefetched: Option<crate::holder::Found>,
+    prefetched: Option<crate::attempt::Found>,
 }
 
 impl Acquisition {
@@ -68,6 +70,7 @@ impl Acquisition {
             mode,
             config.permissions,
             config.preserve_lock_file,
+            crate::wake::released,
         )?
         .with_protocol(config.protocol)?;
         let acquisition = Acquisition {
@@ -102,7 +105,7 @@ impl Acquisition {
     /// never end.
     pub(crate) fn check_deadlock(&self, file: Option<FileId>) -> Result<(), Error> {
         if self.wait == Wait::Forever
-            && file.is_some_and(|file| registry::blocks_itself(file, self.owner, self.mode))
+            && file.is_some_and(|file| deadlock::blocks_itself(file, self.owner, self.mode))
         {
             return Err(Error::WouldDeadlock {
                 path: self.state.path().to_path_buf(),

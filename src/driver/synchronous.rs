@@ -1,5 +1,6 @@
 //! The sync driver: the same attempts and schedule on the calling thread; no runtime needed.
 
+use std::path::Path;
 use std::time::Instant;
 
 use super::{Acquisition, Step};
@@ -24,7 +25,7 @@ pub(crate) fn acquire(
             Step::Acquired(guard) => return Ok(guard),
             Step::Retry(attempt, sleep) => (attempt, sleep),
         };
-        crate::file_lock::forbid_waiting_on_runtime_thread(acquisition.state.path());
+        forbid_waiting_on_runtime_thread(acquisition.state.path());
         let sleep_started = Instant::now();
         if acquisition.is_final_sleep(start.elapsed(), sleep)
             && let Some(prefetch) = acquisition.holder_prefetch()
@@ -37,5 +38,37 @@ pub(crate) fn acquire(
         if let Some(guard) = acquisition.reenter()? {
             return Ok(guard);
         }
+    }
+}
+
+/// In debug builds, panics when a `blocking_*` acquire is about to wait (sleep before its
+/// next attempt) on a thread that drives a Tokio runtime (a worker, or a thread inside
+/// `block_on`, so a `#[tokio::main]` body): the wait would stall every task of that thread,
+/// as tokio's own `blocking_lock` refuses to. An acquire that succeeds, re-enters or fails
+/// at once never waits and is left alone. Threads of the blocking pool (`spawn_blocking`),
+/// threads inside `block_in_place` and threads that merely entered a runtime's context are
+/// fine.
+///
+/// Tokio tells these apart with an internal flag that it does not export
+/// (`Handle::try_current` succeeds on blocking-pool threads too). Its public proxy is
+/// `Handle::block_on`, which refuses exactly where that flag is set: so a ready future is
+/// handed to it, and its refusal turns into this panic.
+pub(crate) fn forbid_waiting_on_runtime_thread(path: &Path) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle.block_on(std::future::ready(()))
+    }));
+    if probe.is_err() {
+        panic!(
+            "tokio-filelock: a blocking_* acquire of the lock file '{}' has to wait on a \
+             thread that drives a Tokio runtime: it would stall every task of that thread. \
+             Use the async `acquire*` methods, or call it in `tokio::task::spawn_blocking`.",
+            path.display()
+        );
     }
 }

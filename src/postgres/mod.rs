@@ -104,12 +104,13 @@ use tokio::time::Instant;
 use tokio_postgres::Config;
 use tokio_postgres::types::Type;
 
-use crate::lock_trait::redact;
+use crate::WaitEvent;
+use crate::display_text::redact;
+use crate::driver::WaitHook;
+use crate::driver::schedule::{Schedule, Wait};
 use crate::lost::{Lost, LostFuture, Remote};
-use crate::owner::Owner;
-use crate::schedule::{Schedule, Wait};
 use crate::state::State;
-use crate::wait_hook::{WaitEvent, WaitHook};
+use crate::state::owner::Owner;
 use crate::{Error, Holder, HolderSession, Lock, LockGuard, LockMode, Op, ServerError};
 use session::{CHANNEL, Session};
 

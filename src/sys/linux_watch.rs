@@ -22,8 +22,8 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use super::Release;
@@ -55,7 +55,7 @@ static KEEP_IDLE: AtomicBool = AtomicBool::new(false);
 pub(crate) fn keep_idle(keep: bool) {
     KEEP_IDLE.store(keep, Ordering::SeqCst);
     if !keep {
-        let idle = std::mem::take(&mut *POOL.lock().unwrap_or_else(PoisonError::into_inner));
+        let idle = std::mem::take(&mut *crate::sync::lock(&POOL));
         idle.into_iter().for_each(close);
     }
 }
@@ -85,7 +85,7 @@ fn register(file: File) -> io::Result<AsyncFd<File>> {
 
 /// An idle instance from the pool, or a new one.
 fn instance() -> io::Result<File> {
-    let pooled = POOL.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    let pooled = crate::sync::lock(&POOL).pop();
     if let Some(file) = pooled {
         return Ok(file);
     }
@@ -103,7 +103,7 @@ fn recycle(file: File) {
     // Whatever is queued (at least the `IN_IGNORED` of the removed watch) is read now, so
     // the next watch starts with an empty queue.
     let _ = drain(&file);
-    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut pool = crate::sync::lock(&POOL);
     // Checked under the pool's lock, which `keep_idle(false)` takes to empty it.
     if KEEP_IDLE.load(Ordering::SeqCst) && pool.len() < POOL_SIZE {
         pool.push(file);

@@ -7,7 +7,7 @@
 use std::fs::{File, TryLockError};
 use std::io;
 
-use crate::LockMode;
+use crate::{LockMode, NodeKind};
 
 #[cfg(unix)]
 mod unix;
@@ -21,9 +21,11 @@ pub(crate) mod unix_soft;
 pub(crate) use unix_soft as soft_calls;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-mod proc_locks;
+mod procfs;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) use proc_locks::{os_lock_holder, path_holder};
+pub(crate) use procfs::{cmdline, lock_holder};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use unix::{AtPath, at_path};
 
 /// `true` while `path` still names the file `id` (not unlinked, renamed away or replaced):
 /// one `lstat`. For [`LockGuard::lost`](crate::LockGuard::lost) of file locks.
@@ -69,21 +71,16 @@ pub(crate) use windows_soft as soft_calls;
 
 /// Who holds the OS lock: not known on this platform.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn os_lock_holder(_id: FileId, _wanted: LockMode) -> Option<crate::Holder> {
+pub(crate) fn lock_holder(_id: FileId, _wanted: LockMode) -> Option<LockEntry> {
     None
 }
 
-/// Who holds the OS lock on the file at a path: not known on this platform.
+/// A held OS lock as the system lists it: who took it, and how.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn path_holder(path: &std::path::Path) -> Result<Option<crate::Holder>, crate::Error> {
-    Err(crate::Error::io(
-        path,
-        crate::Op::Inspect,
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            "who holds a lock can only be found on Linux (from /proc/locks)",
-        ),
-    ))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LockEntry {
+    pub(crate) pid: u32,
+    pub(crate) mode: LockMode,
 }
 
 /// The size of an open file and how long ago it was last modified (zero if in the future).
@@ -121,15 +118,20 @@ pub(crate) enum OpenFailure {
     /// violation, delete pending). Counts as contention.
     #[cfg_attr(unix, allow(dead_code))] // only Windows has such opens
     Busy,
-    /// A permanent error: return it.
-    Fatal(crate::Error),
+    /// Something other than a regular file is at the path: a permanent error.
+    NotAFile(NodeKind),
+    /// The open failed for good: a permanent error.
+    Failed(io::Error),
+    /// The file opened, but asking what it is failed (Windows): a permanent error.
+    #[cfg_attr(unix, allow(dead_code))] // only Windows asks at open
+    InspectFailed(io::Error),
 }
 
 /// What one `fstat` of the opened lock file says.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Facts {
     /// `None` for a regular file, else what is there instead.
-    pub(crate) not_a_file: Option<crate::NodeKind>,
+    pub(crate) not_a_file: Option<NodeKind>,
     /// The file's identity (device and inode, or volume and file index).
     pub(crate) id: FileId,
     /// `false` once the file has been unlinked: a lock on it protects nothing.
@@ -149,7 +151,10 @@ pub(crate) enum TryLock {
 
 /// One non-blocking whole-file lock call, exactly as `std::fs::File::try_lock` makes it,
 /// so that this crate, cargo, uv, Python `filelock` and `flock(1)` exclude each other.
-#[allow(clippy::disallowed_methods)] // this is the one place that may call them
+#[expect(
+    clippy::disallowed_methods,
+    reason = "src/sys is the one place that makes the OS lock calls"
+)]
 pub(crate) fn try_lock(file: &File, mode: LockMode) -> TryLock {
     #[cfg(test)]
     if FLOCK_UNSUPPORTED.get() {
@@ -179,7 +184,10 @@ thread_local! {
 
 /// Releases the OS lock held through `file` (std's `unlock`). Callers close the file after.
 #[cfg(unix)]
-#[allow(clippy::disallowed_methods)] // this is the one place that may call them
+#[expect(
+    clippy::disallowed_methods,
+    reason = "src/sys is the one place that makes the OS lock calls"
+)]
 pub(crate) fn unlock(file: &File) -> io::Result<()> {
     file.unlock()
 }

@@ -12,7 +12,7 @@
 //! avoid it. Until then the swap is short, per-thread in effect, and restores the hook.
 
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use tokio::io::Interest;
@@ -30,7 +30,7 @@ pub(crate) fn has_io() -> bool {
     };
     let id = handle.id();
     // Held during the probe: one probe per runtime.
-    let mut probed = PROBED.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut probed = crate::sync::lock(&PROBED);
     if let Some(&(_, io)) = probed.iter().find(|(known, _)| *known == id) {
         return io;
     }

@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::{Create, Facts, OpenFailure};
-use crate::{Error, NodeKind, Op};
+use crate::NodeKind;
 
 /// Device and inode number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,35 +57,27 @@ pub(crate) fn open(path: &Path, mode: u32, create: Create) -> Result<File, OpenF
 }
 
 fn classify_open_error(path: &Path, err: io::Error) -> OpenFailure {
-    let fatal = |e| OpenFailure::Fatal(Error::io(path, Op::Open, e));
     match err.raw_os_error() {
         Some(libc::EINTR) => OpenFailure::Again,
         Some(libc::EEXIST) => OpenFailure::Exists,
         Some(libc::ENOENT) => OpenFailure::MissingParent,
-        Some(libc::EISDIR) => OpenFailure::Fatal(not_a_file(path, NodeKind::Directory)),
+        Some(libc::EISDIR) => OpenFailure::NotAFile(NodeKind::Directory),
         // O_NOFOLLOW on a symlink: ELOOP (Linux, macOS), EMLINK (FreeBSD). ENXIO: a socket.
         // Look at the node to say what it is; if it is not what we think, report the errno.
         Some(libc::ELOOP) | Some(libc::EMLINK) | Some(libc::ENXIO) | Some(libc::EOPNOTSUPP) => {
             match fs::symlink_metadata(path) {
                 Ok(meta) => match node_kind(&meta.file_type()) {
-                    Some(kind) => OpenFailure::Fatal(not_a_file(path, kind)),
-                    None => fatal(err),
+                    Some(kind) => OpenFailure::NotAFile(kind),
+                    None => OpenFailure::Failed(err),
                 },
-                Err(_) => fatal(err),
+                Err(_) => OpenFailure::Failed(err),
             }
         }
-        _ => fatal(err),
+        _ => OpenFailure::Failed(err),
     }
 }
 
-fn not_a_file(path: &Path, kind: NodeKind) -> Error {
-    Error::NotAFile {
-        path: path.to_path_buf(),
-        kind,
-    }
-}
-
-pub(super) fn node_kind(ft: &fs::FileType) -> Option<NodeKind> {
+fn node_kind(ft: &fs::FileType) -> Option<NodeKind> {
     Some(if ft.is_file() {
         return None;
     } else if ft.is_dir() {
@@ -102,6 +94,36 @@ pub(super) fn node_kind(ft: &fs::FileType) -> Option<NodeKind> {
         NodeKind::CharDevice
     } else {
         NodeKind::Other
+    })
+}
+
+/// What `path` names, without following a symlink or opening anything.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AtPath {
+    /// Nothing is there.
+    Missing,
+    /// A regular file with this identity.
+    File(FileId),
+    /// Something else.
+    NotAFile(NodeKind),
+}
+
+/// One `lstat` of `path`: what is there (for finding a holder without opening the file).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn at_path(path: &Path) -> io::Result<AtPath> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AtPath::Missing),
+        Err(e) => return Err(e),
+    };
+    Ok(match node_kind(&meta.file_type()) {
+        Some(kind) => AtPath::NotAFile(kind),
+        None => AtPath::File(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }),
     })
 }
 

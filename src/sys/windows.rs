@@ -27,7 +27,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 };
 
 use super::{Create, Facts, OpenFailure};
-use crate::{Error, NodeKind, Op};
+use crate::NodeKind;
 
 /// Volume serial number and file index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +69,7 @@ pub(crate) fn open(path: &Path, _mode: u32, create: Create) -> Result<File, Open
             // The NT status must be read first: any later call may overwrite it.
             let failure = classify_open_error(path, e, last_nt_status());
             match failure {
-                OpenFailure::Fatal(Error::Io { ref source, .. })
+                OpenFailure::Failed(ref source)
                     if create != Create::New
                         && source.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) =>
                 {
@@ -81,10 +81,10 @@ pub(crate) fn open(path: &Path, _mode: u32, create: Create) -> Result<File, Open
     };
     let attributes = file
         .metadata()
-        .map_err(|e| OpenFailure::Fatal(Error::io(path, Op::Inspect, e)))?
+        .map_err(OpenFailure::InspectFailed)?
         .file_attributes();
     match node_kind(attributes) {
-        Some(kind) => Err(OpenFailure::Fatal(not_a_file(path, kind))),
+        Some(kind) => Err(OpenFailure::NotAFile(kind)),
         None => Ok(file),
     }
 }
@@ -98,13 +98,6 @@ fn node_kind(attributes: u32) -> Option<NodeKind> {
         Some(NodeKind::Directory)
     } else {
         None
-    }
-}
-
-fn not_a_file(path: &Path, kind: NodeKind) -> Error {
-    Error::NotAFile {
-        path: path.to_path_buf(),
-        kind,
     }
 }
 
@@ -122,7 +115,7 @@ fn is_contention(win32: u32, nt_status: NTSTATUS) -> bool {
 
 fn classify_open_error(path: &Path, err: io::Error, nt_status: NTSTATUS) -> OpenFailure {
     let Some(code) = err.raw_os_error().map(|c| c as u32) else {
-        return OpenFailure::Fatal(Error::io(path, Op::Open, err));
+        return OpenFailure::Failed(err);
     };
     match code {
         _ if is_contention(code, nt_status) => OpenFailure::Busy,
@@ -134,10 +127,10 @@ fn classify_open_error(path: &Path, err: io::Error, nt_status: NTSTATUS) -> Open
             .ok()
             .and_then(|meta| node_kind(meta.file_attributes()))
         {
-            Some(kind) => OpenFailure::Fatal(not_a_file(path, kind)),
-            None => OpenFailure::Fatal(Error::io(path, Op::Open, err)),
+            Some(kind) => OpenFailure::NotAFile(kind),
+            None => OpenFailure::Failed(err),
         },
-        _ => OpenFailure::Fatal(Error::io(path, Op::Open, err)),
+        _ => OpenFailure::Failed(err),
     }
 }
 
@@ -326,7 +319,7 @@ mod tests {
         let path = dir.path().join("denied.lock");
         let err = io::Error::from_raw_os_error(ERROR_ACCESS_DENIED as i32);
         match classify_open_error(&path, err, STATUS_ACCESS_DENIED) {
-            OpenFailure::Fatal(Error::Io { source, .. }) => {
+            OpenFailure::Failed(source) => {
                 assert_eq!(source.kind(), io::ErrorKind::PermissionDenied)
             }
             other => panic!("expected a permission error, got {other:?}"),

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ static WAITED_FILES: AtomicUsize = AtomicUsize::new(0);
 
 fn slots() -> MutexGuard<'static, Vec<Arc<Slot>>> {
     // Nothing panics while holding this mutex; recover the data if something ever did.
-    SLOTS.lock().unwrap_or_else(PoisonError::into_inner)
+    crate::sync::lock(&SLOTS)
 }
 
 /// The waiters of one lock file.
@@ -65,7 +65,7 @@ struct Entry {
 
 impl Slot {
     fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.queue)
     }
 
     fn file(&self) -> FileId {

@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -111,7 +111,7 @@ struct EntryState {
 impl Entry {
     fn state(&self) -> MutexGuard<'_, EntryState> {
         // Nothing panics while holding this mutex; recover the data if something ever did.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     fn fire(&self) {
@@ -140,7 +140,7 @@ static STARTING: Mutex<()> = Mutex::new(());
 
 impl Timer {
     fn entries(&self) -> MutexGuard<'_, Vec<Arc<Entry>>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.entries)
     }
 
     /// The thread's loop: fires the waits that are due, then sleeps until the next one (or
@@ -167,16 +167,12 @@ impl Timer {
             }
             let next = entries.iter().map(|e| e.deadline).min();
             entries = match next {
-                Some(deadline) => {
-                    self.changed
-                        .wait_timeout(entries, deadline.saturating_duration_since(now))
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                None => self
-                    .changed
-                    .wait(entries)
-                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => crate::sync::wait_timeout(
+                    &self.changed,
+                    entries,
+                    deadline.saturating_duration_since(now),
+                ),
+                None => crate::sync::wait(&self.changed, entries),
             };
         }
     }
@@ -187,7 +183,7 @@ fn timer() -> io::Result<&'static Timer> {
     if let Some(timer) = TIMER.get() {
         return Ok(timer);
     }
-    let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+    let _starting = crate::sync::lock(&STARTING);
     if let Some(timer) = TIMER.get() {
         return Ok(timer);
     }

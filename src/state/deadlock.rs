@@ -1,10 +1,10 @@
 //! Which lock files this process holds, by whom and through which handle: what it takes to
 //! see that a wait could never end (`Error::WouldDeadlock`).
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
+use super::owner::Owner;
 use crate::LockMode;
-use crate::owner::Owner;
 use crate::sys::FileId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +20,7 @@ static HELD: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
 fn held() -> MutexGuard<'static, Vec<Entry>> {
     // Nothing panics while holding this mutex; recover the data if something ever did.
-    HELD.lock().unwrap_or_else(PoisonError::into_inner)
+    crate::sync::lock(&HELD)
 }
 
 /// Records that `owner` holds `file` through handle `handle` (once per holding it has a

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
-use crate::state::State;
+use super::State;
 
 static SINGLETONS: Mutex<BTreeMap<PathBuf, Weak<State>>> = Mutex::new(BTreeMap::new());
 
@@ -16,7 +16,7 @@ static SINGLETONS: Mutex<BTreeMap<PathBuf, Weak<State>>> = Mutex::new(BTreeMap::
 /// same file through a symlinked directory are not.
 pub(crate) fn singleton(path: &Path) -> Arc<State> {
     let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut map = SINGLETONS.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut map = crate::sync::lock(&SINGLETONS);
     if let Some(state) = map.get(&key).and_then(Weak::upgrade) {
         return state;
     }

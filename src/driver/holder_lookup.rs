@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::schedule::Wait;
 use super::{Acquisition, Step};
-use crate::attempt::Attempt;
-use crate::holder::{Found, Probe};
-use crate::schedule::Wait;
+use crate::WaitEvent;
+use crate::attempt::{Attempt, Found, Probe, Protocol, soft};
+use crate::driver::WaitHook;
+use crate::sys;
 use crate::sys::FileId;
-use crate::wait_hook::{WaitEvent, WaitHook};
-use crate::{Error, LockMode};
+use crate::{Error, Holder, LockMode, Op};
 
 /// How an acquire was asked for: how long it may wait, and whether a failure names the
 /// holder.
@@ -122,7 +123,7 @@ pub(crate) struct FindHolder {
 impl FindHolder {
     /// Finds the holder. Blocking: reads files.
     pub(crate) fn run(self) -> Found {
-        let found = self.probe.find();
+        let found = find(&self.probe);
         tracing::debug!(
             target: "tokio_filelock",
             lock = self.lock,
@@ -203,5 +204,64 @@ impl Acquisition {
             path: self.state.path().clone(),
             mode: self.mode,
         }
+    }
+}
+
+/// Who holds it, if that can be found. Blocking: reads files.
+fn find(probe: &Probe) -> Found {
+    match probe {
+        Probe::Os { id, wanted } => Found {
+            holder: os_lock_holder(*id, *wanted),
+            empty_marker: false,
+        },
+        Probe::Soft { marker } => soft::found(marker),
+    }
+}
+
+/// The process holding the OS lock on the file `id` against a request in `wanted` mode, with
+/// its command line when readable (Linux: from `/proc`). Blocking: reads files.
+fn os_lock_holder(id: FileId, wanted: LockMode) -> Option<Holder> {
+    let entry = sys::lock_holder(id, wanted)?;
+    #[allow(unused_mut)] // only Linux reads a command line
+    let mut holder = Holder::new(entry.pid, entry.mode);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Ok(raw) = sys::cmdline(entry.pid) {
+        holder = holder.with_cmdline(&raw);
+    }
+    Some(holder)
+}
+
+/// Who holds the OS lock on the file at `path`, without opening it (so without creating it
+/// or taking any lock): `None` when nobody does, or the file does not exist.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn os_path_holder(path: &Path) -> Result<Option<Holder>, Error> {
+    match sys::at_path(path).map_err(|e| Error::io(path, Op::Inspect, e))? {
+        sys::AtPath::Missing => Ok(None),
+        sys::AtPath::NotAFile(kind) => Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            kind,
+        }),
+        sys::AtPath::File(id) => Ok(os_lock_holder(id, LockMode::Exclusive)),
+    }
+}
+
+/// Who holds the OS lock on the file at a path: not known on this platform.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn os_path_holder(path: &Path) -> Result<Option<Holder>, Error> {
+    Err(Error::io(
+        path,
+        Op::Inspect,
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "who holds a lock can only be found on Linux (from /proc/locks)",
+        ),
+    ))
+}
+
+/// Who holds the lock at `path` under `protocol`. Blocking: reads files.
+pub(crate) fn path_holder(path: &Path, protocol: Protocol) -> Result<Option<Holder>, Error> {
+    match protocol {
+        Protocol::Soft => Ok(soft::holder(path)),
+        Protocol::Os { .. } => os_path_holder(path),
     }
 }

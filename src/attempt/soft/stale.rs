@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use tokio::time::Instant;
 
@@ -55,7 +55,7 @@ pub(crate) fn malformed_is_old(path: &Path, node: &Node) -> bool {
         ctime_ns: node.ctime_ns,
     };
     let now = Instant::now();
-    let mut guard = SIGHTINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut guard = crate::sync::lock(&SIGHTINGS);
     let map = guard.get_or_insert_with(HashMap::new);
     match map.get(path) {
         Some((old, since)) if *old == seen => {
@@ -70,7 +70,7 @@ pub(crate) fn malformed_is_old(path: &Path, node: &Node) -> bool {
 
 /// Forgets the sighting at `path` (the node is gone or well-formed).
 pub(crate) fn forget(path: &Path) {
-    let mut guard = SIGHTINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut guard = crate::sync::lock(&SIGHTINGS);
     if let Some(map) = guard.as_mut() {
         map.remove(path);
     }
@@ -79,7 +79,7 @@ pub(crate) fn forget(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soft::marker::Token;
+    use crate::attempt::soft::marker::Token;
 
     fn holder(pid: u32, host: &str, token: Option<Token>) -> Holder {
         Holder {

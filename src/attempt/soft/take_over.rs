@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use super::attempt::{aside_name, create_mode, publish, still};
+use super::claim::{aside_name, create_mode, publish, still};
 use crate::sys::soft_calls::{self as sys, Node};
 use crate::{Error, Op};
 

@@ -10,11 +10,14 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::Protocol;
-use crate::holder::Probe;
-use crate::soft::{self, SoftOutcome};
+mod probe;
+pub(crate) mod soft;
+
+pub(crate) use probe::{Found, Probe};
+
 use crate::sys::{self, Create, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
+use soft::SoftOutcome;
 
 /// How many times one attempt re-opens after a race (lock file replaced, renamed away or
 /// deleted under us, directory removed between creating it and opening the file) before
@@ -24,6 +27,16 @@ const MAX_RACES: usize = 8;
 /// The mode passed to `open(2)` when none is configured: `0o666`, reduced by the umask.
 const DEFAULT_CREATE_MODE: u32 = 0o666;
 
+/// Which protocol the attempts speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The OS lock (`flock`, `LockFileEx`); where `flock` is unsupported, the soft protocol
+    /// if `fallback_to_soft`, else `Error::Unsupported`.
+    Os { fallback_to_soft: bool },
+    /// The marker file protocol (`SoftFileLock`).
+    Soft,
+}
+
 /// What an attempt needs to know, and the lock file it keeps open between attempts.
 #[derive(Debug)]
 pub(crate) struct Attempt {
@@ -31,6 +44,10 @@ pub(crate) struct Attempt {
     mode: LockMode,
     permissions: Option<u32>,
     preserve_lock_file: bool,
+    /// Called with the file's identity once a won lock is released: how the layer above
+    /// hears of releases (the driver passes the wake-up engine's), without this layer
+    /// knowing it.
+    on_release: fn(FileId),
     /// Which protocol the next attempt speaks (OS lock turns soft on a fallback).
     protocol: Protocol,
     /// The file opened by an earlier contended attempt: kept open while waiting so that a
@@ -67,6 +84,7 @@ impl Attempt {
         mode: LockMode,
         permissions: Option<u32>,
         preserve_lock_file: bool,
+        on_release: fn(FileId),
     ) -> Result<Self, Error> {
         validate(&path)?;
         Ok(Attempt {
@@ -74,6 +92,7 @@ impl Attempt {
             mode,
             permissions,
             preserve_lock_file,
+            on_release,
             protocol: Protocol::Os {
                 fallback_to_soft: true,
             },
@@ -139,6 +158,7 @@ impl Attempt {
                         path: self.path,
                         preserve_lock_file: self.preserve_lock_file,
                         soft: false,
+                        on_release: self.on_release,
                     }));
                 }
                 TryLock::Contended => {
@@ -281,6 +301,7 @@ impl Attempt {
             path: self.path,
             preserve_lock_file: false,
             soft: true,
+            on_release: self.on_release,
         }))
     }
 
@@ -314,7 +335,16 @@ impl Attempt {
                 Err(OpenFailure::MissingParent) => self.create_parent()?,
                 Err(OpenFailure::Again) => continue,
                 Err(OpenFailure::Busy) => return Ok(None),
-                Err(OpenFailure::Fatal(e)) => return Err(e),
+                Err(OpenFailure::NotAFile(kind)) => {
+                    return Err(Error::NotAFile {
+                        path: self.path.to_path_buf(),
+                        kind,
+                    });
+                }
+                Err(OpenFailure::Failed(e)) => return Err(Error::io(&self.path, Op::Open, e)),
+                Err(OpenFailure::InspectFailed(e)) => {
+                    return Err(Error::io(&self.path, Op::Inspect, e));
+                }
             }
         }
         Err(self.parent_kept_disappearing())
@@ -407,6 +437,8 @@ pub(crate) struct Held {
     preserve_lock_file: bool,
     /// A soft marker: released by an identity-checked unlink.
     soft: bool,
+    /// Told of the release (see `Attempt::on_release`).
+    on_release: fn(FileId),
 }
 
 impl Held {
@@ -449,7 +481,8 @@ impl Drop for Held {
                 "releasing the lock failed; its descriptor was closed"
             );
         }
-        // Released (by `release` or here): wake this process's next waiter on the file.
-        crate::wake::released(self.id);
+        // Released (by `release` or here): tell the layer above (which wakes this process's
+        // next waiter on the file).
+        (self.on_release)(self.id);
     }
 }

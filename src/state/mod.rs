@@ -11,11 +11,15 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub(crate) mod deadlock;
+pub(crate) mod owner;
+pub(crate) mod singletons;
 
 use crate::attempt::Held;
-use crate::owner::Owner;
-use crate::{Error, LockMode, Reentrancy, registry};
+use crate::{Error, LockMode, Reentrancy};
+use owner::Owner;
 
 /// Who a hold belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +63,7 @@ impl Holding {
         match self.holders.iter_mut().find(|(o, _)| *o == owner) {
             Some((_, n)) => *n += 1,
             None => {
-                registry::add(self.held.id(), owner, handle, self.mode);
+                deadlock::add(self.held.id(), owner, handle, self.mode);
                 self.holders.push((owner, 1));
             }
         }
@@ -72,7 +76,7 @@ impl Holding {
             self.holders[i].1 -= 1;
             if self.holders[i].1 == 0 {
                 self.holders.swap_remove(i);
-                registry::remove(self.held.id(), owner, handle, self.mode);
+                deadlock::remove(self.held.id(), owner, handle, self.mode);
             }
         }
     }
@@ -109,7 +113,7 @@ impl State {
 
     fn holdings(&self) -> MutexGuard<'_, Vec<Holding>> {
         // Nothing panics while holding this mutex; recover the data if something ever did.
-        self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.holdings)
     }
 
     /// If `key` holds the lock already, counts one more hold by `owner` (touching no file)
@@ -148,7 +152,7 @@ impl State {
                     holding.mode
                 }
                 None => {
-                    registry::add(held.id(), owner, self.id, mode);
+                    deadlock::add(held.id(), owner, self.id, mode);
                     holdings.push(Holding {
                         key,
                         count: 1,

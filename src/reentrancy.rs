@@ -1,9 +1,4 @@
-//! The settings of a handle, as the builder leaves them.
-
-use std::time::Duration;
-
-use crate::schedule::Wait;
-use crate::wait_hook::WaitHook;
+//! Who may re-enter a lock it already holds: [`Reentrancy`].
 
 /// Who may re-enter a lock it already holds, without touching the file again.
 ///
@@ -55,58 +50,4 @@ pub enum Reentrancy {
     /// Holds belong to the handle (and its clones): whoever acquires through it while it is
     /// held counts up. Python filelock's `thread_local=False`.
     Handle,
-}
-
-/// Default cap of the wait between attempts (Python filelock's `poll_interval`).
-pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) blocking: bool,
-    pub(crate) poll_interval: Duration,
-    pub(crate) permissions: Option<u32>,
-    pub(crate) reentrancy: Reentrancy,
-    pub(crate) preserve_lock_file: bool,
-    pub(crate) on_wait: Option<WaitHook>,
-    pub(crate) protocol: Protocol,
-}
-
-/// Which protocol the attempts speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    /// The OS lock (`flock`, `LockFileEx`); where `flock` is unsupported, the soft protocol
-    /// if `fallback_to_soft`, else `Error::Unsupported`.
-    Os { fallback_to_soft: bool },
-    /// The marker file protocol (`SoftFileLock`).
-    Soft,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            timeout: None,
-            blocking: true,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            permissions: None,
-            reentrancy: Reentrancy::Off,
-            preserve_lock_file: false,
-            on_wait: None,
-            protocol: Protocol::Os {
-                fallback_to_soft: true,
-            },
-        }
-    }
-}
-
-impl Config {
-    /// The wait of a plain `acquire`.
-    pub(crate) fn wait(&self) -> Wait {
-        Wait::new(self.timeout, self.blocking)
-    }
-
-    /// The wait of an `acquire_timeout(timeout)`: `blocking(false)` still wins.
-    pub(crate) fn wait_for(&self, timeout: Duration) -> Wait {
-        Wait::new(Some(timeout), self.blocking)
-    }
 }

@@ -1,4 +1,5 @@
-//! Linux: who holds an OS lock, from `/proc/locks` and `/proc/<pid>/cmdline`.
+//! Linux: every read of `/proc`. Who holds an OS lock, from `/proc/locks`, and a process's
+//! command line, from `/proc/<pid>/cmdline`: plain data, for the holder lookup to name.
 //!
 //! `/proc/locks` lists every lock on the system, one per line:
 //!
@@ -12,16 +13,21 @@
 //! `MINOR(dev)`, range). The lock file is matched on its `st_dev` split with
 //! `libc::major`/`libc::minor`, and its `st_ino`.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
-use super::unix::{FileId, node_kind};
-use crate::{Error, Holder, LockMode, Op};
+use super::unix::FileId;
+use crate::LockMode;
 
 /// The most bytes read from `/proc/<pid>/cmdline` (a command line can be megabytes).
 const MAX_CMDLINE_READ: u64 = 4096;
+
+/// A held OS lock as the system lists it: who took it, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LockEntry {
+    pub(crate) pid: u32,
+    pub(crate) mode: LockMode,
+}
 
 /// One held (not awaited) `flock` lock from `/proc/locks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +40,7 @@ struct Entry {
 }
 
 /// The process holding the `flock` lock on the file `id` that conflicts with a request in
-/// `wanted` mode, with its command line when readable.
+/// `wanted` mode.
 ///
 /// The pid is the one that took the lock. An entry of this very process is a real holder
 /// (another handle, thread or task of this process holds the lock: the failed attempt itself
@@ -43,35 +49,13 @@ struct Entry {
 /// Entries that do not conflict with `wanted` (shared holders, when asking for shared) and
 /// processes blocked waiting (`->`) are no holders; pids that this pid namespace cannot see
 /// (shown as 0) or that name no process (`-1`) are skipped.
-pub(crate) fn os_lock_holder(id: FileId, wanted: LockMode) -> Option<Holder> {
+pub(crate) fn lock_holder(id: FileId, wanted: LockMode) -> Option<LockEntry> {
     let file = File::open("/proc/locks").ok()?;
     let entry = find(BufReader::new(file), id, wanted, std::process::id())?;
-    let mut holder = Holder::new(entry.pid, entry.mode);
-    if let Ok(raw) = read_cmdline(entry.pid) {
-        holder = holder.with_cmdline(&raw);
-    }
-    Some(holder)
-}
-
-/// Who holds the OS lock on the file at `path`, without opening it (so without creating it
-/// or taking any lock): `None` when nobody does, or the file does not exist.
-pub(crate) fn path_holder(path: &Path) -> Result<Option<Holder>, Error> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, Op::Inspect, e)),
-    };
-    if let Some(kind) = node_kind(&meta.file_type()) {
-        return Err(Error::NotAFile {
-            path: path.to_path_buf(),
-            kind,
-        });
-    }
-    let id = FileId {
-        dev: meta.dev(),
-        ino: meta.ino(),
-    };
-    Ok(os_lock_holder(id, LockMode::Exclusive))
+    Some(LockEntry {
+        pid: entry.pid,
+        mode: entry.mode,
+    })
 }
 
 fn find(locks: impl BufRead, id: FileId, wanted: LockMode, own_pid: u32) -> Option<Entry> {
@@ -123,7 +107,8 @@ fn parse(line: &str) -> Option<Entry> {
     })
 }
 
-fn read_cmdline(pid: u32) -> io::Result<Vec<u8>> {
+/// The raw bytes of `/proc/<pid>/cmdline` (NUL-separated arguments), the first 4096.
+pub(crate) fn cmdline(pid: u32) -> io::Result<Vec<u8>> {
     let mut raw = Vec::new();
     File::open(format!("/proc/{pid}/cmdline"))?
         .take(MAX_CMDLINE_READ)

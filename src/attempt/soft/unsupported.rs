@@ -36,8 +36,8 @@ pub(crate) fn holder(_path: &Path) -> Option<crate::Holder> {
     None
 }
 
-pub(crate) fn found(_path: &Path) -> crate::holder::Found {
-    crate::holder::Found::default()
+pub(crate) fn found(_path: &Path) -> crate::attempt::Found {
+    crate::attempt::Found::default()
 }
 
 pub(crate) fn release(_file: File, path: &Path) -> Result<(), Error> {

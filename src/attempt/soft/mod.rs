@@ -5,7 +5,7 @@
 //! - [`identity`]: this process's PID, host name and start token; other processes' tokens.
 //! - [`stale`]: when a marker may be broken.
 //! - [`attempt`]: one attempt (create, or read and maybe break) and the release.
-//! - `rename_break` (Windows): breaking a stale marker without an atomic exchange.
+//! - `take_over` (Windows): breaking a stale marker without an atomic exchange.
 //!
 //! Unix and Windows only: elsewhere every soft attempt reports `Error::Unsupported`.
 
@@ -17,13 +17,15 @@ pub(crate) const MALFORMED_AGE: std::time::Duration = std::time::Duration::from_
 #[cfg(any(unix, windows))]
 mod attempt;
 #[cfg(any(unix, windows))]
+mod claim;
+#[cfg(any(unix, windows))]
 mod identity;
 #[cfg(any(unix, windows))]
 mod marker;
-#[cfg(windows)]
-mod rename_break;
 #[cfg(any(unix, windows))]
 mod stale;
+#[cfg(windows)]
+mod take_over;
 
 #[cfg(any(unix, windows))]
 pub(crate) use attempt::{SoftOutcome, adopt, attempt, found, holder, release};

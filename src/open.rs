@@ -1,0 +1,77 @@
+//! [`open`]: the lock a spec string names, picked at run time.
+
+use std::path::PathBuf;
+
+use crate::display_text::redact;
+use crate::{Error, FileLock, Lock, SoftFileLock};
+
+/// The lock a spec names, with default settings:
+///
+/// | spec | lock |
+/// |---|---|
+/// | `PATH` (anything below) | [`FileLock`] on `PATH` |
+/// | `soft:PATH` | [`SoftFileLock`] on `PATH` |
+/// | `postgres://user@host:port/db?lock=NAME` (or `postgresql://`) | [`PgLock`](crate::postgres::PgLock) named `NAME` (feature `postgres`); the other query parameters are the connection's ([`PgLock::from_url`](crate::postgres::PgLock::from_url)) |
+///
+/// Touches nothing: no file is opened and no connection made until the first acquire.
+///
+/// # Errors
+///
+/// [`Error::InvalidSpec`] at once for an empty spec, an unknown `scheme://`, a
+/// `postgres://` URL that does not parse or has no `lock=` name, or `postgres://` in a
+/// build without feature `postgres`.
+pub fn open(spec: &str) -> Result<Box<dyn Lock>, Error> {
+    let invalid = |reason: &str| Error::InvalidSpec {
+        path: PathBuf::from(redact(spec)),
+        reason: reason.to_owned(),
+    };
+    if spec.is_empty() {
+        return Err(invalid("the spec is empty"));
+    }
+    if let Some(path) = spec.strip_prefix("soft:") {
+        if path.is_empty() {
+            return Err(invalid("`soft:` needs a path after it"));
+        }
+        return Ok(Box::new(SoftFileLock::new(path)));
+    }
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(Box::new(crate::postgres::PgLock::from_url(spec)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(invalid(
+            "this build has no PostgreSQL backend (enable the crate's `postgres` feature)",
+        ));
+    }
+    if let Some((scheme, _)) = spec.split_once("://")
+        && !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return Err(invalid(
+            "unknown scheme (known: a path, `soft:PATH`, `postgres://...?lock=NAME`)",
+        ));
+    }
+    Ok(Box::new(FileLock::new(spec)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_pick_the_backend() {
+        assert_eq!(open("/tmp/x.lock").unwrap().spec(), "/tmp/x.lock");
+        assert_eq!(open("soft:/tmp/x.lock").unwrap().spec(), "soft:/tmp/x.lock");
+        assert!(matches!(open(""), Err(Error::InvalidSpec { .. })));
+        assert!(matches!(open("soft:"), Err(Error::InvalidSpec { .. })));
+        assert!(matches!(
+            open("redis://h/x"),
+            Err(Error::InvalidSpec { .. })
+        ));
+        // A relative file name with a colon is a path (made absolute, as every lock path).
+        let spec = open("a:b.lock").unwrap().spec();
+        assert!(std::path::Path::new(&spec).is_absolute(), "{spec}");
+        assert!(spec.ends_with("/a:b.lock"), "{spec}");
+    }
+}
