@@ -94,7 +94,6 @@ mod session;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -102,7 +101,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_postgres::Config;
-use tokio_postgres::types::Type;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::lock_trait::redact;
 use crate::lost::{Lost, LostFuture, Remote};
@@ -165,7 +165,6 @@ struct Inner {
     on_wait: Option<WaitHook>,
     application: String,
     fencing: bool,
-    fence_ready: AtomicBool,
     idle: Mutex<Vec<Session>>,
 }
 
@@ -275,7 +274,6 @@ impl PgLockBuilder {
                 on_wait: self.on_wait,
                 application: session::application_name(self.application.as_deref()),
                 fencing: self.fencing,
-                fence_ready: AtomicBool::new(false),
                 idle: Mutex::new(Vec::new()),
             }),
         })
@@ -624,11 +622,13 @@ impl PgLock {
             certain: true,
         };
         let mut attempts: u32 = 0;
+        let mut waiting = false;
         loop {
             attempts += 1;
             tracing::debug!(target: "tokio_filelock", path = %path.display(), attempt = attempts, ?mode, "attempt");
             pending.certain = false;
-            let won = self.attempt(pending.session(), mode).await;
+            // Once it waits, the session announces itself as a waiter (see `statements`).
+            let won = self.attempt(pending.session(), mode, waiting).await;
             let won = match won {
                 Ok(won) => won,
                 Err(e) => return Err(e), // `pending` closes the session
@@ -651,11 +651,22 @@ impl PgLock {
                     start.elapsed()
                 };
                 tracing::debug!(target: "tokio_filelock", path = %path.display(), attempts, ?waited, "timeout");
-                let holder = if name_holder {
-                    holder_of(pending.session(), inner.key).await
+                let (holder, unmarked) = tokio::join!(
+                    async {
+                        if name_holder {
+                            holder_of(pending.peek(), inner.key).await
+                        } else {
+                            None
+                        }
+                    },
+                    unannounce(pending.peek(), inner.key)
+                );
+                if unmarked {
+                    pending.session().announced = false;
                 } else {
-                    None
-                };
+                    // The mark may still be held: close the session.
+                    pending.certain = false;
+                }
                 return Err(Error::Timeout {
                     path: path.to_path_buf(),
                     waited,
@@ -670,58 +681,69 @@ impl PgLock {
                     hook.call(&WaitEvent::new(path, mode, holder.as_ref()));
                 }
                 listen(pending.session(), path).await?;
+                waiting = true;
+                // Announce, and attempt once more before sleeping: a release that came
+                // before the announcement sent no notification.
+                continue;
             }
             wake_or_sleep(pending.session(), inner.key, sleep, path).await?;
         }
     }
 
     /// One non-blocking attempt: `Some(token)` when won (`token` = fencing token, 0 when
-    /// none). One round trip (see [`Session::query_lock_path`]).
-    async fn attempt(&self, session: &mut Session, mode: LockMode) -> Result<Option<u64>, Error> {
+    /// none). One round trip (see [`Session::query_lock_path`]). With `announce`, the
+    /// session first marks itself as a waiter (pipelined, the same round trip) unless it
+    /// already has; a session that wins drops its mark in the same statement.
+    async fn attempt(
+        &self,
+        session: &mut Session,
+        mode: LockMode,
+        announce: bool,
+    ) -> Result<Option<u64>, Error> {
         let inner = &self.inner;
         let path = self.path();
         let key = inner.key;
+        let fence = mode == LockMode::Exclusive && inner.fencing;
+        let (hi, lo) = mark_of(key);
         let fail = |e| session::server_error(path, e, ServerError::Query);
-        if mode == LockMode::Shared || !inner.fencing {
-            let sql = match mode {
-                LockMode::Shared => "SELECT pg_try_advisory_lock_shared($1)",
-                LockMode::Exclusive => "SELECT pg_try_advisory_lock($1)",
+        let mut created = false;
+        loop {
+            let announced = session.announced;
+            let marked = announce || announced;
+            let sql = statements::attempt(mode, fence, marked);
+            let with_mark: [(&(dyn ToSql + Sync), Type); 3] =
+                [(&key, Type::INT8), (&hi, Type::INT4), (&lo, Type::INT4)];
+            let params = if marked {
+                &with_mark[..]
+            } else {
+                &with_mark[..1]
             };
-            let rows = session
-                .query_lock_path(sql, &[(&key, Type::INT8)])
-                .await
-                .map_err(fail)?;
-            return Ok(rows
-                .first()
-                .is_some_and(|row| row.get::<_, bool>(0))
-                .then_some(0));
-        }
-        if !inner.fence_ready.load(Ordering::Relaxed) {
-            match session.client.batch_execute(FENCE_TABLE).await {
-                Ok(()) => {}
-                // Two sessions creating it at once: the other one won.
-                Err(e)
-                    if e.code().is_some_and(|c| {
-                        *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-                            || *c == tokio_postgres::error::SqlState::DUPLICATE_TABLE
-                    }) => {}
-                Err(e) => return Err(fail(e)),
+            let mark: [(&(dyn ToSql + Sync), Type); 2] = [(&hi, Type::INT4), (&lo, Type::INT4)];
+            let first = (marked && !announced).then_some((statements::ANNOUNCE, &mark[..]));
+            let (announce_rows, rows) = session.query_lock_path_after(first, sql, params).await;
+            if let Some(rows) = announce_rows {
+                session.announced = rows
+                    .map_err(fail)?
+                    .first()
+                    .is_some_and(|row| row.get::<_, bool>(0));
             }
-            inner.fence_ready.store(true, Ordering::Relaxed);
+            let rows = match rows {
+                // No sequence yet: the statement failed to parse, so it took nothing.
+                // Create the sequence and attempt again.
+                Err(e) if fence && !created && e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+                    create_sequence(session, path).await?;
+                    created = true;
+                    continue;
+                }
+                rows => rows.map_err(fail)?,
+            };
+            let won = rows.first().and_then(|row| row.get::<_, Option<i64>>(0));
+            if won.is_some() {
+                // The statement dropped the waiter mark with the win.
+                session.announced = false;
+            }
+            return Ok(won.map(|token| u64::try_from(token).unwrap_or(0)));
         }
-        // The lock and the token in one statement: the row is bumped only if the lock was
-        // won, under the lock. If the statement fails after winning, the caller closes the
-        // session, which frees the lock.
-        let rows = session
-            .query_lock_path(
-                FENCE_ACQUIRE,
-                &[(&key, Type::INT8), (&inner.name, Type::TEXT)],
-            )
-            .await
-            .map_err(fail)?;
-        Ok(rows
-            .first()
-            .map(|row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
     }
 
     fn guard(&self, session: Session, owner: Owner, mode: LockMode, token: u64) -> LockGuard {
@@ -772,15 +794,112 @@ impl PgLock {
     }
 }
 
-const FENCE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tokio_filelock_fence (\
-     key bigint PRIMARY KEY, name text NOT NULL, token bigint NOT NULL, \
-     holder text, acquired_at timestamptz NOT NULL DEFAULT now())";
+/// The two 32-bit halves of `key`: the waiter mark of a lock is the two-key advisory lock
+/// `(hi, lo)`, which PostgreSQL keeps apart from the one-key lock `key` (`pg_locks` shows
+/// both with `classid = hi, objid = lo`; the lock has `objsubid = 1`, the mark 2).
+fn mark_of(key: i64) -> (i32, i32) {
+    let bits = key as u64;
+    ((bits >> 32) as u32 as i32, bits as u32 as i32)
+}
 
-const FENCE_ACQUIRE: &str = "INSERT INTO tokio_filelock_fence AS f (key, name, token, holder) \
-     SELECT $1, $2, 1, current_setting('application_name') WHERE pg_try_advisory_lock($1) \
-     ON CONFLICT (key) DO UPDATE SET token = f.token + 1, name = EXCLUDED.name, \
-     holder = EXCLUDED.holder, acquired_at = now() \
-     RETURNING token";
+/// Creates the fencing sequence (first use on a server). Two sessions racing to create it
+/// is fine: the loser's error says it exists.
+async fn create_sequence(session: &mut Session, path: &Path) -> Result<(), Error> {
+    match session
+        .client
+        .batch_execute(statements::FENCE_SEQUENCE)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.code().is_some_and(|c| {
+                *c == SqlState::UNIQUE_VIOLATION
+                    || *c == SqlState::DUPLICATE_TABLE
+                    || *c == SqlState::DUPLICATE_OBJECT
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(session::server_error(path, e, ServerError::Query)),
+    }
+}
+
+/// The SQL of the lock path. `$1` is the key (`int8`); `$2, $3` the two halves of the
+/// waiter mark (`int4`, see [`mark_of`]). Every statement is one round trip.
+mod statements {
+    use crate::LockMode;
+
+    /// The sequence fencing tokens come from: one for all names (a token that increases
+    /// across all names increases per name). `CACHE 1` (the default, said out loud): a
+    /// session must not keep a range of numbers of its own, or tokens would not follow the
+    /// order of acquisitions across sessions.
+    pub(super) const FENCE_SEQUENCE: &str = "CREATE SEQUENCE IF NOT EXISTS \
+         tokio_filelock_fence_seq AS bigint MINVALUE 1 NO CYCLE CACHE 1";
+
+    /// A waiter announces itself before the attempt that precedes its sleep: a shared hold
+    /// of the mark, never a waiting lock call. `false` while a release is probing the mark
+    /// at this very moment: the waiter then tries again before its next sleep.
+    pub(super) const ANNOUNCE: &str = "SELECT pg_try_advisory_lock_shared($1, $2)";
+
+    /// The attempt: the token (or 0 without fencing) when won, else NULL. With `marked`,
+    /// the session holds (or has just asked for) the waiter mark and drops it in the same
+    /// statement when it wins.
+    pub(super) fn attempt(mode: LockMode, fence: bool, marked: bool) -> &'static str {
+        match (mode, fence, marked) {
+            (LockMode::Exclusive, true, false) => {
+                "SELECT CASE WHEN pg_try_advisory_lock($1) \
+                 THEN nextval('tokio_filelock_fence_seq') END"
+            }
+            (LockMode::Exclusive, true, true) => {
+                "SELECT t, CASE WHEN t IS NOT NULL THEN pg_advisory_unlock_shared($2, $3) END \
+                 FROM (SELECT CASE WHEN pg_try_advisory_lock($1) \
+                 THEN nextval('tokio_filelock_fence_seq') END AS t OFFSET 0) s"
+            }
+            (LockMode::Exclusive, false, false) => {
+                "SELECT CASE WHEN pg_try_advisory_lock($1) THEN 0::int8 END"
+            }
+            (LockMode::Exclusive, false, true) => {
+                "SELECT t, CASE WHEN t IS NOT NULL THEN pg_advisory_unlock_shared($2, $3) END \
+                 FROM (SELECT CASE WHEN pg_try_advisory_lock($1) THEN 0::int8 END AS t \
+                 OFFSET 0) s"
+            }
+            (LockMode::Shared, _, false) => {
+                "SELECT CASE WHEN pg_try_advisory_lock_shared($1) THEN 0::int8 END"
+            }
+            (LockMode::Shared, _, true) => {
+                "SELECT t, CASE WHEN t IS NOT NULL THEN pg_advisory_unlock_shared($2, $3) END \
+                 FROM (SELECT CASE WHEN pg_try_advisory_lock_shared($1) THEN 0::int8 END AS t \
+                 OFFSET 0) s"
+            }
+        }
+    }
+
+    /// Drops the waiter mark (a wait that ends without the lock).
+    pub(super) const UNANNOUNCE: &str = "SELECT pg_advisory_unlock_shared($1, $2)";
+
+    /// The release: the unlock first, then a probe of the waiter mark (a momentary
+    /// exclusive hold of it, which fails while any waiter holds it shared), and
+    /// `pg_notify` only when the probe found a waiter. A waiter announces itself before
+    /// its last attempt ahead of a sleep, and this probe comes after the unlock: either
+    /// that attempt sees the lock free, or this probe sees the waiter. `true` in the
+    /// first column when the session held the lock.
+    pub(super) fn release(mode: LockMode) -> &'static str {
+        match mode {
+            LockMode::Exclusive => {
+                "SELECT u, CASE WHEN w THEN pg_notify('tokio_filelock', $1::text) END \
+                 FROM (SELECT u, CASE WHEN pg_try_advisory_lock($2, $3) \
+                 THEN NOT pg_advisory_unlock($2, $3) ELSE true END AS w \
+                 FROM (SELECT pg_advisory_unlock($1) AS u OFFSET 0) a OFFSET 0) b"
+            }
+            LockMode::Shared => {
+                "SELECT u, CASE WHEN w THEN pg_notify('tokio_filelock', $1::text) END \
+                 FROM (SELECT u, CASE WHEN pg_try_advisory_lock($2, $3) \
+                 THEN NOT pg_advisory_unlock($2, $3) ELSE true END AS w \
+                 FROM (SELECT pg_advisory_unlock_shared($1) AS u OFFSET 0) a OFFSET 0) b"
+            }
+        }
+    }
+}
 
 /// The session of an acquire in progress. Dropped with the acquire future: kept for reuse
 /// when it is known to hold nothing, closed when an attempt was in flight (it may have won).
@@ -797,6 +916,12 @@ impl Pending<'_> {
             .unwrap_or_else(|| unreachable!("the session is taken only on success"))
     }
 
+    fn peek(&self) -> &Session {
+        self.session
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the session is taken only on success"))
+    }
+
     fn take(&mut self) -> Session {
         self.session
             .take()
@@ -810,7 +935,44 @@ impl Drop for Pending<'_> {
         if let Some(session) = self.session.take()
             && self.certain
         {
-            self.lock.keep(session);
+            if !session.announced {
+                self.lock.keep(session);
+                return;
+            }
+            // It holds its waiter mark: drop the mark first (or close the session, where
+            // no runtime runs the unlock).
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let lock = self.lock.clone();
+                runtime.spawn(async move {
+                    let mut session = session;
+                    if unannounce(&session, lock.inner.key).await {
+                        session.announced = false;
+                        lock.keep(session);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Drops the session's waiter mark, if it holds one: `true` when it holds none now.
+async fn unannounce(session: &Session, key: i64) -> bool {
+    if !session.announced {
+        return true;
+    }
+    let (hi, lo) = mark_of(key);
+    match session
+        .client
+        .query_typed(
+            statements::UNANNOUNCE,
+            &[(&hi, Type::INT4), (&lo, Type::INT4)],
+        )
+        .await
+    {
+        Ok(rows) => rows.first().is_some_and(|row| row.get::<_, bool>(0)),
+        Err(error) => {
+            tracing::debug!(target: "tokio_filelock", %error, "could not drop the waiter mark");
+            false
         }
     }
 }
@@ -959,16 +1121,14 @@ impl Remote for Hold {
         self.runtime.spawn(async move {
             let mut session = session;
             let _done = done;
-            let sql = match mode {
-                LockMode::Shared => {
-                    "SELECT pg_advisory_unlock_shared($1), pg_notify('tokio_filelock', $1::text)"
-                }
-                LockMode::Exclusive => {
-                    "SELECT pg_advisory_unlock($1), pg_notify('tokio_filelock', $1::text)"
-                }
-            };
             let key = lock.inner.key;
-            match session.query_lock_path(sql, &[(&key, Type::INT8)]).await {
+            let (hi, lo) = mark_of(key);
+            let params: [(&(dyn ToSql + Sync), Type); 3] =
+                [(&key, Type::INT8), (&hi, Type::INT4), (&lo, Type::INT4)];
+            match session
+                .query_lock_path(statements::release(mode), &params)
+                .await
+            {
                 Ok(rows) if rows.first().is_some_and(|row| row.get::<_, bool>(0)) => {
                     lock.keep(session)
                 }

@@ -46,6 +46,9 @@ pub(crate) struct Session {
     task: JoinHandle<()>,
     /// `LISTEN` was sent on this session.
     pub(crate) listening: bool,
+    /// The session holds the waiter mark of the lock it waits for (see
+    /// `statements::ANNOUNCE`): it must drop it before it is reused.
+    pub(crate) announced: bool,
     /// The lock-path statements prepared on this session (see
     /// [`query_lock_path`](Session::query_lock_path)).
     prepared: Vec<(&'static str, Statement)>,
@@ -101,6 +104,7 @@ impl Session {
             notes,
             task,
             listening: false,
+            announced: false,
             prepared: Vec::new(),
         })
     }
@@ -108,27 +112,55 @@ impl Session {
     /// Runs a statement of the lock path (attempt, unlock): one round trip. The first
     /// run on this session sends it with its parameter types (`query_typed`: parse, bind
     /// and execute at once) and prepares it in the same round trip (the two requests are
-    /// pipelined); later runs execute the prepared statement, which skips parsing it (for
-    /// the fencing statement, that is more than a round trip of server time).
+    /// pipelined); later runs execute the prepared statement, which skips parsing it.
     pub(crate) async fn query_lock_path(
         &mut self,
         sql: &'static str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        if let Some((_, statement)) = self.prepared.iter().find(|(s, _)| *s == sql) {
+        self.query_lock_path_after(None, sql, params).await.1
+    }
+
+    /// Runs `first` (parsed each time) and then the lock-path statement `sql` (as
+    /// [`query_lock_path`](Self::query_lock_path)), pipelined: one round trip, and the
+    /// server runs them in this order (each in a transaction of its own).
+    pub(crate) async fn query_lock_path_after(
+        &mut self,
+        first: Option<(&'static str, &[(&(dyn ToSql + Sync), Type)])>,
+        sql: &'static str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> (
+        Option<Result<Vec<Row>, tokio_postgres::Error>>,
+        Result<Vec<Row>, tokio_postgres::Error>,
+    ) {
+        let client = &self.client;
+        // `join!` polls in order, and each query is sent at its first poll.
+        let first = async {
+            match first {
+                Some((sql, params)) => Some(client.query_typed(sql, params).await),
+                None => None,
+            }
+        };
+        let prepared = self
+            .prepared
+            .iter()
+            .find(|(s, _)| *s == sql)
+            .map(|(_, statement)| statement.clone());
+        if let Some(statement) = prepared {
             let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.0).collect();
-            return self.client.query(statement, &values).await;
+            return tokio::join!(first, client.query(&statement, &values));
         }
         let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();
-        let (rows, prepared) = tokio::join!(
-            self.client.query_typed(sql, params),
-            self.client.prepare_typed(sql, &types)
+        let (first, rows, prepared) = tokio::join!(
+            first,
+            client.query_typed(sql, params),
+            client.prepare_typed(sql, &types)
         );
         // A failed prepare only costs the next run a parse.
         if let Ok(statement) = prepared {
             self.prepared.push((sql, statement));
         }
-        rows
+        (first, rows)
     }
 
     /// `Some(reason)` when the session has ended.
