@@ -501,18 +501,16 @@ mod unix {
 
     // ---------------------------------------------------------------- uncontended
 
-    /// The statements a `PgLock` sends for an exclusive acquire + release with fencing
-    /// (copied from src/postgres/: keep them in step).
-    const FENCE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tokio_filelock_fence (\
-         key bigint PRIMARY KEY, name text NOT NULL, token bigint NOT NULL, \
-         holder text, acquired_at timestamptz NOT NULL DEFAULT now())";
-    const FENCE_ACQUIRE: &str = "INSERT INTO tokio_filelock_fence AS f (key, name, token, holder) \
-         SELECT $1, $2, 1, current_setting('application_name') WHERE pg_try_advisory_lock($1) \
-         ON CONFLICT (key) DO UPDATE SET token = f.token + 1, name = EXCLUDED.name, \
-         holder = EXCLUDED.holder, acquired_at = now() \
-         RETURNING token";
-    const UNLOCK_NOTIFY: &str =
-        "SELECT pg_advisory_unlock($1), pg_notify('tokio_filelock', $1::text)";
+    /// The statements a `PgLock` sends for an uncontended exclusive acquire + release with
+    /// fencing (copied from src/postgres/: keep them in step).
+    const FENCE_SEQUENCE: &str = "CREATE SEQUENCE IF NOT EXISTS \
+         tokio_filelock_fence_seq AS bigint MINVALUE 1 NO CYCLE CACHE 1";
+    const FENCE_ACQUIRE: &str = "SELECT CASE WHEN pg_try_advisory_lock($1) \
+         THEN nextval('tokio_filelock_fence_seq') END";
+    const RELEASE: &str = "SELECT u, CASE WHEN w THEN pg_notify('tokio_filelock', $1::text) END \
+         FROM (SELECT u, CASE WHEN pg_try_advisory_lock($2, $3) \
+         THEN NOT pg_advisory_unlock($2, $3) ELSE true END AS w \
+         FROM (SELECT pg_advisory_unlock($1) AS u OFFSET 0) a OFFSET 0) b";
 
     /// What one sample of a variant does (the async body runs in a spawned task).
     #[derive(Clone, Copy, PartialEq)]
@@ -533,15 +531,15 @@ mod unix {
     ) -> Vec<(Cycle, Vec<f64>)> {
         use tokio_postgres::types::{ToSql, Type};
         let raw = Raw::connect(&conninfo).await;
-        raw.client.batch_execute(FENCE_TABLE).await.unwrap();
+        raw.client.batch_execute(FENCE_SEQUENCE).await.unwrap();
         let fence = raw
             .client
-            .prepare_typed(FENCE_ACQUIRE, &[Type::INT8, Type::TEXT])
+            .prepare_typed(FENCE_ACQUIRE, &[Type::INT8])
             .await
             .unwrap();
-        let unlock_notify = raw
+        let release = raw
             .client
-            .prepare_typed(UNLOCK_NOTIFY, &[Type::INT8])
+            .prepare_typed(RELEASE, &[Type::INT8, Type::INT4, Type::INT4])
             .await
             .unwrap();
         let pg = PgLock::new(&conninfo, "bench-uncontended").unwrap();
@@ -551,6 +549,11 @@ mod unix {
             .unwrap();
         let raw_name = "bench-uncontended-raw";
         let raw_key = PgLock::key(raw_name);
+        // The waiter mark: the two halves of the key.
+        let (hi, lo) = (
+            (raw_key as u64 >> 32) as u32 as i32,
+            raw_key as u64 as u32 as i32,
+        );
         let cycles = [
             Cycle::Select1,
             Cycle::RawLock,
@@ -572,20 +575,20 @@ mod unix {
                             raw.unlock(raw_key).await;
                         }
                         Cycle::RawPg => {
-                            let rows = raw.client.query(&fence, &[&raw_key, &raw_name]).await;
-                            assert_eq!(rows.unwrap().len(), 1);
-                            let row = raw.client.query_one(&unlock_notify, &[&raw_key]).await;
+                            let row = raw.client.query_one(&fence, &[&raw_key]).await;
+                            assert!(row.unwrap().get::<_, Option<i64>>(0).is_some());
+                            let row = raw.client.query_one(&release, &[&raw_key, &hi, &lo]).await;
                             assert!(row.unwrap().get::<_, bool>(0));
                         }
                         Cycle::RawPgParsed => {
-                            let params: [(&(dyn ToSql + Sync), Type); 2] =
-                                [(&raw_key, Type::INT8), (&raw_name, Type::TEXT)];
-                            let rows = raw.client.query_typed(FENCE_ACQUIRE, &params).await;
-                            assert_eq!(rows.unwrap().len(), 1);
                             let rows = raw
                                 .client
-                                .query_typed(UNLOCK_NOTIFY, &[(&raw_key, Type::INT8)])
+                                .query_typed(FENCE_ACQUIRE, &[(&raw_key, Type::INT8)])
                                 .await;
+                            assert!(rows.unwrap()[0].get::<_, Option<i64>>(0).is_some());
+                            let params: [(&(dyn ToSql + Sync), Type); 3] =
+                                [(&raw_key, Type::INT8), (&hi, Type::INT4), (&lo, Type::INT4)];
+                            let rows = raw.client.query_typed(RELEASE, &params).await;
                             assert!(rows.unwrap()[0].get::<_, bool>(0));
                         }
                         // The release is sent when the guard drops; the next acquire of the

@@ -166,6 +166,24 @@ struct Inner {
     application: String,
     fencing: bool,
     idle: Mutex<Vec<Session>>,
+    /// Released holds whose unlock is not sent yet (see [`Handover`]).
+    handovers: Mutex<Vec<Handover>>,
+}
+
+/// A released hold: its session still holds the lock until the unlock is sent, by the task
+/// the release spawned or by the next acquire of the same handle, whichever takes it
+/// first. Dropped with its session unsent, it closes the session (which frees the lock).
+struct Handover {
+    session: Option<Session>,
+    mode: LockMode,
+    /// Marks the unlock as in flight for other handles' acquires until dropped.
+    done: releases::Done,
+}
+
+/// The outcome of an attempt that first had to release an earlier hold of its session.
+enum Unlocked {
+    /// That release did not succeed: the session may still hold the lock.
+    Failed,
 }
 
 /// Settings for a [`PgLock`]; from [`PgLock::builder`].
@@ -275,6 +293,7 @@ impl PgLockBuilder {
                 application: session::application_name(self.application.as_deref()),
                 fencing: self.fencing,
                 idle: Mutex::new(Vec::new()),
+                handovers: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -612,12 +631,25 @@ impl PgLock {
         let inner = &self.inner;
         let path = self.path();
         let start = Instant::now();
-        releases::settled(&inner.database, inner.key).await;
+        // A hold of this handle just released, whose unlock has not been sent yet: this
+        // acquire sends it, pipelined with its first attempt on the same session (the
+        // server runs them in that order, so the lock is free for the attempt).
+        let mut handover = self.take_handover();
+        releases::settled(
+            &inner.database,
+            inner.key,
+            handover.as_ref().map(|h| h.done.id()),
+        )
+        .await;
         let mut schedule = Schedule::new(wait, inner.poll_interval);
+        let session = match handover.as_mut().and_then(|h| h.session.take()) {
+            Some(session) => session,
+            None => self.session().await?,
+        };
         // Owns the session while it may hold something it has not handed over: dropped
         // with the future, it closes the session (see `Pending`).
         let mut pending = Pending {
-            session: Some(self.session().await?),
+            session: Some(session),
             lock: self,
             certain: true,
         };
@@ -628,9 +660,21 @@ impl PgLock {
             tracing::debug!(target: "tokio_filelock", path = %path.display(), attempt = attempts, ?mode, "attempt");
             pending.certain = false;
             // Once it waits, the session announces itself as a waiter (see `statements`).
-            let won = self.attempt(pending.session(), mode, waiting).await;
+            let unlock = handover.as_ref().map(|h| h.mode);
+            let won = self.attempt(pending.session(), mode, waiting, unlock).await;
+            // The unlock has ended (or the session will be closed): others may go on.
+            drop(handover.take());
             let won = match won {
-                Ok(won) => won,
+                Ok(Ok(won)) => won,
+                Ok(Err(Unlocked::Failed)) => {
+                    // The session may still hold the old hold: close it, go on with
+                    // another one.
+                    drop(pending.session.take());
+                    pending.session = Some(self.session().await?);
+                    pending.certain = true;
+                    attempts -= 1;
+                    continue;
+                }
                 Err(e) => return Err(e), // `pending` closes the session
             };
             pending.certain = true;
@@ -693,13 +737,17 @@ impl PgLock {
     /// One non-blocking attempt: `Some(token)` when won (`token` = fencing token, 0 when
     /// none). One round trip (see [`Session::query_lock_path`]). With `announce`, the
     /// session first marks itself as a waiter (pipelined, the same round trip) unless it
-    /// already has; a session that wins drops its mark in the same statement.
+    /// already has; a session that wins drops its mark in the same statement. With
+    /// `unlock`, the session first releases the hold it had in that mode (pipelined, the
+    /// same round trip): [`Error`] with [`Unlocked::Failed`] when that release did not
+    /// succeed (the caller closes the session).
     async fn attempt(
         &self,
         session: &mut Session,
         mode: LockMode,
         announce: bool,
-    ) -> Result<Option<u64>, Error> {
+        unlock: Option<LockMode>,
+    ) -> Result<Result<Option<u64>, Unlocked>, Error> {
         let inner = &self.inner;
         let path = self.path();
         let key = inner.key;
@@ -707,6 +755,7 @@ impl PgLock {
         let (hi, lo) = mark_of(key);
         let fail = |e| session::server_error(path, e, ServerError::Query);
         let mut created = false;
+        let mut unlock = unlock;
         loop {
             let announced = session.announced;
             let marked = announce || announced;
@@ -719,13 +768,28 @@ impl PgLock {
                 &with_mark[..1]
             };
             let mark: [(&(dyn ToSql + Sync), Type); 2] = [(&hi, Type::INT4), (&lo, Type::INT4)];
-            let first = (marked && !announced).then_some((statements::ANNOUNCE, &mark[..]));
-            let (announce_rows, rows) = session.query_lock_path_after(first, sql, params).await;
-            if let Some(rows) = announce_rows {
-                session.announced = rows
-                    .map_err(fail)?
-                    .first()
-                    .is_some_and(|row| row.get::<_, bool>(0));
+            let first = match unlock.take() {
+                Some(held) => Some((statements::release(held), &with_mark[..])),
+                None => (marked && !announced).then_some((statements::ANNOUNCE, &mark[..])),
+            };
+            let unlocking = first.is_some_and(|f| f.0 != statements::ANNOUNCE);
+            let (first_rows, rows) = session.query_lock_path_after(first, sql, params).await;
+            if let Some(first_rows) = first_rows {
+                let ok = match first_rows {
+                    Ok(rows) => rows.first().is_some_and(|row| row.get::<_, bool>(0)),
+                    Err(e) if unlocking => {
+                        tracing::warn!(target: "tokio_filelock", path = %path.display(), error = %e, "unlock failed; closing the session");
+                        false
+                    }
+                    Err(e) => return Err(fail(e)),
+                };
+                if unlocking {
+                    if !ok {
+                        return Ok(Err(Unlocked::Failed));
+                    }
+                } else {
+                    session.announced = ok;
+                }
             }
             let rows = match rows {
                 // No sequence yet: the statement failed to parse, so it took nothing.
@@ -742,7 +806,7 @@ impl PgLock {
                 // The statement dropped the waiter mark with the win.
                 session.announced = false;
             }
-            return Ok(won.map(|token| u64::try_from(token).unwrap_or(0)));
+            return Ok(Ok(won.map(|token| u64::try_from(token).unwrap_or(0))));
         }
     }
 
@@ -757,6 +821,26 @@ impl PgLock {
             runtime: tokio::runtime::Handle::current(),
         };
         LockGuard::remote(self.inner.state.clone(), mode, Box::new(hold))
+    }
+
+    /// A released hold of this handle whose unlock nobody has sent yet (its session still
+    /// open); ended sessions are dropped (closing them frees their locks).
+    fn take_handover(&self) -> Option<Handover> {
+        let mut handovers = self
+            .inner
+            .handovers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while let Some(handover) = handovers.pop() {
+            if handover
+                .session
+                .as_ref()
+                .is_some_and(|s| s.end_reason().is_none())
+            {
+                return Some(handover);
+            }
+        }
+        None
     }
 
     /// An idle session of this handle, or a new one.
@@ -1115,18 +1199,31 @@ impl Remote for Hold {
         held::remove(&inner.database, inner.key, self.owner, self.mode);
         tracing::debug!(target: "tokio_filelock", path = %self.lock.path().display(), "released");
         let done = releases::start(&inner.database, inner.key);
+        inner
+            .handovers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Handover {
+                session: Some(session),
+                mode: self.mode,
+                done,
+            });
         let lock = self.lock.clone();
-        let mode = self.mode;
+        // The unlock runs here unless an acquire of this handle takes it over first.
         // Dropped unrun if the runtime is gone: the session closes, freeing the lock.
         self.runtime.spawn(async move {
-            let mut session = session;
-            let _done = done;
+            let Some(mut handover) = lock.take_handover() else {
+                return;
+            };
+            let Some(mut session) = handover.session.take() else {
+                return;
+            };
             let key = lock.inner.key;
             let (hi, lo) = mark_of(key);
             let params: [(&(dyn ToSql + Sync), Type); 3] =
                 [(&key, Type::INT8), (&hi, Type::INT4), (&lo, Type::INT4)];
             match session
-                .query_lock_path(statements::release(mode), &params)
+                .query_lock_path(statements::release(handover.mode), &params)
                 .await
             {
                 Ok(rows) if rows.first().is_some_and(|row| row.get::<_, bool>(0)) => {
@@ -1138,6 +1235,7 @@ impl Remote for Hold {
                     tracing::warn!(target: "tokio_filelock", path = %lock.path().display(), %error, "unlock failed; closing the session");
                 }
             }
+            drop(handover);
         });
         Ok(())
     }
@@ -1219,28 +1317,32 @@ mod held {
 /// waits for them first, so that a dropped guard is a free lock on the next line.
 mod releases {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-    type Entry = (String, i64, watch::Receiver<()>);
+    type Entry = (String, i64, u64, watch::Receiver<()>);
     static PENDING: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
     /// Marks an unlock of `key` in flight until the returned value is dropped.
     pub(super) fn start(db: &str, key: i64) -> Done {
         let (tx, rx) = watch::channel(());
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.retain(|e| e.2.has_changed().is_ok());
-        pending.push((db.to_owned(), key, rx));
-        Done(tx)
+        pending.retain(|e| e.3.has_changed().is_ok());
+        pending.push((db.to_owned(), key, id, rx));
+        Done(tx, id)
     }
 
-    /// Ends when every unlock of `key` in flight has ended (bounded).
-    pub(super) async fn settled(db: &str, key: i64) {
+    /// Ends when every unlock of `key` in flight has ended (bounded), but `except` (the
+    /// caller's own).
+    pub(super) async fn settled(db: &str, key: i64, except: Option<u64>) {
         let waits: Vec<watch::Receiver<()>> = {
             let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
-            pending.retain(|e| e.2.has_changed().is_ok());
+            pending.retain(|e| e.3.has_changed().is_ok());
             pending
                 .iter()
-                .filter(|e| e.0 == db && e.1 == key)
-                .map(|e| e.2.clone())
+                .filter(|e| e.0 == db && e.1 == key && Some(e.2) != except)
+                .map(|e| e.3.clone())
                 .collect()
         };
         for mut rx in waits {
@@ -1252,7 +1354,13 @@ mod releases {
     }
 
     /// Dropped when the unlock ends.
-    pub(super) struct Done(#[allow(dead_code)] watch::Sender<()>);
+    pub(super) struct Done(#[allow(dead_code)] watch::Sender<()>, u64);
+
+    impl Done {
+        pub(super) fn id(&self) -> u64 {
+            self.1
+        }
+    }
 }
 
 /// Runs `future` to its end from synchronous code: on the crate's private runtime, whose

@@ -121,7 +121,7 @@ impl Session {
         self.query_lock_path_after(None, sql, params).await.1
     }
 
-    /// Runs `first` (parsed each time) and then the lock-path statement `sql` (as
+    /// Runs the lock-path statements `first` and `sql` (each as
     /// [`query_lock_path`](Self::query_lock_path)), pipelined: one round trip, and the
     /// server runs them in this order (each in a transaction of its own).
     pub(crate) async fn query_lock_path_after(
@@ -133,31 +133,30 @@ impl Session {
         Option<Result<Vec<Row>, tokio_postgres::Error>>,
         Result<Vec<Row>, tokio_postgres::Error>,
     ) {
+        let find = |sql: &str| {
+            self.prepared
+                .iter()
+                .find(|(s, _)| *s == sql)
+                .map(|(_, statement)| statement.clone())
+        };
+        let first_prepared = first.and_then(|(sql, _)| find(sql));
+        let prepared = find(sql);
         let client = &self.client;
         // `join!` polls in order, and each query is sent at its first poll.
         let first = async {
             match first {
-                Some((sql, params)) => Some(client.query_typed(sql, params).await),
+                Some((sql, params)) => Some((sql, run(client, first_prepared, sql, params).await)),
                 None => None,
             }
         };
-        let prepared = self
-            .prepared
-            .iter()
-            .find(|(s, _)| *s == sql)
-            .map(|(_, statement)| statement.clone());
-        if let Some(statement) = prepared {
-            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.0).collect();
-            return tokio::join!(first, client.query(&statement, &values));
-        }
-        let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();
-        let (first, rows, prepared) = tokio::join!(
-            first,
-            client.query_typed(sql, params),
-            client.prepare_typed(sql, &types)
-        );
-        // A failed prepare only costs the next run a parse.
-        if let Ok(statement) = prepared {
+        let (first, (rows, new)) = tokio::join!(first, run(client, prepared, sql, params));
+        let first = first.map(|(first_sql, (rows, new))| {
+            if let Some(statement) = new {
+                self.prepared.push((first_sql, statement));
+            }
+            rows
+        });
+        if let Some(statement) = new {
             self.prepared.push((sql, statement));
         }
         (first, rows)
@@ -181,6 +180,27 @@ impl Drop for Session {
         // socket; the server ends the backend and frees its locks.
         self.task.abort();
     }
+}
+
+/// Runs `sql`: the prepared statement when there is one; else parsed, with the statement
+/// prepared in the same round trip (returned, to be kept; a failed prepare only costs the
+/// next run a parse).
+async fn run(
+    client: &Client,
+    prepared: Option<Statement>,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> (Result<Vec<Row>, tokio_postgres::Error>, Option<Statement>) {
+    if let Some(statement) = prepared {
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.0).collect();
+        return (client.query(&statement, &values).await, None);
+    }
+    let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();
+    let (rows, prepared) = tokio::join!(
+        client.query_typed(sql, params),
+        client.prepare_typed(sql, &types)
+    );
+    (rows, prepared.ok())
 }
 
 /// Classifies a client error.
