@@ -738,9 +738,9 @@ impl PgLock {
     /// none). One round trip (see [`Session::query_lock_path`]). With `announce`, the
     /// session first marks itself as a waiter (pipelined, the same round trip) unless it
     /// already has; a session that wins drops its mark in the same statement. With
-    /// `unlock`, the session first releases the hold it had in that mode (pipelined, the
-    /// same round trip): [`Error`] with [`Unlocked::Failed`] when that release did not
-    /// succeed (the caller closes the session).
+    /// `unlock`, the same statement first releases the hold the session had in that mode
+    /// ([`statements::handover`]): [`Unlocked::Failed`] when that release did not succeed
+    /// (the caller closes the session).
     async fn attempt(
         &self,
         session: &mut Session,
@@ -755,53 +755,48 @@ impl PgLock {
         let (hi, lo) = mark_of(key);
         let fail = |e| session::server_error(path, e, ServerError::Query);
         let mut created = false;
-        let mut unlock = unlock;
         loop {
             let announced = session.announced;
-            let marked = announce || announced;
-            let sql = statements::attempt(mode, fence, marked);
+            let marked = unlock.is_none() && (announce || announced);
+            let sql = match unlock {
+                Some(held) => statements::handover(held, mode, fence),
+                None => statements::attempt(mode, fence, marked),
+            };
             let with_mark: [(&(dyn ToSql + Sync), Type); 3] =
                 [(&key, Type::INT8), (&hi, Type::INT4), (&lo, Type::INT4)];
-            let params = if marked {
+            let params = if marked || unlock.is_some() {
                 &with_mark[..]
             } else {
                 &with_mark[..1]
             };
             let mark: [(&(dyn ToSql + Sync), Type); 2] = [(&hi, Type::INT4), (&lo, Type::INT4)];
-            let first = match unlock.take() {
-                Some(held) => Some((statements::release(held), &with_mark[..])),
-                None => (marked && !announced).then_some((statements::ANNOUNCE, &mark[..])),
-            };
-            let unlocking = first.is_some_and(|f| f.0 != statements::ANNOUNCE);
+            let first = (marked && !announced).then_some((statements::ANNOUNCE, &mark[..]));
             let (first_rows, rows) = session.query_lock_path_after(first, sql, params).await;
             if let Some(first_rows) = first_rows {
-                let ok = match first_rows {
-                    Ok(rows) => rows.first().is_some_and(|row| row.get::<_, bool>(0)),
-                    Err(e) if unlocking => {
-                        tracing::warn!(target: "tokio_filelock", path = %path.display(), error = %e, "unlock failed; closing the session");
-                        false
-                    }
-                    Err(e) => return Err(fail(e)),
-                };
-                if unlocking {
-                    if !ok {
-                        return Ok(Err(Unlocked::Failed));
-                    }
-                } else {
-                    session.announced = ok;
-                }
+                session.announced = first_rows
+                    .map_err(fail)?
+                    .first()
+                    .is_some_and(|row| row.get::<_, bool>(0));
             }
             let rows = match rows {
-                // No sequence yet: the statement failed to parse, so it took nothing.
-                // Create the sequence and attempt again.
+                // No sequence yet: the statement failed to parse, so it ran nothing (no
+                // unlock either). Create the sequence and run it again.
                 Err(e) if fence && !created && e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
                     create_sequence(session, path).await?;
                     created = true;
                     continue;
                 }
+                Err(e) if unlock.is_some() => {
+                    tracing::warn!(target: "tokio_filelock", path = %path.display(), error = %e, "unlock failed; closing the session");
+                    return Ok(Err(Unlocked::Failed));
+                }
                 rows => rows.map_err(fail)?,
             };
-            let won = rows.first().and_then(|row| row.get::<_, Option<i64>>(0));
+            let row = rows.first();
+            if unlock.is_some() && !row.is_some_and(|row| row.get::<_, bool>(1)) {
+                return Ok(Err(Unlocked::Failed));
+            }
+            let won = row.and_then(|row| row.get::<_, Option<i64>>(0));
             if won.is_some() {
                 // The statement dropped the waiter mark with the win.
                 session.announced = false;
@@ -925,36 +920,68 @@ mod statements {
     /// at this very moment: the waiter then tries again before its next sleep.
     pub(super) const ANNOUNCE: &str = "SELECT pg_try_advisory_lock_shared($1, $2)";
 
+    // The fragments the statements are made of (macros, for `concat!`).
+    macro_rules! core {
+        // The attempt: the token (or 0 without fencing) when won, else NULL.
+        (ex_fence) => {
+            "CASE WHEN pg_try_advisory_lock($1) THEN nextval('tokio_filelock_fence_seq') END"
+        };
+        (ex) => {
+            "CASE WHEN pg_try_advisory_lock($1) THEN 0::int8 END"
+        };
+        (sh) => {
+            "CASE WHEN pg_try_advisory_lock_shared($1) THEN 0::int8 END"
+        };
+    }
+    // The release (see `release`): `u` = the session held the lock, `n` = the notification
+    // (NULL when no waiter holds the mark). `OFFSET 0` keeps each level a subquery of its
+    // own, evaluated before the level around it: unlock, then probe, then notify.
+    macro_rules! released {
+        ($unlock:literal) => {
+            concat!(
+                "(SELECT u, CASE WHEN w THEN pg_notify('tokio_filelock', $1::text) END AS n \
+                 FROM (SELECT u, CASE WHEN pg_try_advisory_lock($2, $3) \
+                 THEN NOT pg_advisory_unlock($2, $3) ELSE true END AS w \
+                 FROM (SELECT ",
+                $unlock,
+                "($1) AS u OFFSET 0) a OFFSET 0) b OFFSET 0) r"
+            )
+        };
+    }
+    // An attempt of a marked waiter: drops the mark in the same statement when it wins.
+    macro_rules! marked {
+        ($core:tt) => {
+            concat!(
+                "SELECT t, CASE WHEN t IS NOT NULL THEN pg_advisory_unlock_shared($2, $3) END \
+                 FROM (SELECT ",
+                core!($core),
+                " AS t OFFSET 0) s"
+            )
+        };
+    }
+    // A release and an attempt in one statement: `(token or NULL, unlocked, notification)`.
+    macro_rules! handover {
+        ($unlock:literal, $core:tt) => {
+            concat!(
+                "SELECT CASE WHEN u THEN ",
+                core!($core),
+                " END, u, n FROM ",
+                released!($unlock)
+            )
+        };
+    }
+
     /// The attempt: the token (or 0 without fencing) when won, else NULL. With `marked`,
     /// the session holds (or has just asked for) the waiter mark and drops it in the same
     /// statement when it wins.
     pub(super) fn attempt(mode: LockMode, fence: bool, marked: bool) -> &'static str {
         match (mode, fence, marked) {
-            (LockMode::Exclusive, true, false) => {
-                "SELECT CASE WHEN pg_try_advisory_lock($1) \
-                 THEN nextval('tokio_filelock_fence_seq') END"
-            }
-            (LockMode::Exclusive, true, true) => {
-                "SELECT t, CASE WHEN t IS NOT NULL THEN pg_advisory_unlock_shared($2, $3) END \
-                 FROM (SELECT CASE WHEN pg_try_advisory_lock($1) \
-                 THEN nextval('tokio_filelock_fence_seq') END AS t OFFSET 0) s"
-            }
-            (LockMode::Exclusive, false, false) => {
-                "SELECT CASE WHEN pg_try_advisory_lock($1) THEN 0::int8 END"
-            }
-            (LockMode::Exclusive, false, true) => {
-                "SELECT t, CASE WHEN t IS NOT NULL THEN pg_advisory_unlock_shared($2, $3) END \
-                 FROM (SELECT CASE WHEN pg_try_advisory_lock($1) THEN 0::int8 END AS t \
-                 OFFSET 0) s"
-            }
-            (LockMode::Shared, _, false) => {
-                "SELECT CASE WHEN pg_try_advisory_lock_shared($1) THEN 0::int8 END"
-            }
-            (LockMode::Shared, _, true) => {
-                "SELECT t, CASE WHEN t IS NOT NULL THEN pg_advisory_unlock_shared($2, $3) END \
-                 FROM (SELECT CASE WHEN pg_try_advisory_lock_shared($1) THEN 0::int8 END AS t \
-                 OFFSET 0) s"
-            }
+            (LockMode::Exclusive, true, false) => concat!("SELECT ", core!(ex_fence)),
+            (LockMode::Exclusive, true, true) => marked!(ex_fence),
+            (LockMode::Exclusive, false, false) => concat!("SELECT ", core!(ex)),
+            (LockMode::Exclusive, false, true) => marked!(ex),
+            (LockMode::Shared, _, false) => concat!("SELECT ", core!(sh)),
+            (LockMode::Shared, _, true) => marked!(sh),
         }
     }
 
@@ -969,18 +996,25 @@ mod statements {
     /// first column when the session held the lock.
     pub(super) fn release(mode: LockMode) -> &'static str {
         match mode {
-            LockMode::Exclusive => {
-                "SELECT u, CASE WHEN w THEN pg_notify('tokio_filelock', $1::text) END \
-                 FROM (SELECT u, CASE WHEN pg_try_advisory_lock($2, $3) \
-                 THEN NOT pg_advisory_unlock($2, $3) ELSE true END AS w \
-                 FROM (SELECT pg_advisory_unlock($1) AS u OFFSET 0) a OFFSET 0) b"
-            }
+            LockMode::Exclusive => concat!("SELECT u, n FROM ", released!("pg_advisory_unlock")),
             LockMode::Shared => {
-                "SELECT u, CASE WHEN w THEN pg_notify('tokio_filelock', $1::text) END \
-                 FROM (SELECT u, CASE WHEN pg_try_advisory_lock($2, $3) \
-                 THEN NOT pg_advisory_unlock($2, $3) ELSE true END AS w \
-                 FROM (SELECT pg_advisory_unlock_shared($1) AS u OFFSET 0) a OFFSET 0) b"
+                concat!("SELECT u, n FROM ", released!("pg_advisory_unlock_shared"))
             }
+        }
+    }
+
+    /// The release of a hold in mode `held` (as [`release`]) and then, when it succeeded,
+    /// an attempt in `mode` (as [`attempt`], unmarked), in one statement: what the next
+    /// acquire of a handle sends when it takes over the unlock of a hold just released.
+    pub(super) fn handover(held: LockMode, mode: LockMode, fence: bool) -> &'static str {
+        use LockMode::{Exclusive as Ex, Shared as Sh};
+        match (held, mode, fence) {
+            (Ex, Ex, true) => handover!("pg_advisory_unlock", ex_fence),
+            (Ex, Ex, false) => handover!("pg_advisory_unlock", ex),
+            (Ex, Sh, _) => handover!("pg_advisory_unlock", sh),
+            (Sh, Ex, true) => handover!("pg_advisory_unlock_shared", ex_fence),
+            (Sh, Ex, false) => handover!("pg_advisory_unlock_shared", ex),
+            (Sh, Sh, _) => handover!("pg_advisory_unlock_shared", sh),
         }
     }
 }
