@@ -14,9 +14,18 @@
 //! session of its own (one server connection per held guard; idle sessions of a handle are
 //! reused). An attempt is one `pg_try_advisory_lock` (or `_shared`): the server never
 //! keeps a waiting lock call, so a cancelled or timed-out acquire can leave nothing
-//! waiting on the server. Waiters `LISTEN` on the channel `tokio_filelock`, and a release
-//! runs `pg_advisory_unlock` and `pg_notify` in one statement: a waiter in any process on
-//! any host attempts again at once. The poll schedule (as for `FileLock`, capped at the
+//! waiting on the server. Waiters `LISTEN` on the channel `tokio_filelock` and announce
+//! themselves with a **waiter mark**: a shared hold of the two-key advisory lock
+//! `(hi, lo)` made of the key's two 32-bit halves (`pg_try_advisory_lock_shared(hi, lo)`;
+//! `pg_locks` shows it with the lock's `classid`/`objid` and `objsubid = 2`), taken before
+//! the attempt that precedes their first sleep and dropped when the wait ends. A release
+//! runs, in one statement, `pg_advisory_unlock`, then a probe of the mark (a momentary
+//! `pg_try_advisory_lock(hi, lo)`, which fails while a waiter holds it), and `pg_notify`
+//! only when the probe found a waiter: a waiter in any process on any host attempts again
+//! at once, and a release nobody waits for costs no notification (which would assign a
+//! transaction id and commit, with a WAL flush on a durable server). Since the waiter
+//! announces itself before an attempt and the release probes after its unlock, either
+//! that attempt finds the lock free or the probe finds the waiter. The poll schedule (as for `FileLock`, capped at the
 //! poll interval, default 200 ms) stays underneath for holders that are not this crate
 //! (`psql`, other languages) and for holders that died.
 //!
@@ -31,10 +40,14 @@
 //!   session (the outcome is uncertain: the server ends the backend, and with it any lock
 //!   it just won); dropped while sleeping, the session held nothing and is kept for reuse.
 //!   A session never waits in a lock call, so none is ever handed back with a wait pending.
-//! - **Release**: the guard's drop (or `release()`) hands `pg_advisory_unlock` to the
-//!   session's runtime and returns; an acquire of the same lock in this process waits for
-//!   that unlock first, so a dropped guard is a free lock on the next line here. Other
-//!   processes see it free one round trip later.
+//! - **Release**: the guard's drop (or `release()`) hands the unlock to a task on the
+//!   session's runtime and returns. The next acquire of the same handle, if it comes
+//!   first, takes the unlock over and sends it with its attempt in one statement on that
+//!   session (unlock, then attempt: one round trip for both); an acquire of the same lock
+//!   through another handle of this process waits for the unlock first. Either way a
+//!   dropped guard is a free lock on the next line here. Other processes see it free one
+//!   round trip later (or, when this process acquires it again at once, for the instant
+//!   between the two halves of that statement: there is no fairness, as with `flock`).
 //! - **A server that goes away** while an acquire waits: the acquire fails with
 //!   [`Error::Server`] ([`ServerError::SessionLost`]) at
 //!   once; it does not reconnect (retry it if you want to wait for the server).
@@ -54,17 +67,34 @@
 //!
 //! # Fencing tokens
 //!
-//! An exclusive acquire also bumps a counter for the key in the table
-//! `tokio_filelock_fence`, in the same statement that takes the lock:
-//! [`LockGuard::fencing_token`](crate::LockGuard::fencing_token) strictly increases with
-//! every exclusive acquisition of the name, by any client. The table is created on first
-//! use (`CREATE TABLE IF NOT EXISTS`, in the session's `search_path`), which needs the
-//! `CREATE` privilege on that schema once, then `SELECT, INSERT, UPDATE` on the table.
-//! Turn it off with [`PgLockBuilder::fencing`]`(false)` or `?fencing=off` in a URL; guards
-//! then have no token. A token is only as durable as the table's commits: after a failover
-//! to an asynchronous replica it may go back. Each exclusive acquire commits the row, so on
-//! a durable server it waits for a WAL flush: turn fencing off where no token is needed.
+//! An exclusive acquire also draws the next value of the sequence
+//! `tokio_filelock_fence_seq`, in the same statement that takes the lock
+//! (`SELECT CASE WHEN pg_try_advisory_lock($1) THEN nextval('tokio_filelock_fence_seq')
+//! END`): [`LockGuard::fencing_token`](crate::LockGuard::fencing_token) strictly increases
+//! with every exclusive acquisition of the name, by any client, since one sequence serves
+//! all names and a value is drawn only under the lock. Tokens of different names are not
+//! consecutive.
 //!
+//! - **Privileges**: the sequence is created on first use (`CREATE SEQUENCE IF NOT EXISTS
+//!   tokio_filelock_fence_seq AS bigint MINVALUE 1 NO CYCLE CACHE 1`, in the session's
+//!   `search_path`), which needs `CREATE` on that schema once; every client then needs
+//!   `USAGE` (or `UPDATE`) on the sequence. An administrator can create it instead and
+//!   `GRANT USAGE ON SEQUENCE tokio_filelock_fence_seq TO ...`: the crate only creates it
+//!   when the attempt finds none. It must keep `CACHE 1` and `NO CYCLE` (a cache gives each
+//!   session numbers of its own, out of order across sessions).
+//! - **Crashes**: PostgreSQL WAL-logs a sequence 32 values ahead of what it hands out and
+//!   flushes that record with the transaction that wrote it, so after a crash and
+//!   restart the sequence resumes above every value handed out (it may skip up to 32):
+//!   tokens never repeat with `fsync` on (`tests/postgres.rs` crashes the server to check
+//!   it). After a failover to an asynchronous replica they may go back, as any write may.
+//! - **Cost**: no row write and no commit of its own per acquire; a WAL record every 32
+//!   tokens.
+//! - **Earlier versions** of this crate (before the first release) bumped a row of the
+//!   table `tokio_filelock_fence` instead: the table is no longer used (drop it), and
+//!   clients of both kinds must not share a name.
+//! - **Off**: [`PgLockBuilder::fencing`]`(false)` or `?fencing=off` in a URL; guards then
+//!   have no token and nothing is created.
+
 //! # Who holds it
 //!
 //! Every lock session sets `application_name` to `tfl h=<host> p=<pid> <command>` (63 bytes
@@ -244,7 +274,7 @@ impl PgLockBuilder {
         self
     }
 
-    /// `false`: no fencing tokens, and no table is created. Default: `true`.
+    /// `false`: no fencing tokens, and no sequence is created. Default: `true`.
     pub fn fencing(mut self, fencing: bool) -> Self {
         self.fencing = fencing;
         self

@@ -17,6 +17,9 @@ use crate::{Error, ServerError};
 /// The `LISTEN`/`NOTIFY` channel on which releases announce the key they freed.
 pub(crate) const CHANNEL: &str = "tokio_filelock";
 
+/// Typed parameters of a statement.
+pub(crate) type Params<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
+
 /// Client-side TCP keepalives of every lock session (the server side is set in the startup
 /// options): a dead peer is noticed within about idle + interval x retries = 5 s.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
@@ -126,9 +129,9 @@ impl Session {
     /// server runs them in this order (each in a transaction of its own).
     pub(crate) async fn query_lock_path_after(
         &mut self,
-        first: Option<(&'static str, &[(&(dyn ToSql + Sync), Type)])>,
+        first: Option<(&'static str, Params<'_>)>,
         sql: &'static str,
-        params: &[(&(dyn ToSql + Sync), Type)],
+        params: Params<'_>,
     ) -> (
         Option<Result<Vec<Row>, tokio_postgres::Error>>,
         Result<Vec<Row>, tokio_postgres::Error>,
