@@ -501,18 +501,16 @@ mod unix {
 
     // ---------------------------------------------------------------- uncontended
 
-    /// The statements a `PgLock` sends for an exclusive acquire + release with fencing
-    /// (copied from src/postgres/: keep them in step).
-    const FENCE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tokio_filelock_fence (\
-         key bigint PRIMARY KEY, name text NOT NULL, token bigint NOT NULL, \
-         holder text, acquired_at timestamptz NOT NULL DEFAULT now())";
-    const FENCE_ACQUIRE: &str = "INSERT INTO tokio_filelock_fence AS f (key, name, token, holder) \
-         SELECT $1, $2, 1, current_setting('application_name') WHERE pg_try_advisory_lock($1) \
-         ON CONFLICT (key) DO UPDATE SET token = f.token + 1, name = EXCLUDED.name, \
-         holder = EXCLUDED.holder, acquired_at = now() \
-         RETURNING token";
-    const UNLOCK_NOTIFY: &str =
-        "SELECT pg_advisory_unlock($1), pg_notify('tokio_filelock', $1::text)";
+    /// The statements a `PgLock` sends for an uncontended exclusive acquire + release with
+    /// fencing (copied from src/postgres/: keep them in step).
+    const FENCE_SEQUENCE: &str = "CREATE SEQUENCE IF NOT EXISTS \
+         tokio_filelock_fence_seq AS bigint MINVALUE 1 NO CYCLE CACHE 1";
+    const FENCE_ACQUIRE: &str = "SELECT CASE WHEN pg_try_advisory_lock($1) \
+         THEN nextval('tokio_filelock_fence_seq') END";
+    const RELEASE: &str = "SELECT u, CASE WHEN w THEN pg_notify('tokio_filelock', $1::text) END \
+         FROM (SELECT u, CASE WHEN pg_try_advisory_lock($2, $3) \
+         THEN NOT pg_advisory_unlock($2, $3) ELSE true END AS w \
+         FROM (SELECT pg_advisory_unlock($1) AS u OFFSET 0) a OFFSET 0) b";
 
     /// What one sample of a variant does (the async body runs in a spawned task).
     #[derive(Clone, Copy, PartialEq)]
@@ -533,15 +531,15 @@ mod unix {
     ) -> Vec<(Cycle, Vec<f64>)> {
         use tokio_postgres::types::{ToSql, Type};
         let raw = Raw::connect(&conninfo).await;
-        raw.client.batch_execute(FENCE_TABLE).await.unwrap();
+        raw.client.batch_execute(FENCE_SEQUENCE).await.unwrap();
         let fence = raw
             .client
-            .prepare_typed(FENCE_ACQUIRE, &[Type::INT8, Type::TEXT])
+            .prepare_typed(FENCE_ACQUIRE, &[Type::INT8])
             .await
             .unwrap();
-        let unlock_notify = raw
+        let release = raw
             .client
-            .prepare_typed(UNLOCK_NOTIFY, &[Type::INT8])
+            .prepare_typed(RELEASE, &[Type::INT8, Type::INT4, Type::INT4])
             .await
             .unwrap();
         let pg = PgLock::new(&conninfo, "bench-uncontended").unwrap();
@@ -551,6 +549,11 @@ mod unix {
             .unwrap();
         let raw_name = "bench-uncontended-raw";
         let raw_key = PgLock::key(raw_name);
+        // The waiter mark: the two halves of the key.
+        let (hi, lo) = (
+            (raw_key as u64 >> 32) as u32 as i32,
+            raw_key as u64 as u32 as i32,
+        );
         let cycles = [
             Cycle::Select1,
             Cycle::RawLock,
@@ -572,20 +575,20 @@ mod unix {
                             raw.unlock(raw_key).await;
                         }
                         Cycle::RawPg => {
-                            let rows = raw.client.query(&fence, &[&raw_key, &raw_name]).await;
-                            assert_eq!(rows.unwrap().len(), 1);
-                            let row = raw.client.query_one(&unlock_notify, &[&raw_key]).await;
+                            let row = raw.client.query_one(&fence, &[&raw_key]).await;
+                            assert!(row.unwrap().get::<_, Option<i64>>(0).is_some());
+                            let row = raw.client.query_one(&release, &[&raw_key, &hi, &lo]).await;
                             assert!(row.unwrap().get::<_, bool>(0));
                         }
                         Cycle::RawPgParsed => {
-                            let params: [(&(dyn ToSql + Sync), Type); 2] =
-                                [(&raw_key, Type::INT8), (&raw_name, Type::TEXT)];
-                            let rows = raw.client.query_typed(FENCE_ACQUIRE, &params).await;
-                            assert_eq!(rows.unwrap().len(), 1);
                             let rows = raw
                                 .client
-                                .query_typed(UNLOCK_NOTIFY, &[(&raw_key, Type::INT8)])
+                                .query_typed(FENCE_ACQUIRE, &[(&raw_key, Type::INT8)])
                                 .await;
+                            assert!(rows.unwrap()[0].get::<_, Option<i64>>(0).is_some());
+                            let params: [(&(dyn ToSql + Sync), Type); 3] =
+                                [(&raw_key, Type::INT8), (&hi, Type::INT4), (&lo, Type::INT4)];
+                            let rows = raw.client.query_typed(RELEASE, &params).await;
                             assert!(rows.unwrap()[0].get::<_, bool>(0));
                         }
                         // The release is sent when the guard drops; the next acquire of the
@@ -626,9 +629,9 @@ mod unix {
              spawned task of a multi-thread runtime (2 workers), against the server this run \
              started on 127.0.0.1 (TCP). The baseline is one round trip on the same \
              connection setup: a tokio-postgres client whose connection is driven by a task \
-             of the same runtime, running the prepared `SELECT 1`. A `PgLock` release is sent \
-             when the guard drops and the next acquire of the same lock in this process \
-             waits for it, so a sample of the loop holds one whole acquire + release. \
+             of the same runtime, running the prepared `SELECT 1`. A dropped `PgLock` guard's \
+             unlock is sent by the next acquire of the same handle (or, when none comes \
+             first, by a task), so a sample of the loop holds one whole acquire + release. \
              {rounds} rounds interleave the variants ({warmup} warm-up + {per_round} samples \
              each per round: {} samples per row).\n",
             rounds * per_round
@@ -642,7 +645,7 @@ mod unix {
                     "prepared `pg_try_advisory_lock` + `pg_advisory_unlock` (any session lock: two round trips)"
                 }
                 Cycle::RawPg => {
-                    "what `PgLock` sends, prepared, from one task: fencing `INSERT` + unlock with `pg_notify` (the server's share)"
+                    "`PgLock`'s attempt (with `nextval`) + its release (with the waiter probe), prepared, sent one after the other by a plain client"
                 }
                 Cycle::RawPgParsed => "the same, parsed each time (`query_typed`)",
                 Cycle::PgNoFence => "`PgLock` `acquire().await` + drop, `fencing(false)`",
@@ -662,20 +665,22 @@ mod unix {
         );
         let rt = |us: f64| format!("{} ({:.2} round trips)", fmt_us(us), us / rtt);
         println!(
-            "Where the time goes: a cycle sends two statements of one round trip each, the \
-             attempt and the unlock (any session lock needs both). With fencing the attempt is \
-             an `INSERT ... ON CONFLICT` on `tokio_filelock_fence` that takes the lock and \
-             bumps the token in one statement (a row write and a commit), and the unlock \
-             carries `pg_notify` (it wakes waiters in other processes at once). The third row \
-             is those statements sent by a plain client: `PgLock` takes {:.2}x its time. \
-             Fencing costs {} over `fencing(false)`. Each statement goes in one round trip \
-             (typed parameters, prepared on the session's first use); parsing the fencing \
-             statement every time would cost {} more. A round trip on one machine is mostly \
-             process wake-ups (the client's threads, the server backend): it is slower on an \
-             idle machine whose CPUs sleep than on a busy one, so compare the ratios. The \
-             server here runs with `fsync=off`: on a durable server every fencing commit also \
-             waits for a WAL flush (a disk sync per exclusive acquire), which \
-             `fencing(false)` avoids.\n",
+            "Where the time goes: any session lock needs an attempt and an unlock. A `PgLock` \
+             sends the unlock when the guard drops, from a task; when the next acquire of \
+             the same handle comes first, as in this loop, it takes the unlock over and sends \
+             it with its attempt in one statement (unlock, probe, attempt), so a sample here \
+             is one statement of one round trip plus the crate's own work. The attempt draws \
+             the fencing token from a sequence in the same statement (`CASE WHEN \
+             pg_try_advisory_lock($1) THEN nextval(...) END`: no row write, no commit of its \
+             own); the release probes the waiter mark and sends `pg_notify` only when a \
+             waiter announced itself (nobody does here). The third row sends the attempt and \
+             the release as two statements, one after the other, from a plain client (what a \
+             `PgLock` costs when the release is not taken over): `PgLock` in this loop takes \
+             {:.2}x its time. Fencing costs {} over `fencing(false)`. Each statement is \
+             prepared on the session's first use; parsing both every time would cost {} \
+             more. A round trip on one machine is mostly process wake-ups (the client's \
+             threads, the server backend): it is slower on an idle machine whose CPUs sleep \
+             than on a busy one, so compare the ratios.\n",
             p50(Cycle::Pg) / p50(Cycle::RawPg),
             rt(p50(Cycle::Pg) - p50(Cycle::PgNoFence)),
             rt(p50(Cycle::RawPgParsed) - p50(Cycle::RawPg)),
@@ -825,7 +830,7 @@ mod unix {
              replies). A `PgLock` waiter never waits in a lock call (a cancelled or timed-out \
              wait would leave the server waiting, and later holding): the unlock's \
              `pg_notify` reaches the waiter's backend at commit, which sends the \
-             notification, and the waiter then makes its attempt (the fencing `INSERT`): one \
+             notification, and the waiter then makes its attempt (with the fencing `nextval`): one \
              round trip and one statement more than the raw session. Both sides also wake \
              processes that slept through the hold (client and server backend): on a busy \
              machine each such wake-up waits for a CPU, which is why a hand-off costs more \

@@ -553,14 +553,7 @@ async fn an_injection_name_locks_that_literal_name_and_touches_nothing_else() {
         .execute("SELECT count(*) FROM victim", &[])
         .await
         .unwrap();
-    let row = admin
-        .query_one(
-            "SELECT name FROM tokio_filelock_fence WHERE key = $1",
-            &[&PgLock::key(name)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), name);
+    assert!(g.fencing_token().is_some());
     drop(g);
 }
 
@@ -733,4 +726,171 @@ async fn a_hostile_application_name_is_shown_escaped() {
     );
     // The foreign hold is untouched.
     assert_eq!(holders(&foreign, &name).await.len(), 1);
+}
+
+/// Tokens of every exclusive acquisition, from two handles in this process and a holder
+/// process, alternating: each is greater than the one before. Then the server crashes (a
+/// backend SIGKILLed: the postmaster ends every session and replays the WAL, as after a
+/// power cut with `fsync` on) and comes back: the next token is still greater (the token
+/// sequence is WAL-logged ahead of the values it hands out).
+#[test]
+fn fencing_tokens_increase_across_clients_and_a_crash_restart() {
+    let (server, _use) = pg::exclusive();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = unique("tokens");
+    let a = PgLock::new(&server.conninfo(), &name).unwrap();
+    let b = PgLock::new(&server.conninfo(), &name).unwrap();
+    let mut last = 0u64;
+    let mut next = |token: u64, who: &str| {
+        assert!(token > last, "{who}: token {token} after {last}");
+        last = token;
+    };
+    // More than the 32 values the server logs ahead at a time.
+    for i in 0..40 {
+        let lock = if i % 2 == 0 { &a } else { &b };
+        let g = rt.block_on(lock.acquire_timeout(ACQUIRE_WAIT)).unwrap();
+        next(g.fencing_token().unwrap(), "in-process handle");
+        drop(g);
+        if i % 10 == 9 {
+            // A release in flight ends before the child's attempt: settle it here.
+            drop(rt.block_on(a.acquire_timeout(ACQUIRE_WAIT)).unwrap());
+            let mut child = common::spawn("hold", &[&server.conninfo(), &name]);
+            let said = child.next_message();
+            let token: u64 = said.strip_prefix("held ").unwrap().parse().unwrap();
+            next(token, "holder process");
+            child.close_stdin();
+            assert!(child.wait_success());
+        }
+    }
+    let before = last;
+    // A hold of another lock, to see the crash end every session.
+    let witness = PgLock::new(&server.conninfo(), &unique("witness")).unwrap();
+    let witness = rt.block_on(witness.acquire()).unwrap();
+    // Crash: SIGKILL one backend; the postmaster restarts the cluster through recovery.
+    rt.block_on(async {
+        let admin = admin(server).await;
+        let pid: i32 = admin
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(ACQUIRE_WAIT, witness.lost())
+            .await
+            .expect("the crash ends every session");
+    });
+    // Back (bounded): a new session gets through.
+    let mut back = None;
+    for _ in 0..300 {
+        let fresh = PgLock::new(&server.conninfo(), &name).unwrap();
+        if let Ok(g) = rt.block_on(fresh.acquire_timeout(ACQUIRE_WAIT)) {
+            back = Some(g);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let g = back.expect("the server came back after the crash");
+    let after = g.fencing_token().unwrap();
+    assert!(
+        after > before,
+        "token {after} after the crash, {before} before"
+    );
+}
+
+/// A connection that collects the payloads of notifications on the crate's channel.
+async fn listener(
+    server: &pg::PgServer,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (client, mut conn) = tokio_postgres::connect(&server.conninfo(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(note) = message {
+                let _ = tx.send(note.payload().to_owned());
+            }
+        }
+    });
+    client.batch_execute("LISTEN tokio_filelock").await.unwrap();
+    (client, rx)
+}
+
+/// Sessions holding `name`'s waiter mark (the two-key advisory lock of the key's halves).
+async fn marks(admin: &tokio_postgres::Client, name: &str) -> usize {
+    let key = PgLock::key(name) as u64;
+    admin
+        .query(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND classid = $1 AND objid = $2 AND objsubid = 2",
+            &[&((key >> 32) as u32), &(key as u32)],
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+/// A release notifies other clients only when one waits: with nobody waiting (a plain
+/// release, and a release taken over by the next acquire of the handle) no notification
+/// reaches the channel; a waiter holds its mark while it waits, the release then
+/// notifies, the waiter gets the lock and drops its mark.
+#[tokio::test]
+async fn a_release_notifies_only_when_a_waiter_waits() {
+    let (server, _use) = pg::shared();
+    let admin = admin(server).await;
+    let (_listening, mut notes) = listener(server).await;
+    let name = unique("notify");
+    let key = PgLock::key(&name).to_string();
+    let lock = PgLock::new(&server.conninfo(), &name).unwrap();
+    let other = PgLock::new(&server.conninfo(), &name).unwrap();
+    drop(lock.acquire().await.unwrap());
+    drop(lock.acquire().await.unwrap()); // takes over the unlock of the first
+    // Another handle's acquire waits for this process's unlocks in flight: after it, every
+    // release above has committed, and so has any notification it sent.
+    let held = other.acquire_timeout(ACQUIRE_WAIT).await.unwrap();
+    admin
+        .execute("SELECT pg_notify('tokio_filelock', 'barrier')", &[])
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(ACQUIRE_WAIT, notes.recv()).await;
+    assert_eq!(first.unwrap().as_deref(), Some("barrier"));
+
+    let (waits, mut waiting) = tokio::sync::mpsc::unbounded_channel();
+    let waiter = PgLock::builder(&server.conninfo(), &name)
+        .poll_interval(Duration::from_secs(3600))
+        .on_wait(move |_| {
+            let _ = waits.send(());
+        })
+        .build()
+        .unwrap();
+    let task = tokio::spawn(async move { waiter.acquire_timeout(ACQUIRE_WAIT).await });
+    tokio::time::timeout(ACQUIRE_WAIT, waiting.recv())
+        .await
+        .unwrap();
+    let mut marked = 0;
+    for _ in 0..300 {
+        marked = marks(&admin, &name).await;
+        if marked == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(marked, 1, "the waiter holds its mark while it waits");
+    drop(held);
+    let note = tokio::time::timeout(ACQUIRE_WAIT, notes.recv()).await;
+    assert_eq!(note.unwrap(), Some(key));
+    let g = tokio::time::timeout(ACQUIRE_WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(marks(&admin, &name).await, 0, "the winner dropped its mark");
+    drop(g);
 }

@@ -14,9 +14,18 @@
 //! session of its own (one server connection per held guard; idle sessions of a handle are
 //! reused). An attempt is one `pg_try_advisory_lock` (or `_shared`): the server never
 //! keeps a waiting lock call, so a cancelled or timed-out acquire can leave nothing
-//! waiting on the server. Waiters `LISTEN` on the channel `tokio_filelock`, and a release
-//! runs `pg_advisory_unlock` and `pg_notify` in one statement: a waiter in any process on
-//! any host attempts again at once. The poll schedule (as for `FileLock`, capped at the
+//! waiting on the server. Waiters `LISTEN` on the channel `tokio_filelock` and announce
+//! themselves with a **waiter mark**: a shared hold of the two-key advisory lock
+//! `(hi, lo)` made of the key's two 32-bit halves (`pg_try_advisory_lock_shared(hi, lo)`;
+//! `pg_locks` shows it with the lock's `classid`/`objid` and `objsubid = 2`), taken before
+//! the attempt that precedes their first sleep and dropped when the wait ends. A release
+//! runs, in one statement, `pg_advisory_unlock`, then a probe of the mark (a momentary
+//! `pg_try_advisory_lock(hi, lo)`, which fails while a waiter holds it), and `pg_notify`
+//! only when the probe found a waiter: a waiter in any process on any host attempts again
+//! at once, and a release nobody waits for costs no notification (which would assign a
+//! transaction id and commit, with a WAL flush on a durable server). Since the waiter
+//! announces itself before an attempt and the release probes after its unlock, either
+//! that attempt finds the lock free or the probe finds the waiter. The poll schedule (as for `FileLock`, capped at the
 //! poll interval, default 200 ms) stays underneath for holders that are not this crate
 //! (`psql`, other languages) and for holders that died.
 //!
@@ -31,10 +40,14 @@
 //!   session (the outcome is uncertain: the server ends the backend, and with it any lock
 //!   it just won); dropped while sleeping, the session held nothing and is kept for reuse.
 //!   A session never waits in a lock call, so none is ever handed back with a wait pending.
-//! - **Release**: the guard's drop (or `release()`) hands `pg_advisory_unlock` to the
-//!   session's runtime and returns; an acquire of the same lock in this process waits for
-//!   that unlock first, so a dropped guard is a free lock on the next line here. Other
-//!   processes see it free one round trip later.
+//! - **Release**: the guard's drop (or `release()`) hands the unlock to a task on the
+//!   session's runtime and returns. The next acquire of the same handle, if it comes
+//!   first, takes the unlock over and sends it with its attempt in one statement on that
+//!   session (unlock, then attempt: one round trip for both); an acquire of the same lock
+//!   through another handle of this process waits for the unlock first. Either way a
+//!   dropped guard is a free lock on the next line here. Other processes see it free one
+//!   round trip later (or, when this process acquires it again at once, for the instant
+//!   between the two halves of that statement: there is no fairness, as with `flock`).
 //! - **A server that goes away** while an acquire waits: the acquire fails with
 //!   [`Error::Server`] ([`ServerError::SessionLost`]) at
 //!   once; it does not reconnect (retry it if you want to wait for the server).
@@ -54,17 +67,34 @@
 //!
 //! # Fencing tokens
 //!
-//! An exclusive acquire also bumps a counter for the key in the table
-//! `tokio_filelock_fence`, in the same statement that takes the lock:
-//! [`LockGuard::fencing_token`](crate::LockGuard::fencing_token) strictly increases with
-//! every exclusive acquisition of the name, by any client. The table is created on first
-//! use (`CREATE TABLE IF NOT EXISTS`, in the session's `search_path`), which needs the
-//! `CREATE` privilege on that schema once, then `SELECT, INSERT, UPDATE` on the table.
-//! Turn it off with [`PgLockBuilder::fencing`]`(false)` or `?fencing=off` in a URL; guards
-//! then have no token. A token is only as durable as the table's commits: after a failover
-//! to an asynchronous replica it may go back. Each exclusive acquire commits the row, so on
-//! a durable server it waits for a WAL flush: turn fencing off where no token is needed.
+//! An exclusive acquire also draws the next value of the sequence
+//! `tokio_filelock_fence_seq`, in the same statement that takes the lock
+//! (`SELECT CASE WHEN pg_try_advisory_lock($1) THEN nextval('tokio_filelock_fence_seq')
+//! END`): [`LockGuard::fencing_token`](crate::LockGuard::fencing_token) strictly increases
+//! with every exclusive acquisition of the name, by any client, since one sequence serves
+//! all names and a value is drawn only under the lock. Tokens of different names are not
+//! consecutive.
 //!
+//! - **Privileges**: the sequence is created on first use (`CREATE SEQUENCE IF NOT EXISTS
+//!   tokio_filelock_fence_seq AS bigint MINVALUE 1 NO CYCLE CACHE 1`, in the session's
+//!   `search_path`), which needs `CREATE` on that schema once; every client then needs
+//!   `USAGE` (or `UPDATE`) on the sequence. An administrator can create it instead and
+//!   `GRANT USAGE ON SEQUENCE tokio_filelock_fence_seq TO ...`: the crate only creates it
+//!   when the attempt finds none. It must keep `CACHE 1` and `NO CYCLE` (a cache gives each
+//!   session numbers of its own, out of order across sessions).
+//! - **Crashes**: PostgreSQL WAL-logs a sequence 32 values ahead of what it hands out and
+//!   flushes that record with the transaction that wrote it, so after a crash and
+//!   restart the sequence resumes above every value handed out (it may skip up to 32):
+//!   tokens never repeat with `fsync` on (`tests/postgres.rs` crashes the server to check
+//!   it). After a failover to an asynchronous replica they may go back, as any write may.
+//! - **Cost**: no row write and no commit of its own per acquire; a WAL record every 32
+//!   tokens.
+//! - **Earlier versions** of this crate (before the first release) bumped a row of the
+//!   table `tokio_filelock_fence` instead: the table is no longer used (drop it), and
+//!   clients of both kinds must not share a name.
+//! - **Off**: [`PgLockBuilder::fencing`]`(false)` or `?fencing=off` in a URL; guards then
+//!   have no token and nothing is created.
+
 //! # Who holds it
 //!
 //! Every lock session sets `application_name` to `tfl h=<host> p=<pid> <command>` (63 bytes
@@ -94,7 +124,6 @@ mod session;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -102,7 +131,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_postgres::Config;
-use tokio_postgres::types::Type;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::WaitEvent;
 use crate::display_text::redact;
@@ -166,8 +196,25 @@ struct Inner {
     on_wait: Option<WaitHook>,
     application: String,
     fencing: bool,
-    fence_ready: AtomicBool,
     idle: Mutex<Vec<Session>>,
+    /// Released holds whose unlock is not sent yet (see [`Handover`]).
+    handovers: Mutex<Vec<Handover>>,
+}
+
+/// A released hold: its session still holds the lock until the unlock is sent, by the task
+/// the release spawned or by the next acquire of the same handle, whichever takes it
+/// first. Dropped with its session unsent, it closes the session (which frees the lock).
+struct Handover {
+    session: Option<Session>,
+    mode: LockMode,
+    /// Marks the unlock as in flight for other handles' acquires until dropped.
+    done: releases::Done,
+}
+
+/// The outcome of an attempt that first had to release an earlier hold of its session.
+enum Unlocked {
+    /// That release did not succeed: the session may still hold the lock.
+    Failed,
 }
 
 /// Settings for a [`PgLock`]; from [`PgLock::builder`].
@@ -228,7 +275,7 @@ impl PgLockBuilder {
         self
     }
 
-    /// `false`: no fencing tokens, and no table is created. Default: `true`.
+    /// `false`: no fencing tokens, and no sequence is created. Default: `true`.
     pub fn fencing(mut self, fencing: bool) -> Self {
         self.fencing = fencing;
         self
@@ -276,8 +323,8 @@ impl PgLockBuilder {
                 on_wait: self.on_wait,
                 application: session::application_name(self.application.as_deref()),
                 fencing: self.fencing,
-                fence_ready: AtomicBool::new(false),
                 idle: Mutex::new(Vec::new()),
+                handovers: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -615,23 +662,50 @@ impl PgLock {
         let inner = &self.inner;
         let path = self.path();
         let start = Instant::now();
-        releases::settled(&inner.database, inner.key).await;
+        // A hold of this handle just released, whose unlock has not been sent yet: this
+        // acquire sends it, pipelined with its first attempt on the same session (the
+        // server runs them in that order, so the lock is free for the attempt).
+        let mut handover = self.take_handover();
+        releases::settled(
+            &inner.database,
+            inner.key,
+            handover.as_ref().map(|h| h.done.id()),
+        )
+        .await;
         let mut schedule = Schedule::new(wait, inner.poll_interval);
+        let session = match handover.as_mut().and_then(|h| h.session.take()) {
+            Some(session) => session,
+            None => self.session().await?,
+        };
         // Owns the session while it may hold something it has not handed over: dropped
         // with the future, it closes the session (see `Pending`).
         let mut pending = Pending {
-            session: Some(self.session().await?),
+            session: Some(session),
             lock: self,
             certain: true,
         };
         let mut attempts: u32 = 0;
+        let mut waiting = false;
         loop {
             attempts += 1;
             tracing::debug!(target: "tokio_filelock", path = %path.display(), attempt = attempts, ?mode, "attempt");
             pending.certain = false;
-            let won = self.attempt(pending.session(), mode).await;
+            // Once it waits, the session announces itself as a waiter (see `statements`).
+            let unlock = handover.as_ref().map(|h| h.mode);
+            let won = self.attempt(pending.session(), mode, waiting, unlock).await;
+            // The unlock has ended (or the session will be closed): others may go on.
+            drop(handover.take());
             let won = match won {
-                Ok(won) => won,
+                Ok(Ok(won)) => won,
+                Ok(Err(Unlocked::Failed)) => {
+                    // The session may still hold the old hold: close it, go on with
+                    // another one.
+                    drop(pending.session.take());
+                    pending.session = Some(self.session().await?);
+                    pending.certain = true;
+                    attempts -= 1;
+                    continue;
+                }
                 Err(e) => return Err(e), // `pending` closes the session
             };
             pending.certain = true;
@@ -652,11 +726,22 @@ impl PgLock {
                     start.elapsed()
                 };
                 tracing::debug!(target: "tokio_filelock", path = %path.display(), attempts, ?waited, "timeout");
-                let holder = if name_holder {
-                    holder_of(pending.session(), inner.key).await
+                let (holder, unmarked) = tokio::join!(
+                    async {
+                        if name_holder {
+                            holder_of(pending.peek(), inner.key).await
+                        } else {
+                            None
+                        }
+                    },
+                    unannounce(pending.peek(), inner.key)
+                );
+                if unmarked {
+                    pending.session().announced = false;
                 } else {
-                    None
-                };
+                    // The mark may still be held: close the session.
+                    pending.certain = false;
+                }
                 return Err(Error::Timeout {
                     path: path.to_path_buf(),
                     waited,
@@ -671,58 +756,84 @@ impl PgLock {
                     hook.call(&WaitEvent::new(path, mode, holder.as_ref()));
                 }
                 listen(pending.session(), path).await?;
+                waiting = true;
+                // Announce, and attempt once more before sleeping: a release that came
+                // before the announcement sent no notification.
+                continue;
             }
             wake_or_sleep(pending.session(), inner.key, sleep, path).await?;
         }
     }
 
     /// One non-blocking attempt: `Some(token)` when won (`token` = fencing token, 0 when
-    /// none). One round trip (see [`Session::query_lock_path`]).
-    async fn attempt(&self, session: &mut Session, mode: LockMode) -> Result<Option<u64>, Error> {
+    /// none). One round trip (see [`Session::query_lock_path`]). With `announce`, the
+    /// session first marks itself as a waiter (pipelined, the same round trip) unless it
+    /// already has; a session that wins drops its mark in the same statement. With
+    /// `unlock`, the same statement first releases the hold the session had in that mode
+    /// ([`statements::handover`]): [`Unlocked::Failed`] when that release did not succeed
+    /// (the caller closes the session).
+    async fn attempt(
+        &self,
+        session: &mut Session,
+        mode: LockMode,
+        announce: bool,
+        unlock: Option<LockMode>,
+    ) -> Result<Result<Option<u64>, Unlocked>, Error> {
         let inner = &self.inner;
         let path = self.path();
         let key = inner.key;
+        let fence = mode == LockMode::Exclusive && inner.fencing;
+        let (hi, lo) = mark_of(key);
         let fail = |e| session::server_error(path, e, ServerError::Query);
-        if mode == LockMode::Shared || !inner.fencing {
-            let sql = match mode {
-                LockMode::Shared => "SELECT pg_try_advisory_lock_shared($1)",
-                LockMode::Exclusive => "SELECT pg_try_advisory_lock($1)",
+        let mut created = false;
+        loop {
+            let announced = session.announced;
+            let marked = unlock.is_none() && (announce || announced);
+            let sql = match unlock {
+                Some(held) => statements::handover(held, mode, fence),
+                None => statements::attempt(mode, fence, marked),
             };
-            let rows = session
-                .query_lock_path(sql, &[(&key, Type::INT8)])
-                .await
-                .map_err(fail)?;
-            return Ok(rows
-                .first()
-                .is_some_and(|row| row.get::<_, bool>(0))
-                .then_some(0));
-        }
-        if !inner.fence_ready.load(Ordering::Relaxed) {
-            match session.client.batch_execute(FENCE_TABLE).await {
-                Ok(()) => {}
-                // Two sessions creating it at once: the other one won.
-                Err(e)
-                    if e.code().is_some_and(|c| {
-                        *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-                            || *c == tokio_postgres::error::SqlState::DUPLICATE_TABLE
-                    }) => {}
-                Err(e) => return Err(fail(e)),
+            let with_mark: [(&(dyn ToSql + Sync), Type); 3] =
+                [(&key, Type::INT8), (&hi, Type::INT4), (&lo, Type::INT4)];
+            let params = if marked || unlock.is_some() {
+                &with_mark[..]
+            } else {
+                &with_mark[..1]
+            };
+            let mark: [(&(dyn ToSql + Sync), Type); 2] = [(&hi, Type::INT4), (&lo, Type::INT4)];
+            let first = (marked && !announced).then_some((statements::ANNOUNCE, &mark[..]));
+            let (first_rows, rows) = session.query_lock_path_after(first, sql, params).await;
+            if let Some(first_rows) = first_rows {
+                session.announced = first_rows
+                    .map_err(fail)?
+                    .first()
+                    .is_some_and(|row| row.get::<_, bool>(0));
             }
-            inner.fence_ready.store(true, Ordering::Relaxed);
+            let rows = match rows {
+                // No sequence yet: the statement failed to parse, so it ran nothing (no
+                // unlock either). Create the sequence and run it again.
+                Err(e) if fence && !created && e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+                    create_sequence(session, path).await?;
+                    created = true;
+                    continue;
+                }
+                Err(e) if unlock.is_some() => {
+                    tracing::warn!(target: "tokio_filelock", path = %path.display(), error = %e, "unlock failed; closing the session");
+                    return Ok(Err(Unlocked::Failed));
+                }
+                rows => rows.map_err(fail)?,
+            };
+            let row = rows.first();
+            if unlock.is_some() && !row.is_some_and(|row| row.get::<_, bool>(1)) {
+                return Ok(Err(Unlocked::Failed));
+            }
+            let won = row.and_then(|row| row.get::<_, Option<i64>>(0));
+            if won.is_some() {
+                // The statement dropped the waiter mark with the win.
+                session.announced = false;
+            }
+            return Ok(Ok(won.map(|token| u64::try_from(token).unwrap_or(0))));
         }
-        // The lock and the token in one statement: the row is bumped only if the lock was
-        // won, under the lock. If the statement fails after winning, the caller closes the
-        // session, which frees the lock.
-        let rows = session
-            .query_lock_path(
-                FENCE_ACQUIRE,
-                &[(&key, Type::INT8), (&inner.name, Type::TEXT)],
-            )
-            .await
-            .map_err(fail)?;
-        Ok(rows
-            .first()
-            .map(|row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
     }
 
     fn guard(&self, session: Session, owner: Owner, mode: LockMode, token: u64) -> LockGuard {
@@ -736,6 +847,26 @@ impl PgLock {
             runtime: tokio::runtime::Handle::current(),
         };
         LockGuard::remote(self.inner.state.clone(), mode, Box::new(hold))
+    }
+
+    /// A released hold of this handle whose unlock nobody has sent yet (its session still
+    /// open); ended sessions are dropped (closing them frees their locks).
+    fn take_handover(&self) -> Option<Handover> {
+        let mut handovers = self
+            .inner
+            .handovers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while let Some(handover) = handovers.pop() {
+            if handover
+                .session
+                .as_ref()
+                .is_some_and(|s| s.end_reason().is_none())
+            {
+                return Some(handover);
+            }
+        }
+        None
     }
 
     /// An idle session of this handle, or a new one.
@@ -773,15 +904,151 @@ impl PgLock {
     }
 }
 
-const FENCE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tokio_filelock_fence (\
-     key bigint PRIMARY KEY, name text NOT NULL, token bigint NOT NULL, \
-     holder text, acquired_at timestamptz NOT NULL DEFAULT now())";
+/// The two 32-bit halves of `key`: the waiter mark of a lock is the two-key advisory lock
+/// `(hi, lo)`, which PostgreSQL keeps apart from the one-key lock `key` (`pg_locks` shows
+/// both with `classid = hi, objid = lo`; the lock has `objsubid = 1`, the mark 2).
+fn mark_of(key: i64) -> (i32, i32) {
+    let bits = key as u64;
+    ((bits >> 32) as u32 as i32, bits as u32 as i32)
+}
 
-const FENCE_ACQUIRE: &str = "INSERT INTO tokio_filelock_fence AS f (key, name, token, holder) \
-     SELECT $1, $2, 1, current_setting('application_name') WHERE pg_try_advisory_lock($1) \
-     ON CONFLICT (key) DO UPDATE SET token = f.token + 1, name = EXCLUDED.name, \
-     holder = EXCLUDED.holder, acquired_at = now() \
-     RETURNING token";
+/// Creates the fencing sequence (first use on a server). Two sessions racing to create it
+/// is fine: the loser's error says it exists.
+async fn create_sequence(session: &mut Session, path: &Path) -> Result<(), Error> {
+    match session
+        .client
+        .batch_execute(statements::FENCE_SEQUENCE)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.code().is_some_and(|c| {
+                *c == SqlState::UNIQUE_VIOLATION
+                    || *c == SqlState::DUPLICATE_TABLE
+                    || *c == SqlState::DUPLICATE_OBJECT
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(session::server_error(path, e, ServerError::Query)),
+    }
+}
+
+/// The SQL of the lock path. `$1` is the key (`int8`); `$2, $3` the two halves of the
+/// waiter mark (`int4`, see [`mark_of`]). Every statement is one round trip.
+mod statements {
+    use crate::LockMode;
+
+    /// The sequence fencing tokens come from: one for all names (a token that increases
+    /// across all names increases per name). `CACHE 1` (the default, said out loud): a
+    /// session must not keep a range of numbers of its own, or tokens would not follow the
+    /// order of acquisitions across sessions.
+    pub(super) const FENCE_SEQUENCE: &str = "CREATE SEQUENCE IF NOT EXISTS \
+         tokio_filelock_fence_seq AS bigint MINVALUE 1 NO CYCLE CACHE 1";
+
+    /// A waiter announces itself before the attempt that precedes its sleep: a shared hold
+    /// of the mark, never a waiting lock call. `false` while a release is probing the mark
+    /// at this very moment: the waiter then tries again before its next sleep.
+    pub(super) const ANNOUNCE: &str = "SELECT pg_try_advisory_lock_shared($1, $2)";
+
+    // The fragments the statements are made of (macros, for `concat!`).
+    macro_rules! core {
+        // The attempt: the token (or 0 without fencing) when won, else NULL.
+        (ex_fence) => {
+            "CASE WHEN pg_try_advisory_lock($1) THEN nextval('tokio_filelock_fence_seq') END"
+        };
+        (ex) => {
+            "CASE WHEN pg_try_advisory_lock($1) THEN 0::int8 END"
+        };
+        (sh) => {
+            "CASE WHEN pg_try_advisory_lock_shared($1) THEN 0::int8 END"
+        };
+    }
+    // The release (see `release`): `u` = the session held the lock, `n` = the notification
+    // (NULL when no waiter holds the mark). `OFFSET 0` keeps each level a subquery of its
+    // own, evaluated before the level around it: unlock, then probe, then notify.
+    macro_rules! released {
+        ($unlock:literal) => {
+            concat!(
+                "(SELECT u, CASE WHEN w THEN pg_notify('tokio_filelock', $1::text) END AS n \
+                 FROM (SELECT u, CASE WHEN pg_try_advisory_lock($2, $3) \
+                 THEN NOT pg_advisory_unlock($2, $3) ELSE true END AS w \
+                 FROM (SELECT ",
+                $unlock,
+                "($1) AS u OFFSET 0) a OFFSET 0) b OFFSET 0) r"
+            )
+        };
+    }
+    // An attempt of a marked waiter: drops the mark in the same statement when it wins.
+    macro_rules! marked {
+        ($core:tt) => {
+            concat!(
+                "SELECT t, CASE WHEN t IS NOT NULL THEN pg_advisory_unlock_shared($2, $3) END \
+                 FROM (SELECT ",
+                core!($core),
+                " AS t OFFSET 0) s"
+            )
+        };
+    }
+    // A release and an attempt in one statement: `(token or NULL, unlocked, notification)`.
+    macro_rules! handover {
+        ($unlock:literal, $core:tt) => {
+            concat!(
+                "SELECT CASE WHEN u THEN ",
+                core!($core),
+                " END, u, n FROM ",
+                released!($unlock)
+            )
+        };
+    }
+
+    /// The attempt: the token (or 0 without fencing) when won, else NULL. With `marked`,
+    /// the session holds (or has just asked for) the waiter mark and drops it in the same
+    /// statement when it wins.
+    pub(super) fn attempt(mode: LockMode, fence: bool, marked: bool) -> &'static str {
+        match (mode, fence, marked) {
+            (LockMode::Exclusive, true, false) => concat!("SELECT ", core!(ex_fence)),
+            (LockMode::Exclusive, true, true) => marked!(ex_fence),
+            (LockMode::Exclusive, false, false) => concat!("SELECT ", core!(ex)),
+            (LockMode::Exclusive, false, true) => marked!(ex),
+            (LockMode::Shared, _, false) => concat!("SELECT ", core!(sh)),
+            (LockMode::Shared, _, true) => marked!(sh),
+        }
+    }
+
+    /// Drops the waiter mark (a wait that ends without the lock).
+    pub(super) const UNANNOUNCE: &str = "SELECT pg_advisory_unlock_shared($1, $2)";
+
+    /// The release: the unlock first, then a probe of the waiter mark (a momentary
+    /// exclusive hold of it, which fails while any waiter holds it shared), and
+    /// `pg_notify` only when the probe found a waiter. A waiter announces itself before
+    /// its last attempt ahead of a sleep, and this probe comes after the unlock: either
+    /// that attempt sees the lock free, or this probe sees the waiter. `true` in the
+    /// first column when the session held the lock.
+    pub(super) fn release(mode: LockMode) -> &'static str {
+        match mode {
+            LockMode::Exclusive => concat!("SELECT u, n FROM ", released!("pg_advisory_unlock")),
+            LockMode::Shared => {
+                concat!("SELECT u, n FROM ", released!("pg_advisory_unlock_shared"))
+            }
+        }
+    }
+
+    /// The release of a hold in mode `held` (as [`release`]) and then, when it succeeded,
+    /// an attempt in `mode` (as [`attempt`], unmarked), in one statement: what the next
+    /// acquire of a handle sends when it takes over the unlock of a hold just released.
+    pub(super) fn handover(held: LockMode, mode: LockMode, fence: bool) -> &'static str {
+        use LockMode::{Exclusive as Ex, Shared as Sh};
+        match (held, mode, fence) {
+            (Ex, Ex, true) => handover!("pg_advisory_unlock", ex_fence),
+            (Ex, Ex, false) => handover!("pg_advisory_unlock", ex),
+            (Ex, Sh, _) => handover!("pg_advisory_unlock", sh),
+            (Sh, Ex, true) => handover!("pg_advisory_unlock_shared", ex_fence),
+            (Sh, Ex, false) => handover!("pg_advisory_unlock_shared", ex),
+            (Sh, Sh, _) => handover!("pg_advisory_unlock_shared", sh),
+        }
+    }
+}
 
 /// The session of an acquire in progress. Dropped with the acquire future: kept for reuse
 /// when it is known to hold nothing, closed when an attempt was in flight (it may have won).
@@ -798,6 +1065,12 @@ impl Pending<'_> {
             .unwrap_or_else(|| unreachable!("the session is taken only on success"))
     }
 
+    fn peek(&self) -> &Session {
+        self.session
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the session is taken only on success"))
+    }
+
     fn take(&mut self) -> Session {
         self.session
             .take()
@@ -811,7 +1084,44 @@ impl Drop for Pending<'_> {
         if let Some(session) = self.session.take()
             && self.certain
         {
-            self.lock.keep(session);
+            if !session.announced {
+                self.lock.keep(session);
+                return;
+            }
+            // It holds its waiter mark: drop the mark first (or close the session, where
+            // no runtime runs the unlock).
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let lock = self.lock.clone();
+                runtime.spawn(async move {
+                    let mut session = session;
+                    if unannounce(&session, lock.inner.key).await {
+                        session.announced = false;
+                        lock.keep(session);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Drops the session's waiter mark, if it holds one: `true` when it holds none now.
+async fn unannounce(session: &Session, key: i64) -> bool {
+    if !session.announced {
+        return true;
+    }
+    let (hi, lo) = mark_of(key);
+    match session
+        .client
+        .query_typed(
+            statements::UNANNOUNCE,
+            &[(&hi, Type::INT4), (&lo, Type::INT4)],
+        )
+        .await
+    {
+        Ok(rows) => rows.first().is_some_and(|row| row.get::<_, bool>(0)),
+        Err(error) => {
+            tracing::debug!(target: "tokio_filelock", %error, "could not drop the waiter mark");
+            false
         }
     }
 }
@@ -954,22 +1264,33 @@ impl Remote for Hold {
         held::remove(&inner.database, inner.key, self.owner, self.mode);
         tracing::debug!(target: "tokio_filelock", path = %self.lock.path().display(), "released");
         let done = releases::start(&inner.database, inner.key);
+        inner
+            .handovers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Handover {
+                session: Some(session),
+                mode: self.mode,
+                done,
+            });
         let lock = self.lock.clone();
-        let mode = self.mode;
+        // The unlock runs here unless an acquire of this handle takes it over first.
         // Dropped unrun if the runtime is gone: the session closes, freeing the lock.
         self.runtime.spawn(async move {
-            let mut session = session;
-            let _done = done;
-            let sql = match mode {
-                LockMode::Shared => {
-                    "SELECT pg_advisory_unlock_shared($1), pg_notify('tokio_filelock', $1::text)"
-                }
-                LockMode::Exclusive => {
-                    "SELECT pg_advisory_unlock($1), pg_notify('tokio_filelock', $1::text)"
-                }
+            let Some(mut handover) = lock.take_handover() else {
+                return;
+            };
+            let Some(mut session) = handover.session.take() else {
+                return;
             };
             let key = lock.inner.key;
-            match session.query_lock_path(sql, &[(&key, Type::INT8)]).await {
+            let (hi, lo) = mark_of(key);
+            let params: [(&(dyn ToSql + Sync), Type); 3] =
+                [(&key, Type::INT8), (&hi, Type::INT4), (&lo, Type::INT4)];
+            match session
+                .query_lock_path(statements::release(handover.mode), &params)
+                .await
+            {
                 Ok(rows) if rows.first().is_some_and(|row| row.get::<_, bool>(0)) => {
                     lock.keep(session)
                 }
@@ -979,6 +1300,7 @@ impl Remote for Hold {
                     tracing::warn!(target: "tokio_filelock", path = %lock.path().display(), %error, "unlock failed; closing the session");
                 }
             }
+            drop(handover);
         });
         Ok(())
     }
@@ -1060,28 +1382,32 @@ mod held {
 /// waits for them first, so that a dropped guard is a free lock on the next line.
 mod releases {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-    type Entry = (String, i64, watch::Receiver<()>);
+    type Entry = (String, i64, u64, watch::Receiver<()>);
     static PENDING: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
     /// Marks an unlock of `key` in flight until the returned value is dropped.
     pub(super) fn start(db: &str, key: i64) -> Done {
         let (tx, rx) = watch::channel(());
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.retain(|e| e.2.has_changed().is_ok());
-        pending.push((db.to_owned(), key, rx));
-        Done(tx)
+        pending.retain(|e| e.3.has_changed().is_ok());
+        pending.push((db.to_owned(), key, id, rx));
+        Done(tx, id)
     }
 
-    /// Ends when every unlock of `key` in flight has ended (bounded).
-    pub(super) async fn settled(db: &str, key: i64) {
+    /// Ends when every unlock of `key` in flight has ended (bounded), but `except` (the
+    /// caller's own).
+    pub(super) async fn settled(db: &str, key: i64, except: Option<u64>) {
         let waits: Vec<watch::Receiver<()>> = {
             let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
-            pending.retain(|e| e.2.has_changed().is_ok());
+            pending.retain(|e| e.3.has_changed().is_ok());
             pending
                 .iter()
-                .filter(|e| e.0 == db && e.1 == key)
-                .map(|e| e.2.clone())
+                .filter(|e| e.0 == db && e.1 == key && Some(e.2) != except)
+                .map(|e| e.3.clone())
                 .collect()
         };
         for mut rx in waits {
@@ -1093,7 +1419,13 @@ mod releases {
     }
 
     /// Dropped when the unlock ends.
-    pub(super) struct Done(#[allow(dead_code)] watch::Sender<()>);
+    pub(super) struct Done(#[allow(dead_code)] watch::Sender<()>, u64);
+
+    impl Done {
+        pub(super) fn id(&self) -> u64 {
+            self.1
+        }
+    }
 }
 
 /// Runs `future` to its end from synchronous code: on the crate's private runtime, whose

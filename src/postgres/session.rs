@@ -17,6 +17,9 @@ use crate::{Error, ServerError};
 /// The `LISTEN`/`NOTIFY` channel on which releases announce the key they freed.
 pub(crate) const CHANNEL: &str = "tokio_filelock";
 
+/// Typed parameters of a statement.
+pub(crate) type Params<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
+
 /// Client-side TCP keepalives of every lock session (the server side is set in the startup
 /// options): a dead peer is noticed within about idle + interval x retries = 5 s.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
@@ -46,6 +49,9 @@ pub(crate) struct Session {
     task: JoinHandle<()>,
     /// `LISTEN` was sent on this session.
     pub(crate) listening: bool,
+    /// The session holds the waiter mark of the lock it waits for (see
+    /// `statements::ANNOUNCE`): it must drop it before it is reused.
+    pub(crate) announced: bool,
     /// The lock-path statements prepared on this session (see
     /// [`query_lock_path`](Session::query_lock_path)).
     prepared: Vec<(&'static str, Statement)>,
@@ -101,6 +107,7 @@ impl Session {
             notes,
             task,
             listening: false,
+            announced: false,
             prepared: Vec::new(),
         })
     }
@@ -108,27 +115,54 @@ impl Session {
     /// Runs a statement of the lock path (attempt, unlock): one round trip. The first
     /// run on this session sends it with its parameter types (`query_typed`: parse, bind
     /// and execute at once) and prepares it in the same round trip (the two requests are
-    /// pipelined); later runs execute the prepared statement, which skips parsing it (for
-    /// the fencing statement, that is more than a round trip of server time).
+    /// pipelined); later runs execute the prepared statement, which skips parsing it.
     pub(crate) async fn query_lock_path(
         &mut self,
         sql: &'static str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        if let Some((_, statement)) = self.prepared.iter().find(|(s, _)| *s == sql) {
-            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.0).collect();
-            return self.client.query(statement, &values).await;
-        }
-        let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();
-        let (rows, prepared) = tokio::join!(
-            self.client.query_typed(sql, params),
-            self.client.prepare_typed(sql, &types)
-        );
-        // A failed prepare only costs the next run a parse.
-        if let Ok(statement) = prepared {
+        self.query_lock_path_after(None, sql, params).await.1
+    }
+
+    /// Runs the lock-path statements `first` and `sql` (each as
+    /// [`query_lock_path`](Self::query_lock_path)), pipelined: one round trip, and the
+    /// server runs them in this order (each in a transaction of its own).
+    pub(crate) async fn query_lock_path_after(
+        &mut self,
+        first: Option<(&'static str, Params<'_>)>,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> (
+        Option<Result<Vec<Row>, tokio_postgres::Error>>,
+        Result<Vec<Row>, tokio_postgres::Error>,
+    ) {
+        let find = |sql: &str| {
+            self.prepared
+                .iter()
+                .find(|(s, _)| *s == sql)
+                .map(|(_, statement)| statement.clone())
+        };
+        let first_prepared = first.and_then(|(sql, _)| find(sql));
+        let prepared = find(sql);
+        let client = &self.client;
+        // `join!` polls in order, and each query is sent at its first poll.
+        let first = async {
+            match first {
+                Some((sql, params)) => Some((sql, run(client, first_prepared, sql, params).await)),
+                None => None,
+            }
+        };
+        let (first, (rows, new)) = tokio::join!(first, run(client, prepared, sql, params));
+        let first = first.map(|(first_sql, (rows, new))| {
+            if let Some(statement) = new {
+                self.prepared.push((first_sql, statement));
+            }
+            rows
+        });
+        if let Some(statement) = new {
             self.prepared.push((sql, statement));
         }
-        rows
+        (first, rows)
     }
 
     /// `Some(reason)` when the session has ended.
@@ -149,6 +183,27 @@ impl Drop for Session {
         // socket; the server ends the backend and frees its locks.
         self.task.abort();
     }
+}
+
+/// Runs `sql`: the prepared statement when there is one; else parsed, with the statement
+/// prepared in the same round trip (returned, to be kept; a failed prepare only costs the
+/// next run a parse).
+async fn run(
+    client: &Client,
+    prepared: Option<Statement>,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> (Result<Vec<Row>, tokio_postgres::Error>, Option<Statement>) {
+    if let Some(statement) = prepared {
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.0).collect();
+        return (client.query(&statement, &values).await, None);
+    }
+    let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();
+    let (rows, prepared) = tokio::join!(
+        client.query_typed(sql, params),
+        client.prepare_typed(sql, &types)
+    );
+    (rows, prepared.ok())
 }
 
 /// Classifies a client error.
