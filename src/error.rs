@@ -295,9 +295,9 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::MarkerReplaced { .. } => io::ErrorKind::Other,
-            Error::InvalidSpec { .. } | Error::InvalidSetting { .. } | Error::LeaseMismatch { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::InvalidSpec { .. }
+            | Error::InvalidSetting { .. }
+            | Error::LeaseMismatch { .. } => io::ErrorKind::InvalidInput,
             Error::Server { what, .. } => match what {
                 ServerError::Unreachable => io::ErrorKind::ConnectionRefused,
                 ServerError::AuthenticationFailed => io::ErrorKind::PermissionDenied,

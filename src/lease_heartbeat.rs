@@ -62,8 +62,9 @@ impl Claim {
         hook: Option<CompromiseHook>,
     ) -> Result<Claim, Error> {
         let opened = match guard.held_id() {
-            Some(id) => lease::open_own(path, id)
-                .map_err(|e| Error::io(path, crate::Op::Inspect, e))?,
+            Some(id) => {
+                lease::open_own(path, id).map_err(|e| Error::io(path, crate::Op::Inspect, e))?
+            }
             None => None,
         };
         let (file, token) = match opened {
@@ -272,15 +273,21 @@ pub(crate) async fn hold_async(
     };
     let (guard, claim) = claim;
     let beating = claim.clone();
+    // The first refresh is due one interval after the win, wherever the task first runs.
+    let mut due = Instant::now() + terms.heartbeat;
     let task = tokio::spawn(async move {
         loop {
-            match crate::wake::sleep(terms.heartbeat) {
+            let wait = due.saturating_duration_since(Instant::now());
+            match crate::wake::sleep(wait) {
                 Ok(sleep) => sleep.await,
-                Err(_) => tokio::time::sleep(terms.heartbeat).await,
+                Err(_) => tokio::time::sleep(wait).await,
             }
             let ticking = beating.clone();
+            // The next one is due an interval after this one began (its blocking-pool hop
+            // and the refresh itself do not delay the schedule).
+            let began = Instant::now();
             match tokio::task::spawn_blocking(move || ticking.tick()).await {
-                Ok(true) => {}
+                Ok(true) => due = began + terms.heartbeat,
                 _ => break,
             }
         }
@@ -299,7 +306,10 @@ pub(crate) fn hold_blocking(
     let engine = engine().map_err(|e| Error::io(&path, crate::Op::Spawn, e))?;
     {
         let mut queue = crate::sync::lock(&engine.queue);
-        queue.push((std::time::Instant::now() + terms.heartbeat, Arc::downgrade(&claim)));
+        queue.push((
+            std::time::Instant::now() + terms.heartbeat,
+            Arc::downgrade(&claim),
+        ));
     }
     engine.changed.notify_one();
     Ok(wrap(guard, claim, None))

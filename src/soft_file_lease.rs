@@ -95,6 +95,64 @@ impl SoftFileLease {
         }
     }
 
+    /// A builder from a spec `lease:PATH`, optionally followed by `?duration=SECONDS` and
+    /// `&heartbeat=SECONDS` (decimal seconds, as Python's `lease_duration` and
+    /// `heartbeat_interval`), as [`open`](crate::open) and the CLI read it. The query
+    /// starts at the last `?`.
+    ///
+    /// ```
+    /// let lease = tokio_filelock::SoftFileLease::builder_from_spec("lease:/tmp/x.lock?duration=60")?
+    ///     .build();
+    /// assert_eq!(lease.lease_duration(), std::time::Duration::from_secs(60));
+    /// assert_eq!(lease.heartbeat_interval(), std::time::Duration::from_secs(20));
+    /// # Ok::<(), tokio_filelock::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSpec`] when the spec does not start with `lease:`, names no path, or
+    /// has an unknown parameter or a value that is not a positive number of seconds.
+    pub fn builder_from_spec(spec: &str) -> Result<SoftFileLeaseBuilder, Error> {
+        let invalid = |reason: &str| Error::InvalidSpec {
+            path: PathBuf::from(spec),
+            reason: reason.to_owned(),
+        };
+        let rest = spec
+            .strip_prefix("lease:")
+            .ok_or_else(|| invalid("a lease spec starts with `lease:`"))?;
+        let (path, query) = match rest.rsplit_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            return Err(invalid("`lease:` needs a path after it"));
+        }
+        let mut builder = SoftFileLease::builder(path);
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                invalid("lease parameters are `duration=SECONDS` and `heartbeat=SECONDS`")
+            })?;
+            let seconds = value
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| {
+                    invalid("a lease duration or heartbeat is a positive number of seconds")
+                })?;
+            builder = match key {
+                "duration" => builder.lease_duration(seconds),
+                "heartbeat" => builder.heartbeat_interval(seconds),
+                _ => {
+                    return Err(invalid(
+                        "unknown lease parameter (known: `duration`, `heartbeat`)",
+                    ));
+                }
+            };
+        }
+        Ok(builder)
+    }
+
     /// The lock file (the marker's path), made absolute.
     #[must_use]
     pub fn path(&self) -> &Path {

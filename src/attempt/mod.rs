@@ -297,7 +297,10 @@ impl Attempt {
     /// One attempt of the soft (marker file) protocol.
     fn run_soft(self) -> Result<Outcome, Error> {
         for _ in 0..MAX_RACES {
-            let flavour = self.protocol.soft_flavour().unwrap_or(soft::Flavour::Legacy);
+            let flavour = self
+                .protocol
+                .soft_flavour()
+                .unwrap_or(soft::Flavour::Legacy);
             match soft::attempt_as(&self.path, self.permissions, flavour)? {
                 SoftOutcome::Won(file) => return self.won_soft(file),
                 SoftOutcome::Busy(id) => return Ok(Outcome::Busy { attempt: self, id }),

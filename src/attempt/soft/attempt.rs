@@ -27,9 +27,9 @@ use super::claim::{MAX_RACES, create_mode, publish};
 use super::claim::{create_aside, still};
 use super::marker::{self, Content};
 use super::record::{self, OwnerRecord};
-use super::{Flavour, lease, stale};
 #[cfg(windows)]
 use super::take_over::take_over;
+use super::{Flavour, lease, stale};
 use crate::attempt::Found;
 use crate::sys::soft_calls::{self as sys, Node};
 use crate::sys::{self as os, FileId};
@@ -60,7 +60,8 @@ pub(crate) fn attempt_as(
                 return publish(file, path, permissions, &record).map(SoftOutcome::Won);
             }
             Err(e) => match e.kind() {
-                io::ErrorKind::AlreadyExists => match contend(path, permissions, flavour, &record)? {
+                io::ErrorKind::AlreadyExists => match contend(path, permissions, flavour, &record)?
+                {
                     Contended::Gone => continue,
                     Contended::Busy(id) => return Ok(SoftOutcome::Busy(id)),
                     Contended::Won(file) => return Ok(SoftOutcome::Won(file)),

@@ -116,7 +116,11 @@ pub(crate) fn refresh(path: &Path, file: &File) -> Refresh {
         Err(e) => return Refresh::Failed(e),
     }
     let now = std::time::SystemTime::now();
-    match file.set_times(std::fs::FileTimes::new().set_accessed(now).set_modified(now)) {
+    match file.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(now)
+            .set_modified(now),
+    ) {
         Ok(()) => Refresh::Refreshed,
         Err(e) => Refresh::Failed(e),
     }

@@ -99,7 +99,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<OwnerRecord> {
         Some(text) => Some(start_token(text)?),
         None => None,
     };
-    let pid = u32::try_from(pid).ok().filter(|p| (1..=i32::MAX as u32).contains(p))?;
+    let pid = u32::try_from(pid)
+        .ok()
+        .filter(|p| (1..=i32::MAX as u32).contains(p))?;
     let token = field("token").ok()?.map(str::to_owned);
     if mode == Mode::Lease
         && (token.as_deref().is_none_or(str::is_empty)
@@ -142,10 +144,8 @@ fn is_duration_spelling(text: &str) -> bool {
         Some((int, frac)) => digits(int) && digits(frac),
         None => digits(number),
     };
-    let exponent_ok = exponent.is_none_or(|e| {
-        e.strip_prefix(['+', '-'])
-            .is_some_and(|rest| digits(rest))
-    });
+    let exponent_ok =
+        exponent.is_none_or(|e| e.strip_prefix(['+', '-']).is_some_and(|rest| digits(rest)));
     number_ok && exponent_ok
 }
 
@@ -240,13 +240,13 @@ mod tests {
         assert_eq!(parse(newer).unwrap().mode, Mode::Unknown);
         for bad in [
             &b"7\nh\n"[..],                                           // legacy
-            b"filelock/2\npid=7\nhost=h\nmode=exclusive",              // no final newline
-            b"filelock/2\npid=7\nhost=h\n",                            // no mode
-            b"filelock/2\npid=7\nmode=exclusive\n",                    // no host
-            b"filelock/2\npid=0\nhost=h\nmode=exclusive\n",            // pid 0
-            b"filelock/2\npid=7\nhost=h\nmode=exclusive\nnoequals\n",  // a line without '='
-            b"filelock/2\npid=7\nhost=h\nmode=lease\nduration=1.0\n",  // lease without token
-            b"filelock/2\npid=7\nhost=h\nmode=lease\ntoken=t\n",       // lease without duration
+            b"filelock/2\npid=7\nhost=h\nmode=exclusive",             // no final newline
+            b"filelock/2\npid=7\nhost=h\n",                           // no mode
+            b"filelock/2\npid=7\nmode=exclusive\n",                   // no host
+            b"filelock/2\npid=0\nhost=h\nmode=exclusive\n",           // pid 0
+            b"filelock/2\npid=7\nhost=h\nmode=exclusive\nnoequals\n", // a line without '='
+            b"filelock/2\npid=7\nhost=h\nmode=lease\nduration=1.0\n", // lease without token
+            b"filelock/2\npid=7\nhost=h\nmode=lease\ntoken=t\n",      // lease without duration
             b"filelock/2\npid=7\nhost=h\nmode=lease\ntoken=t\nduration=inf\n",
             b"filelock/2\npid=7\nhost=h\nmode=lease\ntoken=t\nduration=1e999\n",
             b"filelock/2\npid=7\nhost=h\nmode=exclusive\nstart=x\n",
