@@ -145,7 +145,7 @@ fn is_duration_spelling(text: &str) -> bool {
         None => digits(number),
     };
     let exponent_ok =
-        exponent.is_none_or(|e| e.strip_prefix(['+', '-']).is_some_and(|rest| digits(rest)));
+        exponent.is_none_or(|e| e.strip_prefix(['+', '-']).is_some_and(digits));
     number_ok && exponent_ok
 }
 
