@@ -574,3 +574,18 @@ async fn we_take_over_a_sigstopped_python_holder_which_learns_it() {
     assert!(!guard.is_lost());
     guard.release().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_soft_file_lock_never_breaks_a_live_lease_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    unrefreshed_marker(&path, "1.0");
+    let soft = tokio_filelock::SoftFileLock::new(&path);
+    assert!(soft.try_acquire().await.unwrap().is_none());
+    tokio::time::advance(10 * SECOND).await;
+    assert!(
+        soft.try_acquire().await.unwrap().is_none(),
+        "a live holder's protocol 2 marker is not malformed"
+    );
+    assert!(text(&path).contains("nobody-refreshes-this"));
+}

@@ -144,8 +144,7 @@ fn is_duration_spelling(text: &str) -> bool {
         Some((int, frac)) => digits(int) && digits(frac),
         None => digits(number),
     };
-    let exponent_ok =
-        exponent.is_none_or(|e| e.strip_prefix(['+', '-']).is_some_and(digits));
+    let exponent_ok = exponent.is_none_or(|e| e.strip_prefix(['+', '-']).is_some_and(digits));
     number_ok && exponent_ok
 }
 
