@@ -165,6 +165,33 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A [`SoftFileLease`](crate::SoftFileLease) found a lease marker written with another
+    /// lease duration than its own (Python filelock's `LeaseSettingsMismatch`): every
+    /// contender for a path must agree on it, or one would take over a live holder. Returned
+    /// at once.
+    #[error(
+        "the lease '{}' is held with a lease duration of {theirs} s, but this contender's is {ours} s; every contender for a path must agree on it",
+        path.display()
+    )]
+    LeaseMismatch {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's duration in seconds, as its marker spells it.
+        theirs: String,
+        /// This lock's duration in seconds, spelt the same way.
+        ours: String,
+    },
+
+    /// A setting of the lock can never work (a lease duration of zero, a heartbeat interval
+    /// not below the lease duration). Returned at once by every acquire.
+    #[error("the lock '{}' is misconfigured: {reason}", path.display())]
+    InvalidSetting {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// A lock spec ([`open`](crate::open), the CLI) or a lock name that can never name a
     /// lock: empty, an unknown scheme, a `postgres://` URL without `lock=` or that does not
     /// parse, a backend this build does not include.
@@ -240,6 +267,8 @@ impl Error {
             | Error::Unsupported { path, .. }
             | Error::MarkerReplaced { path }
             | Error::InvalidSpec { path, .. }
+            | Error::LeaseMismatch { path, .. }
+            | Error::InvalidSetting { path, .. }
             | Error::Server { path, .. } => path,
         }
     }
@@ -266,7 +295,9 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::MarkerReplaced { .. } => io::ErrorKind::Other,
-            Error::InvalidSpec { .. } => io::ErrorKind::InvalidInput,
+            Error::InvalidSpec { .. }
+            | Error::InvalidSetting { .. }
+            | Error::LeaseMismatch { .. } => io::ErrorKind::InvalidInput,
             Error::Server { what, .. } => match what {
                 ServerError::Unreachable => io::ErrorKind::ConnectionRefused,
                 ServerError::AuthenticationFailed => io::ErrorKind::PermissionDenied,

@@ -67,8 +67,19 @@ impl LockGuard {
         }
     }
 
+    /// This guard, kept inside a hold that watches over it (a lease and its heartbeat):
+    /// the new guard names the same lock and releases through `wrap`'s hold.
+    pub(crate) fn wrapped(self, wrap: impl FnOnce(LockGuard) -> Box<dyn Remote>) -> LockGuard {
+        let (state, mode) = (self.state.clone(), self.mode);
+        LockGuard::remote(state, mode, wrap(self))
+    }
+
+    /// The identity of the file (marker) this guard's hold won, while held.
+    pub(crate) fn held_id(&self) -> Option<crate::sys::FileId> {
+        self.state.held_id(self.key)
+    }
+
     /// A guard of a hold kept by a lock server; `state` only names the lock.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn remote(state: Arc<State>, mode: LockMode, remote: Box<dyn Remote>) -> Self {
         LockGuard {
             state,

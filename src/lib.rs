@@ -121,6 +121,7 @@ mod error;
 mod file_lock;
 mod guard;
 mod holder;
+mod lease_heartbeat;
 mod lock_trait;
 mod lost;
 mod mode;
@@ -129,6 +130,7 @@ mod open;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 mod reentrancy;
+mod soft_file_lease;
 mod soft_file_lock;
 mod state;
 mod sync;
@@ -142,10 +144,11 @@ pub use file_lock::FileLock;
 pub use guard::LockGuard;
 pub use holder::{Holder, HolderSession, WaitEvent};
 pub use lock_trait::Lock;
-pub use lost::Lost;
+pub use lost::{CompromiseReason, Lost};
 pub use mode::LockMode;
 pub use open::open;
 pub use reentrancy::Reentrancy;
+pub use soft_file_lease::{SoftFileLease, SoftFileLeaseBuilder};
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{Error, FileLock, Holder, LockGuard, SoftFileLock};
+use crate::{Error, FileLock, Holder, LockGuard, SoftFileLease, SoftFileLock};
 
 /// What every lock of this crate offers, as an object-safe trait: [`FileLock`],
 /// [`SoftFileLock`] and, with feature `postgres`, [`PgLock`](crate::postgres::PgLock).
@@ -182,3 +182,53 @@ file_lock_impl!(SoftFileLock, |lock| format!(
     "soft:{}",
     lock.path().display()
 ));
+
+#[async_trait::async_trait]
+impl Lock for SoftFileLease {
+    fn spec(&self) -> String {
+        format!(
+            "lease:{}?duration={}&heartbeat={}",
+            self.path().display(),
+            self.lease_duration().as_secs_f64(),
+            self.heartbeat_interval().as_secs_f64()
+        )
+    }
+    async fn acquire(&self) -> Result<LockGuard, Error> {
+        SoftFileLease::acquire(self).await
+    }
+    async fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
+        SoftFileLease::acquire_timeout(self, timeout).await
+    }
+    async fn try_acquire(&self) -> Result<Option<LockGuard>, Error> {
+        SoftFileLease::try_acquire(self).await
+    }
+    async fn acquire_shared(&self) -> Result<LockGuard, Error> {
+        Err(lease_is_exclusive(self))
+    }
+    async fn acquire_shared_timeout(&self, _timeout: Duration) -> Result<LockGuard, Error> {
+        Err(lease_is_exclusive(self))
+    }
+    async fn try_acquire_shared(&self) -> Result<Option<LockGuard>, Error> {
+        Err(lease_is_exclusive(self))
+    }
+    fn blocking_acquire(&self) -> Result<LockGuard, Error> {
+        SoftFileLease::blocking_acquire(self)
+    }
+    fn blocking_acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
+        SoftFileLease::blocking_acquire_timeout(self, timeout)
+    }
+    fn blocking_try_acquire(&self) -> Result<Option<LockGuard>, Error> {
+        SoftFileLease::blocking_try_acquire(self)
+    }
+    async fn holder(&self) -> Result<Option<Holder>, Error> {
+        SoftFileLease::holder(self).await
+    }
+}
+
+fn lease_is_exclusive(lease: &SoftFileLease) -> Error {
+    Error::Unsupported {
+        path: lease.path().to_path_buf(),
+        reason: "a lease is exclusive only",
+        source: None,
+    }
+}

@@ -34,13 +34,53 @@ pub enum Lost {
         /// What the client saw.
         reason: String,
     },
+    /// A [`SoftFileLease`](crate::SoftFileLease)'s heartbeat found its claim gone: the
+    /// marker was removed, another marker replaced it (a contender took the lease over, for
+    /// example after this process was paused past the lease duration), or refreshing it
+    /// kept failing until the lease could expire. The lease's `on_compromise` hook got the
+    /// same value.
+    LeaseCompromised {
+        /// The lock file.
+        path: PathBuf,
+        /// The claim token of the lost hold (its marker's `token=`).
+        token: String,
+        /// What took the claim away.
+        reason: CompromiseReason,
+        /// The error that ended the refresh, for [`CompromiseReason::RefreshFailed`].
+        error: Option<String>,
+    },
+}
+
+/// Why a lease's claim was lost, in [`Lost::LeaseCompromised`]; displayed as Python
+/// filelock spells it (`marker-missing`, `owner-changed`, `refresh-failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompromiseReason {
+    /// The marker is no longer at the lock path.
+    MarkerMissing,
+    /// Another marker is at the lock path.
+    OwnerChanged,
+    /// Refreshing the marker failed for longer than the lease allows.
+    RefreshFailed,
+}
+
+impl fmt::Display for CompromiseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CompromiseReason::MarkerMissing => "marker-missing",
+            CompromiseReason::OwnerChanged => "owner-changed",
+            CompromiseReason::RefreshFailed => "refresh-failed",
+        })
+    }
 }
 
 impl Lost {
     /// The lock this is about.
     pub fn path(&self) -> &Path {
         match self {
-            Lost::FileReplaced { path } | Lost::SessionEnded { path, .. } => path,
+            Lost::FileReplaced { path }
+            | Lost::SessionEnded { path, .. }
+            | Lost::LeaseCompromised { path, .. } => path,
         }
     }
 }
@@ -58,6 +98,18 @@ impl fmt::Display for Lost {
                 "the session holding the lock '{}' ended: {reason}",
                 path.display()
             ),
+            Lost::LeaseCompromised {
+                path,
+                reason,
+                error,
+                ..
+            } => {
+                write!(f, "the lease '{}' was lost ({reason})", path.display())?;
+                match error {
+                    Some(error) => write!(f, ": {error}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

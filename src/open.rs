@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::display_text::redact;
-use crate::{Error, FileLock, Lock, SoftFileLock};
+use crate::{Error, FileLock, Lock, SoftFileLease, SoftFileLock};
 
 /// The lock a spec names, with default settings:
 ///
@@ -11,6 +11,7 @@ use crate::{Error, FileLock, Lock, SoftFileLock};
 /// |---|---|
 /// | `PATH` (anything below) | [`FileLock`] on `PATH` |
 /// | `soft:PATH` | [`SoftFileLock`] on `PATH` |
+/// | `lease:PATH`, `lease:PATH?duration=30&heartbeat=10` | [`SoftFileLease`] on `PATH` ([`SoftFileLease::builder_from_spec`]) |
 /// | `postgres://user@host:port/db?lock=NAME` (or `postgresql://`) | [`PgLock`](crate::postgres::PgLock) named `NAME` (feature `postgres`); the other query parameters are the connection's ([`PgLock::from_url`](crate::postgres::PgLock::from_url)) |
 ///
 /// Touches nothing: no file is opened and no connection made until the first acquire.
@@ -34,6 +35,9 @@ pub fn open(spec: &str) -> Result<Box<dyn Lock>, Error> {
         }
         return Ok(Box::new(SoftFileLock::new(path)));
     }
+    if spec.starts_with("lease:") {
+        return Ok(Box::new(SoftFileLease::builder_from_spec(spec)?.build()));
+    }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         return Ok(Box::new(crate::postgres::PgLock::from_url(spec)?));
@@ -49,7 +53,7 @@ pub fn open(spec: &str) -> Result<Box<dyn Lock>, Error> {
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     {
         return Err(invalid(
-            "unknown scheme (known: a path, `soft:PATH`, `postgres://...?lock=NAME`)",
+            "unknown scheme (known: a path, `soft:PATH`, `lease:PATH`, `postgres://...?lock=NAME`)",
         ));
     }
     Ok(Box::new(FileLock::new(spec)))
@@ -65,6 +69,25 @@ mod tests {
         assert_eq!(open("soft:/tmp/x.lock").unwrap().spec(), "soft:/tmp/x.lock");
         assert!(matches!(open(""), Err(Error::InvalidSpec { .. })));
         assert!(matches!(open("soft:"), Err(Error::InvalidSpec { .. })));
+        assert_eq!(
+            open("lease:/tmp/x.lock?duration=1.5").unwrap().spec(),
+            "lease:/tmp/x.lock?duration=1.5&heartbeat=0.5"
+        );
+        assert_eq!(
+            open("lease:/tmp/x.lock").unwrap().spec(),
+            "lease:/tmp/x.lock?duration=30&heartbeat=10"
+        );
+        for bad in [
+            "lease:",
+            "lease:?duration=3",
+            "lease:/x?duration=0",
+            "lease:/x?duration=-1",
+            "lease:/x?duration=abc",
+            "lease:/x?ttl=3",
+            "lease:/x?duration",
+        ] {
+            assert!(matches!(open(bad), Err(Error::InvalidSpec { .. })), "{bad}");
+        }
         assert!(matches!(
             open("redis://h/x"),
             Err(Error::InvalidSpec { .. })

@@ -35,6 +35,19 @@ pub(crate) enum Protocol {
     Os { fallback_to_soft: bool },
     /// The marker file protocol (`SoftFileLock`).
     Soft,
+    /// The marker file protocol with a lease record (`SoftFileLease`).
+    Lease(soft::LeaseTerms),
+}
+
+impl Protocol {
+    /// The soft protocol's flavour, if this is a marker file protocol.
+    pub(crate) fn soft_flavour(self) -> Option<soft::Flavour> {
+        match self {
+            Protocol::Soft => Some(soft::Flavour::Legacy),
+            Protocol::Lease(terms) => Some(soft::Flavour::Lease(terms)),
+            Protocol::Os { .. } => None,
+        }
+    }
 }
 
 /// What an attempt needs to know, and the lock file it keeps open between attempts.
@@ -103,13 +116,13 @@ impl Attempt {
     /// Whether the next attempt speaks the soft (marker file) protocol (what a file watch
     /// should wait for: a marker is unlinked on release, a locked file is closed).
     pub(crate) fn is_soft(&self) -> bool {
-        self.protocol == Protocol::Soft
+        self.protocol.soft_flavour().is_some()
     }
 
     /// Sets the protocol. The soft protocol is exclusive only: a shared request is
     /// `Error::Unsupported`, at once.
     pub(crate) fn with_protocol(mut self, protocol: Protocol) -> Result<Self, Error> {
-        if protocol == Protocol::Soft && self.mode == LockMode::Shared {
+        if protocol.soft_flavour().is_some() && self.mode == LockMode::Shared {
             return Err(Error::Unsupported {
                 path: self.path.to_path_buf(),
                 reason: "a soft lock is exclusive only; shared locks need the OS lock",
@@ -122,7 +135,7 @@ impl Attempt {
 
     /// Makes one non-blocking attempt.
     pub(crate) fn run(mut self) -> Result<Outcome, Error> {
-        if self.protocol == Protocol::Soft {
+        if self.protocol.soft_flavour().is_some() {
             return self.run_soft();
         }
         for _ in 0..MAX_RACES {
@@ -217,7 +230,7 @@ impl Attempt {
     /// How to find who holds the lock, after this attempt found it busy with `id` there.
     pub(crate) fn probe(&self, id: Option<FileId>) -> Option<Probe> {
         match self.protocol {
-            Protocol::Soft => Some(Probe::Soft {
+            Protocol::Soft | Protocol::Lease(_) => Some(Probe::Soft {
                 marker: self.path.clone(),
             }),
             Protocol::Os { .. } => id.map(|id| Probe::Os {
@@ -284,7 +297,11 @@ impl Attempt {
     /// One attempt of the soft (marker file) protocol.
     fn run_soft(self) -> Result<Outcome, Error> {
         for _ in 0..MAX_RACES {
-            match soft::attempt(&self.path, self.permissions)? {
+            let flavour = self
+                .protocol
+                .soft_flavour()
+                .unwrap_or(soft::Flavour::Legacy);
+            match soft::attempt_as(&self.path, self.permissions, flavour)? {
                 SoftOutcome::Won(file) => return self.won_soft(file),
                 SoftOutcome::Busy(id) => return Ok(Outcome::Busy { attempt: self, id }),
                 SoftOutcome::MissingParent => self.create_parent()?,

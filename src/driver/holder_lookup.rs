@@ -261,7 +261,7 @@ fn os_path_holder(path: &Path) -> Result<Option<Holder>, Error> {
 /// Who holds the lock at `path` under `protocol`. Blocking: reads files.
 pub(crate) fn path_holder(path: &Path, protocol: Protocol) -> Result<Option<Holder>, Error> {
     match protocol {
-        Protocol::Soft => Ok(soft::holder(path)),
+        Protocol::Soft | Protocol::Lease(_) => Ok(soft::holder(path)),
         Protocol::Os { .. } => os_path_holder(path),
     }
 }

@@ -62,6 +62,12 @@ pub(crate) fn read_marker(path: &Path, limit: u64) -> io::Result<(File, Node, Ve
     Ok((file, node, content))
 }
 
+/// Opens a held lease's own marker to refresh its times (which its owner may do through a
+/// read-only descriptor) and reads at most `limit` bytes of it: as [`read_marker`].
+pub(crate) fn open_for_refresh(path: &Path, limit: u64) -> io::Result<(File, Vec<u8>)> {
+    read_marker(path, limit).map(|(file, _, content)| (file, content))
+}
+
 /// Overwrites the start of `file` with `content` and cuts it there.
 pub(crate) fn overwrite(file: &File, content: &[u8]) -> io::Result<()> {
     file.write_all_at(content, 0)?;

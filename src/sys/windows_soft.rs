@@ -18,8 +18,8 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::Storage::FileSystem::{
     FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_BASIC_INFO,
-    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ,
-    FILE_SHARE_WRITE, FileBasicInfo,
+    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_GENERIC_READ, FILE_SHARE_DELETE,
+    FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_WRITE_ATTRIBUTES, FileBasicInfo,
 };
 use windows_sys::Win32::System::SystemInformation::{
     ComputerNamePhysicalDnsHostname, GetComputerNameExW,
@@ -102,6 +102,20 @@ pub(crate) fn read_marker(path: &Path, limit: u64) -> io::Result<(File, Node, Ve
         (&file).take(limit).read_to_end(&mut content)?;
     }
     Ok((file, node, content))
+}
+
+/// Opens a held lease's own marker to refresh its times (read access and the right to
+/// write attributes, never following a reparse point) and reads at most `limit` bytes.
+pub(crate) fn open_for_refresh(path: &Path, limit: u64) -> io::Result<(File, Vec<u8>)> {
+    let file = OpenOptions::new()
+        .access_mode(FILE_GENERIC_READ | FILE_WRITE_ATTRIBUTES)
+        .share_mode(SHARE_ALL)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)
+        .map_err(pending_is_gone)?;
+    let mut content = Vec::new();
+    (&file).take(limit).read_to_end(&mut content)?;
+    Ok((file, content))
 }
 
 fn pending_is_gone(e: io::Error) -> io::Error {

@@ -34,4 +34,5 @@ mod timer;
 mod waiter;
 
 pub(crate) use queue::released;
+pub(crate) use timer::sleep;
 pub(crate) use waiter::{Waiter, Woke, arm};

@@ -26,9 +26,10 @@ use super::claim::{MAX_RACES, create_mode, publish};
 #[cfg(unix)]
 use super::claim::{create_aside, still};
 use super::marker::{self, Content};
-use super::stale;
+use super::record::{self, OwnerRecord};
 #[cfg(windows)]
 use super::take_over::take_over;
+use super::{Flavour, lease, stale};
 use crate::attempt::Found;
 use crate::sys::soft_calls::{self as sys, Node};
 use crate::sys::{self as os, FileId};
@@ -45,16 +46,22 @@ pub(crate) enum SoftOutcome {
     MissingParent,
 }
 
-/// Makes one attempt at the soft lock on `path`.
-pub(crate) fn attempt(path: &Path, permissions: Option<u32>) -> Result<SoftOutcome, Error> {
+/// Makes one attempt at the soft lock on `path`, writing and judging markers as `flavour`.
+pub(crate) fn attempt_as(
+    path: &Path,
+    permissions: Option<u32>,
+    flavour: Flavour,
+) -> Result<SoftOutcome, Error> {
+    let record = flavour.record();
     for _ in 0..MAX_RACES {
         match sys::create_new(path, create_mode(permissions)) {
             Ok(file) => {
                 stale::forget(path);
-                return publish(file, path, permissions).map(SoftOutcome::Won);
+                return publish(file, path, permissions, &record).map(SoftOutcome::Won);
             }
             Err(e) => match e.kind() {
-                io::ErrorKind::AlreadyExists => match contend(path, permissions)? {
+                io::ErrorKind::AlreadyExists => match contend(path, permissions, flavour, &record)?
+                {
                     Contended::Gone => continue,
                     Contended::Busy(id) => return Ok(SoftOutcome::Busy(id)),
                     Contended::Won(file) => return Ok(SoftOutcome::Won(file)),
@@ -71,7 +78,7 @@ pub(crate) fn attempt(path: &Path, permissions: Option<u32>) -> Result<SoftOutco
 /// Makes the file this process just created (`O_EXCL`) at `path` the soft marker: used when
 /// `flock` turned out to be unsupported on a lock file this acquire created.
 pub(crate) fn adopt(file: File, path: &Path, permissions: Option<u32>) -> Result<File, Error> {
-    let file = publish(file, path, permissions)?;
+    let file = publish(file, path, permissions, &Flavour::Legacy.record())?;
     // The OS-lock open may have given it group or other write access; a marker has none.
     #[cfg(unix)]
     if let Ok(meta) = file.metadata() {
@@ -91,8 +98,14 @@ enum Contended {
     Won(File),
 }
 
-/// The marker exists: read it, and break it if it is provably stale.
-fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
+/// The marker exists: read it, and break it if it is provably stale (or, for a lease, has
+/// expired on this process's clock).
+fn contend(
+    path: &Path,
+    permissions: Option<u32>,
+    flavour: Flavour,
+    record: &[u8],
+) -> Result<Contended, Error> {
     let node = match sys::lstat(path) {
         Ok(node) => node,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Contended::Gone),
@@ -113,15 +126,16 @@ fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
         }
     } else {
         // A symlink, FIFO, socket or device is never opened: a malformed marker.
-        (node, Content::Malformed, None)
+        (node, Seen::Legacy(Content::Malformed), None)
     };
     let breakable = match &content {
-        Content::Empty | Content::Unbreakable => false,
-        Content::Holder(holder) => {
+        Seen::Owner(owner) => lease::may_break(path, &node, owner, flavour)?,
+        Seen::Legacy(Content::Empty | Content::Unbreakable) => false,
+        Seen::Legacy(Content::Holder(holder)) => {
             stale::forget(path);
             stale::holder_is_stale(holder)
         }
-        Content::Malformed => stale::malformed_is_old(path, &node),
+        Seen::Legacy(Content::Malformed) => stale::malformed_is_old(path, &node),
     };
     if !breakable {
         return Ok(Contended::Busy(id));
@@ -132,7 +146,7 @@ fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
         marker = ?content,
         "breaking a stale soft lock marker"
     );
-    match take_over(path, &node, permissions)? {
+    match take_over(path, &node, permissions, record)? {
         Some(file) => {
             stale::forget(path);
             Ok(Contended::Won(file))
@@ -141,19 +155,28 @@ fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
     }
 }
 
+/// What a marker says: a protocol 2 owner record (Python 4.x), or a legacy record.
+#[derive(Debug)]
+enum Seen {
+    Owner(OwnerRecord),
+    Legacy(Content),
+}
+
 /// Reads the regular marker at `path`: its node, parsed content and identity; `None` if it
 /// vanished.
-fn read(path: &Path) -> io::Result<Option<(Node, Content, Option<FileId>)>> {
+fn read(path: &Path) -> io::Result<Option<(Node, Seen, Option<FileId>)>> {
     let file_and_content = sys::read_marker(path, marker::MAX_MARKER_LEN as u64 + 1);
     let (file, node, bytes) = match file_and_content {
         Ok(read) => read,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let content = if node.regular {
-        marker::parse(&bytes)
+    let content = if !node.regular {
+        Seen::Legacy(Content::Malformed)
+    } else if let Some(owner) = record::parse(&bytes) {
+        Seen::Owner(owner)
     } else {
-        Content::Malformed
+        Seen::Legacy(marker::parse(&bytes))
     };
     let id = os::inspect(&file).ok().map(|facts| facts.id);
     Ok(Some((node, content, id)))
@@ -163,12 +186,17 @@ fn read(path: &Path) -> io::Result<Option<(Node, Content, Option<FileId>)>> {
 /// with our marker's descriptor when we now hold the lock; `None` when the node changed
 /// meanwhile or cannot be exchanged here (nothing is broken then).
 #[cfg(unix)]
-fn take_over(path: &Path, seen: &Node, permissions: Option<u32>) -> Result<Option<File>, Error> {
+fn take_over(
+    path: &Path,
+    seen: &Node,
+    permissions: Option<u32>,
+    record: &[u8],
+) -> Result<Option<File>, Error> {
     if !still(path, seen) {
         return Ok(None);
     }
     let (aside, file) = create_aside(path, permissions)?;
-    let file = match publish(file, &aside, permissions) {
+    let file = match publish(file, &aside, permissions, record) {
         Ok(file) => file,
         Err(Error::Io { source, .. }) => return Err(Error::io(path, Op::BreakStale, source)),
         Err(e) => return Err(e),
@@ -324,11 +352,15 @@ pub(crate) fn found(path: &Path) -> Found {
         _ => None,
     };
     match content {
-        Some(Content::Holder(h)) => Found {
+        Some(Seen::Legacy(Content::Holder(h))) => Found {
             holder: Some(Holder::new(h.pid, LockMode::Exclusive).with_host(Some(h.host))),
             empty_marker: false,
         },
-        Some(Content::Empty) => Found {
+        Some(Seen::Owner(owner)) => Found {
+            holder: Some(Holder::new(owner.pid, LockMode::Exclusive).with_host(Some(owner.host))),
+            empty_marker: false,
+        },
+        Some(Seen::Legacy(Content::Empty)) => Found {
             holder: None,
             empty_marker: true,
         },
@@ -382,7 +414,10 @@ mod tests {
         let path = dir.path().join("t.lock");
         std::fs::write(&path, "stale\n").unwrap();
         let seen = sys::lstat(&path).unwrap();
-        let file = take_over(&path, &seen, None).unwrap().expect("taken over");
+        let record = identity::ours().to_bytes();
+        let file = take_over(&path, &seen, None, &record)
+            .unwrap()
+            .expect("taken over");
         assert_eq!(std::fs::read(&path).unwrap(), identity::ours().to_bytes());
         assert!(
             sys::fstat(&file)
@@ -423,7 +458,8 @@ mod tests {
         std::fs::hard_link(&path, &keep).unwrap();
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, "1\nlive\n").unwrap();
-        assert!(take_over(&path, &seen, None).unwrap().is_none());
+        let record = identity::ours().to_bytes();
+        assert!(take_over(&path, &seen, None, &record).unwrap().is_none());
         assert_eq!(std::fs::read(&path).unwrap(), b"1\nlive\n");
         assert_eq!(
             names(dir.path()),

@@ -9,7 +9,6 @@ use std::io;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::identity;
 use crate::sys::soft_calls::{self as sys, Node};
 use crate::sys::{self as os};
 use crate::{Error, Op};
@@ -28,19 +27,19 @@ pub(super) fn create_mode(permissions: Option<u32>) -> u32 {
     permissions.unwrap_or(DEFAULT_MODE) & !GROUP_OTHER_WRITE
 }
 
-/// Writes our record into `file` (just created at `path`), applies configured permissions.
+/// Writes our `record` into `file` (just created at `path`), applies configured permissions.
 /// On failure the marker is removed (identity-checked) and the error returned.
 pub(super) fn publish(
     mut file: File,
     path: &Path,
     permissions: Option<u32>,
+    record: &[u8],
 ) -> Result<File, Error> {
     if let Some(bits) = permissions {
         // Best effort, as Python: the umask reduced them at creation.
         let _ = os::set_permissions(&file, bits & !GROUP_OTHER_WRITE);
     }
-    let record = identity::ours().to_bytes();
-    match file.write_all(&record) {
+    match file.write_all(record) {
         Ok(()) => Ok(file),
         Err(e) => {
             remove_if_ours(&file, path);
@@ -124,7 +123,7 @@ fn fitted_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
 }
 
 /// 32 hex digits, unpredictable enough for a private name (`O_EXCL` guarantees uniqueness).
-fn random_hex() -> String {
+pub(super) fn random_hex() -> String {
     let state = std::collections::hash_map::RandomState::new();
     let mut a = state.build_hasher();
     a.write_u128(

@@ -29,7 +29,7 @@ impl Token {
 
     /// Parses ASCII decimal digits. A value beyond 192 bits (no writer produces one)
     /// saturates, so it equals no real token.
-    fn parse(digits: &str) -> Token {
+    pub(super) fn parse(digits: &str) -> Token {
         // Little-endian 64-bit limbs; the fourth catches overflow.
         let mut limbs = [0u64; 4];
         for d in digits.bytes() {
@@ -148,12 +148,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Content {
 }
 
 /// Python's `str.isspace`: Unicode white space plus the four ASCII separators.
-fn is_python_space(c: char) -> bool {
+pub(super) fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// Python's `str.splitlines()` (without the line ends).
-fn split_lines(s: &str) -> Vec<&str> {
+pub(super) fn split_lines(s: &str) -> Vec<&str> {
     let is_break = |c: char| {
         matches!(
             c,

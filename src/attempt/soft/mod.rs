@@ -6,6 +6,9 @@
 //! - [`stale`]: when a marker may be broken.
 //! - [`attempt`]: one attempt (create, or read and maybe break) and the release.
 //! - `take_over` (Windows): breaking a stale marker without an atomic exchange.
+//! - [`record`]: Python 4.x's protocol 2 owner record (`filelock/2`, leases).
+//! - [`lease`]: what a lease writes, when a contender takes a lease over, and the holder's
+//!   refresh.
 //!
 //! Unix and Windows only: elsewhere every soft attempt reports `Error::Unsupported`.
 
@@ -14,6 +17,24 @@
 /// marker and not yet written it is given this long.
 pub(crate) const MALFORMED_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What a soft attempt writes, and how it judges the markers it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    /// `SoftFileLock`: the legacy record `<pid>\n<host>\n<start token>\n`.
+    Legacy,
+    /// `SoftFileLease`: a protocol 2 lease record, refreshed by its holder and taken over
+    /// once seen unchanged for the lease duration.
+    Lease(LeaseTerms),
+}
+
+/// A lease's terms: how long a contender must see its marker unchanged before taking it
+/// over, and how often the holder refreshes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LeaseTerms {
+    pub(crate) duration: std::time::Duration,
+    pub(crate) heartbeat: std::time::Duration,
+}
+
 #[cfg(any(unix, windows))]
 mod attempt;
 #[cfg(any(unix, windows))]
@@ -21,21 +42,25 @@ mod claim;
 #[cfg(any(unix, windows))]
 mod identity;
 #[cfg(any(unix, windows))]
+pub(crate) mod lease;
+#[cfg(any(unix, windows))]
 mod marker;
+#[cfg(any(unix, windows))]
+mod record;
 #[cfg(any(unix, windows))]
 mod stale;
 #[cfg(windows)]
 mod take_over;
 
 #[cfg(any(unix, windows))]
-pub(crate) use attempt::{SoftOutcome, adopt, attempt, found, holder, release};
+pub(crate) use attempt::{SoftOutcome, adopt, attempt_as, found, holder, release};
 #[cfg(any(unix, windows))]
 pub(crate) use identity::host_name;
 
 #[cfg(not(any(unix, windows)))]
 mod unsupported;
 #[cfg(not(any(unix, windows)))]
-pub(crate) use unsupported::{SoftOutcome, adopt, attempt, found, holder, release};
+pub(crate) use unsupported::{SoftOutcome, adopt, attempt_as, found, holder, release};
 
 #[cfg(all(test, unix))]
 mod fallback_tests;

@@ -41,7 +41,7 @@ struct Sighting {
     ctime_ns: i128,
 }
 
-/// When each malformed node was first seen in this process, by lock path. Process-wide
+/// When each malformed node (or lease marker) was first seen in this process, by lock path. Process-wide
 /// (Python keeps it per lock object) so that repeated `try_acquire`s see it age too.
 static SIGHTINGS: Mutex<Option<HashMap<PathBuf, (Sighting, Instant)>>> = Mutex::new(None);
 
@@ -49,6 +49,14 @@ static SIGHTINGS: Mutex<Option<HashMap<PathBuf, (Sighting, Instant)>>> = Mutex::
 /// seen for at least [`MALFORMED_AGE`]. Uses Tokio's clock (paused in tests; std's clock
 /// outside a runtime).
 pub(crate) fn malformed_is_old(path: &Path, node: &Node) -> bool {
+    unchanged_for(path, node) >= MALFORMED_AGE
+}
+
+/// Records a sighting of `node` at `path` and says how long this process has seen it
+/// unchanged (same mtime, inode and ctime), on its own monotonic clock: Tokio's (paused in
+/// tests; std's outside a runtime). Zero at the first sighting, as Python filelock's
+/// `_marker_unchanged_for`. No wall clock, so hosts need no shared time.
+pub(crate) fn unchanged_for(path: &Path, node: &Node) -> std::time::Duration {
     let seen = Sighting {
         mtime_ns: node.mtime_ns,
         ino: node.ino,
@@ -58,12 +66,10 @@ pub(crate) fn malformed_is_old(path: &Path, node: &Node) -> bool {
     let mut guard = crate::sync::lock(&SIGHTINGS);
     let map = guard.get_or_insert_with(HashMap::new);
     match map.get(path) {
-        Some((old, since)) if *old == seen => {
-            now.saturating_duration_since(*since) >= MALFORMED_AGE
-        }
+        Some((old, since)) if *old == seen => now.saturating_duration_since(*since),
         _ => {
             map.insert(path.to_path_buf(), (seen, now));
-            false
+            std::time::Duration::ZERO
         }
     }
 }

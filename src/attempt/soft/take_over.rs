@@ -25,6 +25,7 @@ pub(super) fn take_over(
     path: &Path,
     seen: &Node,
     permissions: Option<u32>,
+    record: &[u8],
 ) -> Result<Option<File>, Error> {
     if !still(path, seen) {
         return Ok(None);
@@ -65,7 +66,7 @@ pub(super) fn take_over(
         tracing::warn!(target: "tokio_filelock", path = %aside.display(), error = %e, "could not remove a broken stale marker");
     }
     match sys::create_new(path, create_mode(permissions)) {
-        Ok(file) => publish(file, path, permissions).map(Some),
+        Ok(file) => publish(file, path, permissions, record).map(Some),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
         Err(e) => Err(Error::io(path, Op::BreakStale, e)),
     }

@@ -24,7 +24,11 @@ fn unsupported(path: &Path) -> Error {
     }
 }
 
-pub(crate) fn attempt(path: &Path, _permissions: Option<u32>) -> Result<SoftOutcome, Error> {
+pub(crate) fn attempt_as(
+    path: &Path,
+    _permissions: Option<u32>,
+    _flavour: super::Flavour,
+) -> Result<SoftOutcome, Error> {
     Err(unsupported(path))
 }
 

@@ -351,6 +351,7 @@ fn run(options: &Options, action: Action) -> u8 {
 /// or a PostgreSQL lock for a `postgres://` spec.
 enum CliLock {
     File(FileLock),
+    Lease(tokio_filelock::SoftFileLease),
     #[cfg(feature = "postgres")]
     Pg(tokio_filelock::postgres::PgLock),
 }
@@ -359,6 +360,7 @@ impl CliLock {
     fn path(&self) -> &Path {
         match self {
             CliLock::File(lock) => lock.path(),
+            CliLock::Lease(lock) => lock.path(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.path(),
         }
@@ -367,6 +369,7 @@ impl CliLock {
     fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
         match self {
             CliLock::File(lock) => lock.blocking_holder(),
+            CliLock::Lease(lock) => lock.blocking_holder(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.blocking_holder(),
         }
@@ -376,6 +379,12 @@ impl CliLock {
         match (self, mode) {
             (CliLock::File(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
             (CliLock::File(lock), _) => lock.blocking_acquire(),
+            (CliLock::Lease(lock), LockMode::Shared) => Err(Error::Unsupported {
+                path: lock.path().to_path_buf(),
+                reason: "a lease is exclusive only",
+                source: None,
+            }),
+            (CliLock::Lease(lock), _) => lock.blocking_acquire(),
             #[cfg(feature = "postgres")]
             (CliLock::Pg(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
             #[cfg(feature = "postgres")]
@@ -411,6 +420,11 @@ fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
             reason: "this filelock was built without the `postgres` feature".into(),
         });
     }
+    if spec.starts_with("lease:") {
+        return Ok(CliLock::Lease(configure!(
+            tokio_filelock::SoftFileLease::builder_from_spec(spec)?
+        )));
+    }
     if let Some(path) = spec.strip_prefix("soft:") {
         return Ok(CliLock::File(
             configure!(SoftFileLock::builder(path))
@@ -427,10 +441,14 @@ fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
     }))
 }
 
-/// Whether `file` names something other than a lock file: a `soft:` or `postgres://` spec.
+/// Whether `file` names something other than a lock file: a `soft:`, `lease:` or
+/// `postgres://` spec.
 fn is_spec(file: &Path) -> bool {
     file.to_str().is_some_and(|s| {
-        s.starts_with("soft:") || s.starts_with("postgres://") || s.starts_with("postgresql://")
+        s.starts_with("soft:")
+            || s.starts_with("lease:")
+            || s.starts_with("postgres://")
+            || s.starts_with("postgresql://")
     })
 }
 
