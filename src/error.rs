@@ -53,7 +53,7 @@ pub enum Error {
     #[error(
         "the file lock '{}' could not be acquired: {}",
         path.display(),
-        Waited(*waited, holder.as_ref(), *empty_marker)
+        Waited(*waited, holder.as_deref(), *empty_marker)
     )]
     #[non_exhaustive]
     Timeout {
@@ -65,7 +65,8 @@ pub enum Error {
         /// [`Holder`]). A single attempt (`Duration::ZERO`, `blocking(false)`) on the OS
         /// lock does not look for it: on Linux that costs milliseconds, more than the
         /// attempt; ask [`FileLock::holder`](crate::FileLock::holder) when you need it.
-        holder: Option<Holder>,
+        /// Boxed: it keeps `Error` small (clippy's `result_large_err`) on every platform.
+        holder: Option<Box<Holder>>,
         /// `true` when the soft lock's marker was found **empty**. An empty marker is never
         /// broken, as in Python filelock: it is what a holder leaves between creating the
         /// marker and writing its record, and nothing tells one about to write from one
@@ -488,13 +489,13 @@ mod tests {
             Error::Timeout {
                 path: path.clone(),
                 waited: Duration::from_millis(1500),
-                holder: Some(holder.clone()),
+                holder: Some(Box::new(holder.clone())),
                 empty_marker: false,
             },
             Error::Timeout {
                 path: path.clone(),
                 waited: Duration::ZERO,
-                holder: Some(holder),
+                holder: Some(Box::new(holder)),
                 empty_marker: false,
             },
             Error::WouldDeadlock { path: path.clone() },
@@ -527,7 +528,7 @@ mod tests {
         let err = Error::Timeout {
             path: "m.lock".into(),
             waited: Duration::from_millis(1500),
-            holder: Some(Holder::new(4242, crate::LockMode::Exclusive)),
+            holder: Some(Box::new(Holder::new(4242, crate::LockMode::Exclusive))),
             empty_marker: false,
         };
         assert_eq!(

@@ -103,7 +103,7 @@ fn name_holder(mut step: Result<Step, Error>, found: Found) -> Result<Step, Erro
         ..
     }) = &mut step
     {
-        *holder = found.holder;
+        *holder = found.holder.map(Box::new);
         *empty_marker = found.empty_marker;
     }
     step

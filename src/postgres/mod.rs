@@ -745,7 +745,7 @@ impl PgLock {
                 return Err(Error::Timeout {
                     path: path.to_path_buf(),
                     waited,
-                    holder,
+                    holder: holder.map(Box::new),
                     empty_marker: false,
                 });
             };

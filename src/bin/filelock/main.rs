@@ -545,7 +545,7 @@ fn take(options: &Options, file: &Path) -> Result<Held, u8> {
                 if let Error::Timeout { holder, .. } = &mut err
                     && holder.is_none()
                 {
-                    *holder = lock.blocking_holder().ok().flatten();
+                    *holder = lock.blocking_holder().ok().flatten().map(Box::new);
                 }
                 eprintln!("filelock: {err}");
             }
