@@ -146,7 +146,8 @@ impl Claim {
         false
     }
 
-    /// Records the loss, wakes `lost()` futures and calls the hook (once).
+    /// Records the loss, calls the hook and then wakes `lost()` futures (once): the hook has
+    /// run by the time `lost()` resolves or `is_lost()` says so.
     fn report(&self, reason: CompromiseReason, error: Option<String>) {
         let lost = Lost::LeaseCompromised {
             path: self.path.clone(),
@@ -154,22 +155,19 @@ impl Claim {
             reason,
             error,
         };
-        let wakers = {
+        {
             let mut state = crate::sync::lock(&self.state);
             if state.stopped {
                 return;
             }
             state.stopped = true;
-            state.lost = Some(lost.clone());
-            std::mem::take(&mut state.wakers)
-        };
+        }
         tracing::warn!(
             target: "tokio_filelock",
             path = %self.path.display(),
             %reason,
             "the lease was lost"
         );
-        wakers.into_iter().for_each(Waker::wake);
         if let Some(hook) = &self.hook {
             // A panicking hook must not end the heartbeat thread that serves other leases.
             let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&lost)));
@@ -177,6 +175,12 @@ impl Claim {
                 tracing::warn!(target: "tokio_filelock", path = %self.path.display(), "the lease's on_compromise hook panicked");
             }
         }
+        let wakers = {
+            let mut state = crate::sync::lock(&self.state);
+            state.lost = Some(lost);
+            std::mem::take(&mut state.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
