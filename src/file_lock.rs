@@ -11,6 +11,7 @@ use crate::driver::{self, Acquisition, Request, asynchronous, holder_lookup};
 use crate::state::State;
 use crate::state::owner::Owner;
 use crate::{Error, FileLockBuilder, Holder, LockGuard, LockMode};
+use tracing::Instrument;
 
 /// A cross-process lock on a file, held with the operating system's whole-file lock
 /// (`flock(2)` on Unix, `LockFileEx` on Windows), the same lock that `std::fs::File::lock`,
@@ -513,7 +514,11 @@ impl FileLock {
         // The owner is read when the future is first polled: the task that polls it owns it.
         async move {
             let (acquisition, attempt) = Acquisition::new(&state, &config, mode, request)?;
-            driver::asynchronous::acquire(acquisition, attempt).await
+            // Entered at every poll: every step of the acquire runs in its span.
+            let span = acquisition.span().clone();
+            driver::asynchronous::acquire(acquisition, attempt)
+                .instrument(span)
+                .await
         }
     }
 

@@ -80,8 +80,12 @@
 //! # Logging
 //!
 //! [`tracing`] events at DEBUG level with target `tokio_filelock` mark each attempt,
-//! acquisition, start of waiting, timeout, re-entry and release, with fields `lock` (an id
-//! per handle) and `path`. A failed release on drop is logged at WARN.
+//! acquisition, start of waiting, timeout, re-entry and release. Each acquire runs in a
+//! DEBUG span `acquire` with fields `lock` (an id per handle), `path` and `mode`, entered
+//! around every step, on the blocking pool too, so every event inside an acquire (the
+//! holder lookup's and the soft protocol's included) carries the lock id; a release, which
+//! happens outside any acquire, has `lock` and `path` fields of its own. A failed release on
+//! drop is logged at WARN.
 //!
 //! # Layers
 //!

@@ -134,7 +134,25 @@ pub trait Lock: Send + Sync + std::fmt::Debug {
     async fn holder(&self) -> Result<Option<Holder>, Error>;
 }
 
-/// Implements [`Lock`] for a file lock type by forwarding to its inherent methods.
+/// A file lock type as the [`FileLock`] it runs on.
+trait OnFileLock {
+    fn file_lock(&self) -> &FileLock;
+}
+
+impl OnFileLock for FileLock {
+    fn file_lock(&self) -> &FileLock {
+        self
+    }
+}
+
+impl OnFileLock for SoftFileLock {
+    fn file_lock(&self) -> &FileLock {
+        SoftFileLock::file_lock(self)
+    }
+}
+
+/// Implements [`Lock`] for a file lock type by forwarding to the [`FileLock`] it runs on
+/// (for a soft lock, whose shared acquires then fail with [`Error::Unsupported`]).
 macro_rules! file_lock_impl {
     ($ty:ty, $spec:expr) => {
         #[async_trait::async_trait]
@@ -144,34 +162,34 @@ macro_rules! file_lock_impl {
                 spec(self)
             }
             async fn acquire(&self) -> Result<LockGuard, Error> {
-                FileLock::acquire(self).await
+                FileLock::acquire(self.file_lock()).await
             }
             async fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
-                FileLock::acquire_timeout(self, timeout).await
+                FileLock::acquire_timeout(self.file_lock(), timeout).await
             }
             async fn try_acquire(&self) -> Result<Option<LockGuard>, Error> {
-                FileLock::try_acquire(self).await
+                FileLock::try_acquire(self.file_lock()).await
             }
             async fn acquire_shared(&self) -> Result<LockGuard, Error> {
-                FileLock::acquire_shared(self).await
+                FileLock::acquire_shared(self.file_lock()).await
             }
             async fn acquire_shared_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
-                FileLock::acquire_shared_timeout(self, timeout).await
+                FileLock::acquire_shared_timeout(self.file_lock(), timeout).await
             }
             async fn try_acquire_shared(&self) -> Result<Option<LockGuard>, Error> {
-                FileLock::try_acquire_shared(self).await
+                FileLock::try_acquire_shared(self.file_lock()).await
             }
             fn blocking_acquire(&self) -> Result<LockGuard, Error> {
-                FileLock::blocking_acquire(self)
+                FileLock::blocking_acquire(self.file_lock())
             }
             fn blocking_acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
-                FileLock::blocking_acquire_timeout(self, timeout)
+                FileLock::blocking_acquire_timeout(self.file_lock(), timeout)
             }
             fn blocking_try_acquire(&self) -> Result<Option<LockGuard>, Error> {
-                FileLock::blocking_try_acquire(self)
+                FileLock::blocking_try_acquire(self.file_lock())
             }
             async fn holder(&self) -> Result<Option<Holder>, Error> {
-                FileLock::holder(self).await
+                FileLock::holder(self.file_lock()).await
             }
         }
     };

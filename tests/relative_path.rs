@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use tokio_filelock::{FileLock, SoftFileLock};
+use tokio_filelock::{FileLock, Lock, SoftFileLock};
 
 #[test]
 fn child_entry() {
@@ -20,14 +20,22 @@ fn child_entry() {
 fn run_role(role: &str, args: &[String]) {
     assert_eq!(role, "chdir");
     std::env::set_current_dir(&args[1]).unwrap();
-    let lock = match args[0].as_str() {
-        "soft" => SoftFileLock::new("rel.lock").as_file_lock().clone(),
-        "os" => FileLock::new("rel.lock"),
+    let (lock, path): (Box<dyn Lock>, PathBuf) = match args[0].as_str() {
+        "soft" => {
+            let lock = SoftFileLock::new("rel.lock");
+            let path = lock.path().to_path_buf();
+            (Box::new(lock), path)
+        }
+        "os" => {
+            let lock = FileLock::new("rel.lock");
+            let path = lock.path().to_path_buf();
+            (Box::new(lock), path)
+        }
         other => panic!("unknown kind {other}"),
     };
     std::env::set_current_dir(&args[2]).unwrap();
     let guard = lock.blocking_acquire().unwrap();
-    common::say(format!("acquired {}", lock.path().display()));
+    common::say(format!("acquired {}", path.display()));
     let _ = common::hear();
     std::env::set_current_dir(&args[3]).unwrap();
     match guard.release() {

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_filelock::{Error, NodeKind, Reentrancy, SoftFileLock};
+use tokio_filelock::{Error, Lock, NodeKind, Reentrancy, SoftFileLock};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -202,11 +202,12 @@ async fn a_cancelled_acquire_leaves_no_marker() {
     assert!(waiter.try_acquire().await.unwrap().is_some());
 }
 
-#[test]
-fn shared_is_a_typed_error_at_once() {
+/// `SoftFileLock` has no shared acquires of its own; through the `Lock` trait they fail.
+#[tokio::test]
+async fn shared_through_the_lock_trait_is_a_typed_error_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let lock = SoftFileLock::new(lock_path(&dir));
-    let err = lock.blocking_acquire_shared().unwrap_err();
+    let err = Lock::acquire_shared(&lock).await.unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
     assert_eq!(err.path(), lock_path(&dir));
     assert!(!exists(&lock_path(&dir)), "no marker was created");

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio_filelock::{FileLock, LockGuard, SoftFileLock};
+use tokio_filelock::{FileLock, Lock, LockGuard, SoftFileLock};
 
 #[test]
 fn child_entry() {
@@ -98,7 +98,11 @@ fn slow_poll(path: &Path) -> FileLock {
 }
 
 /// Spawns a task that acquires `lock`, reports `id` on `tx`, and releases at once.
-fn waiter(lock: FileLock, tx: mpsc::Sender<usize>, id: usize) -> tokio::task::JoinHandle<()> {
+fn waiter(
+    lock: impl Lock + 'static,
+    tx: mpsc::Sender<usize>,
+    id: usize,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let guard = lock.acquire().await.unwrap();
         tx.send(id).unwrap();
@@ -155,7 +159,7 @@ async fn waiters_in_this_process_are_woken_in_arrival_order() {
 /// Starts one waiter per lock of `locks`, in order, each given time to line up; then
 /// releases `guard` with the clock frozen, and returns the order in which they got the
 /// lock.
-async fn order_after_release(guard: LockGuard, locks: Vec<FileLock>) -> Vec<usize> {
+async fn order_after_release<L: Lock + 'static>(guard: LockGuard, locks: Vec<L>) -> Vec<usize> {
     let (tx, rx) = mpsc::channel();
     let count = locks.len();
     let mut tasks = Vec::new();
@@ -379,7 +383,7 @@ async fn soft_lock_waiters_are_woken_in_order_though_each_hold_is_a_new_marker()
             .build()
     };
     let guard = soft(&path).acquire().await.unwrap();
-    let locks = (0..3).map(|_| soft(&path).as_file_lock().clone()).collect();
+    let locks = (0..3).map(|_| soft(&path)).collect();
     assert_eq!(order_after_release(guard, locks).await, vec![0, 1, 2]);
 }
 

@@ -45,7 +45,8 @@ pub(crate) async fn acquire(
             // Going to wait: the waiting hook runs now (where attempts run), not only if
             // this acquire's own first attempt finds the lock held.
             if let Some(announce) = acquisition.following(&attempt, file) {
-                tokio::task::spawn_blocking(move || drop(announce.run()))
+                let span = acquisition.span().clone();
+                tokio::task::spawn_blocking(move || span.in_scope(|| drop(announce.run())))
                     .await
                     .map_err(|join| joined(acquisition.path(), join))?;
             }
@@ -60,7 +61,10 @@ pub(crate) async fn acquire(
                 // alongside the final attempt: reading /proc/locks holds up every flock
                 // call, ours included, until an RCU grace period ends.
                 let looked = Instant::now();
-                if let Ok(found) = tokio::task::spawn_blocking(move || lookup.run()).await {
+                let span = acquisition.span().clone();
+                if let Ok(found) =
+                    tokio::task::spawn_blocking(move || span.in_scope(|| lookup.run())).await
+                {
                     acquisition.prefetched(found);
                 }
                 sleep = sleep.saturating_sub(looked.elapsed());
@@ -76,7 +80,9 @@ pub(crate) async fn acquire(
         // Armed before the attempt, in the same job: a release after the attempt's lock
         // call is seen by the watch.
         let arm = waiter.wants_watch();
+        let span = acquisition.span().clone();
         let (watch, outcome) = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let watch = arm.map(|path| wake::arm(&path, attempt.is_soft()));
             (watch, attempt.run())
         })
@@ -91,9 +97,12 @@ pub(crate) async fn acquire(
         let step = acquisition.after(outcome, start.elapsed());
         let step = match acquisition.describe(step) {
             Described::Ready(step) => step,
-            Described::Lookup(lookup) => tokio::task::spawn_blocking(move || lookup.run())
-                .await
-                .map_err(|join| joined(acquisition.path(), join))?,
+            Described::Lookup(lookup) => {
+                let span = acquisition.span().clone();
+                tokio::task::spawn_blocking(move || span.in_scope(|| lookup.run()))
+                    .await
+                    .map_err(|join| joined(acquisition.path(), join))?
+            }
         };
         match step? {
             Step::Acquired(guard) => return Ok(guard),

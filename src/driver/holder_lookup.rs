@@ -116,8 +116,6 @@ fn name_holder(mut step: Result<Step, Error>, found: Found) -> Result<Step, Erro
 /// the final attempt.
 pub(crate) struct FindHolder {
     probe: Probe,
-    path: Arc<Path>,
-    lock: u64,
 }
 
 impl FindHolder {
@@ -126,8 +124,6 @@ impl FindHolder {
         let found = find(&self.probe);
         tracing::debug!(
             target: "tokio_filelock",
-            lock = self.lock,
-            path = %self.path.display(),
             holder = found.holder.as_ref().map(tracing::field::display),
             empty_marker = found.empty_marker,
             "holder"
@@ -151,8 +147,6 @@ impl Acquisition {
     fn lookup(&self) -> Option<FindHolder> {
         Some(FindHolder {
             probe: self.probe.clone()?,
-            path: self.state.path().clone(),
-            lock: self.state.id(),
         })
     }
 

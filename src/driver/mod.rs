@@ -51,6 +51,10 @@ pub(crate) struct Acquisition {
     probe: Option<Probe>,
     /// The holder found during the final sleep, for the timeout (see `lookup.rs`).
     prefetched: Option<crate::attempt::Found>,
+    /// This acquire's `tracing` span (lock id, path, mode): the drivers enter it around
+    /// every step, blocking-pool jobs included, so every event of the acquire, from any
+    /// layer, carries the lock id.
+    span: tracing::Span,
 }
 
 impl Acquisition {
@@ -65,14 +69,23 @@ impl Acquisition {
         let Request { wait, name_holder } = request;
         let owner = Owner::current();
         let key = Key::of(config.reentrancy, owner);
-        let attempt = Attempt::new(
-            state.path().clone(),
-            mode,
-            config.permissions,
-            config.preserve_lock_file,
-            crate::wake::released,
-        )?
-        .with_protocol(config.protocol)?;
+        let span = tracing::debug_span!(
+            target: "tokio_filelock",
+            "acquire",
+            lock = state.id(),
+            path = %state.path().display(),
+            mode = ?mode
+        );
+        let attempt = span.in_scope(|| {
+            Attempt::new(
+                state.path().clone(),
+                mode,
+                config.permissions,
+                config.preserve_lock_file,
+                crate::wake::released,
+            )?
+            .with_protocol(config.protocol)
+        })?;
         let acquisition = Acquisition {
             state: state.clone(),
             owner,
@@ -87,6 +100,7 @@ impl Acquisition {
             name_holder,
             probe: None,
             prefetched: None,
+            span,
         };
         Ok((acquisition, attempt))
     }
@@ -122,13 +136,16 @@ impl Acquisition {
             .map(|mode| {
                 tracing::debug!(
                     target: "tokio_filelock",
-                    lock = self.state.id(),
-                    path = %self.state.path().display(),
                     count = self.state.count(self.reentrancy, self.owner),
                     "reentered"
                 );
                 LockGuard::new(self.state.clone(), self.key, self.owner, mode)
             }))
+    }
+
+    /// This acquire's span, for the drivers to enter (see the field).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The lock file.
@@ -141,8 +158,6 @@ impl Acquisition {
         self.attempts = self.attempts.saturating_add(1);
         tracing::debug!(
             target: "tokio_filelock",
-            lock = self.state.id(),
-            path = %self.state.path().display(),
             attempt = self.attempts,
             mode = ?self.mode,
             "attempt"
@@ -157,8 +172,6 @@ impl Acquisition {
                 let mode = self.state.insert(self.key, self.owner, self.mode, held);
                 tracing::debug!(
                     target: "tokio_filelock",
-                    lock = self.state.id(),
-                    path = %self.state.path().display(),
                     attempts = self.attempts,
                     waited = ?elapsed,
                     "acquired"
@@ -179,8 +192,6 @@ impl Acquisition {
                 if self.attempts == 1 {
                     tracing::debug!(
                         target: "tokio_filelock",
-                        lock = self.state.id(),
-                        path = %self.state.path().display(),
                         "waiting"
                     );
                 }
@@ -195,8 +206,6 @@ impl Acquisition {
                 };
                 tracing::debug!(
                     target: "tokio_filelock",
-                    lock = self.state.id(),
-                    path = %self.state.path().display(),
                     attempts = self.attempts,
                     waited = ?waited,
                     "timeout"

@@ -12,6 +12,8 @@ pub(crate) fn acquire(
     mut acquisition: Acquisition,
     mut attempt: Attempt,
 ) -> Result<LockGuard, Error> {
+    let span = acquisition.span().clone();
+    let _entered = span.enter();
     if let Some(guard) = acquisition.reenter()? {
         return Ok(guard);
     }

@@ -21,7 +21,7 @@ pub(crate) mod unix_soft;
 pub(crate) use unix_soft as soft_calls;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-mod procfs;
+pub(crate) mod procfs;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use procfs::{cmdline, lock_holder};
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -1,5 +1,7 @@
-//! Linux: every read of `/proc`. Who holds an OS lock, from `/proc/locks`, and a process's
-//! command line, from `/proc/<pid>/cmdline`: plain data, for the holder lookup to name.
+//! Linux: every read of `/proc`, as plain data. Who holds an OS lock, from `/proc/locks`,
+//! and a process's command line, from `/proc/<pid>/cmdline`, for the holder lookup to name;
+//! the boot id, process start times, PID and time namespaces, for the soft protocol's
+//! start token (`attempt::soft::identity` decides what they mean).
 //!
 //! `/proc/locks` lists every lock on the system, one per line:
 //!
@@ -13,8 +15,9 @@
 //! `MINOR(dev)`, range). The lock file is matched on its `st_dev` split with
 //! `libc::major`/`libc::minor`, and its `st_ino`.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
 
 use super::unix::FileId;
 use crate::LockMode;
@@ -114,6 +117,153 @@ pub(crate) fn cmdline(pid: u32) -> io::Result<Vec<u8>> {
         .take(MAX_CMDLINE_READ)
         .read_to_end(&mut raw)?;
     Ok(raw)
+}
+
+/// The kernel's boot id.
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// Index of `starttime` (field 22 of `/proc/<pid>/stat`) among the fields after the
+/// command's last `)`.
+const STARTTIME_INDEX: usize = 19;
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+/// The boot id (`/proc/sys/kernel/random/boot_id`) as a 128-bit integer. `InvalidData` when
+/// the file looks replaced (on another device than `/proc`, or a mount point of its own, as
+/// a container may bind one) or does not parse.
+pub(crate) fn boot_id() -> io::Result<u128> {
+    if fs::metadata(BOOT_ID)?.dev() != fs::metadata("/proc")?.dev() {
+        return Err(invalid("boot_id is not on procfs"));
+    }
+    let mounts = fs::read("/proc/self/mountinfo")?;
+    let mounted = mounts
+        .split(|&b| b == b'\n')
+        .any(|line| line.split(|&b| b == b' ').nth(4) == Some(BOOT_ID.as_bytes()));
+    if mounted {
+        return Err(invalid("boot_id is a mount point"));
+    }
+    let text = fs::read_to_string(BOOT_ID)?;
+    u128::from_str_radix(&text.trim().replace('-', ""), 16).map_err(|_| invalid("boot_id"))
+}
+
+/// The `starttime` field of `/proc/<pid>/stat`: clock ticks after boot.
+pub(crate) fn start_time(pid: u32) -> io::Result<u64> {
+    let stat = fs::read(format!("/proc/{pid}/stat"))?;
+    let close = stat
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or_else(|| invalid("stat"))?;
+    let field = stat[close + 1..]
+        .split(u8::is_ascii_whitespace)
+        .filter(|f| !f.is_empty())
+        .nth(STARTTIME_INDEX)
+        .ok_or_else(|| invalid("stat"))?;
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| invalid("stat"))
+}
+
+/// A process whose `/proc` entries to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Process {
+    /// `/proc/self`.
+    Current,
+    /// `/proc/<pid>`.
+    Pid(u32),
+}
+
+/// The PID `/proc/self` links to: this process's PID as this procfs numbers it.
+pub(crate) fn self_pid() -> io::Result<u32> {
+    let link = fs::read_link("/proc/self")?;
+    link.to_str()
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| invalid("/proc/self"))
+}
+
+/// The `NSpid:` line of `/proc/<pid>/status`: the process's PID in each PID namespace it is
+/// in, outermost first. `None` when the kernel writes no such line (before Linux 4.1).
+pub(crate) fn ns_pids(process: Process) -> io::Result<Option<Vec<u32>>> {
+    let status = match process {
+        Process::Current => fs::read("/proc/self/status")?,
+        Process::Pid(pid) => fs::read(format!("/proc/{pid}/status"))?,
+    };
+    let Some(line) = status
+        .split(|&b| b == b'\n')
+        .find(|line| line.starts_with(b"NSpid:"))
+    else {
+        return Ok(None);
+    };
+    line[b"NSpid:".len()..]
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            std::str::from_utf8(w)
+                .ok()
+                .and_then(|w| w.parse().ok())
+                .ok_or_else(|| invalid("NSpid"))
+        })
+        .collect::<io::Result<Vec<u32>>>()
+        .map(Some)
+}
+
+/// The PIDs listed in `/proc` (every process this PID namespace sees), lazily.
+pub(crate) fn pids() -> io::Result<impl Iterator<Item = u32>> {
+    Ok(fs::read_dir("/proc")?.flatten().filter_map(|entry| {
+        entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+    }))
+}
+
+/// A namespace's identity: the device and inode of its `/proc/.../ns/` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Namespace {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+fn namespace(path: &str) -> io::Result<Namespace> {
+    let meta = fs::metadata(path)?;
+    Ok(Namespace {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+/// This process's PID namespace (`/proc/self/ns/pid`).
+pub(crate) fn pid_namespace() -> io::Result<Namespace> {
+    namespace("/proc/self/ns/pid")
+}
+
+/// This thread's time namespace (`/proc/thread-self/ns/time`; `NotFound` on kernels
+/// without time namespaces), or the one its children get (`time_for_children`).
+pub(crate) fn time_namespace(for_children: bool) -> io::Result<Namespace> {
+    namespace(if for_children {
+        "/proc/thread-self/ns/time_for_children"
+    } else {
+        "/proc/thread-self/ns/time"
+    })
+}
+
+/// The boot-time offset of this thread's time namespace (`/proc/thread-self/timens_offsets`,
+/// the `boottime` or `7` line) as seconds and nanoseconds; `None` when there is no such line.
+pub(crate) fn boottime_offset() -> io::Result<Option<(i64, i64)>> {
+    let offsets = fs::read_to_string("/proc/thread-self/timens_offsets")?;
+    for line in offsets.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let [clock, secs, nanos] = words[..]
+            && (clock == "boottime" || clock == "7")
+        {
+            let secs = secs.parse().map_err(|_| invalid("timens_offsets"))?;
+            let nanos = nanos.parse().map_err(|_| invalid("timens_offsets"))?;
+            return Ok(Some((secs, nanos)));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::os::windows::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, ERROR_INVALID_PARAMETER, FILETIME, HANDLE, WAIT_TIMEOUT,
+    CloseHandle, ERROR_INVALID_PARAMETER, ERROR_SHARING_VIOLATION, FILETIME, HANDLE, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_BASIC_INFO,
@@ -148,6 +148,12 @@ pub(crate) fn unlink(path: &Path) -> io::Result<()> {
 /// Renames `from` to `to` (a fresh name).
 pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
     fs::rename(from, to)
+}
+
+/// Whether `e` is `ERROR_SHARING_VIOLATION`: another process has the file open without
+/// sharing the access asked for (a [`rename`] of a marker a live holder keeps open).
+pub(crate) fn is_sharing_violation(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(ERROR_SHARING_VIOLATION as i32)
 }
 
 /// Makes `link` a second name of the file at `original`.

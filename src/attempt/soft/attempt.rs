@@ -21,8 +21,8 @@ use std::io;
 use std::path::Path;
 
 #[cfg(unix)]
-use super::claim::{GROUP_OTHER_WRITE, remove_if_ours};
-use super::claim::{MAX_RACES, create_mode, publish};
+use super::claim::remove_if_ours;
+use super::claim::{GROUP_OTHER_WRITE, MAX_RACES, create_mode, publish};
 #[cfg(unix)]
 use super::claim::{create_aside, still};
 use super::marker::{self, Content};
@@ -80,12 +80,11 @@ pub(crate) fn attempt_as(
 pub(crate) fn adopt(file: File, path: &Path, permissions: Option<u32>) -> Result<File, Error> {
     let file = publish(file, path, permissions, &Flavour::Legacy.record())?;
     // The OS-lock open may have given it group or other write access; a marker has none.
-    #[cfg(unix)]
-    if let Ok(meta) = file.metadata() {
-        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-        if mode & GROUP_OTHER_WRITE != 0 {
-            let _ = os::set_permissions(&file, mode & !GROUP_OTHER_WRITE);
-        }
+    // (No permission bits on Windows.)
+    if let Some(mode) = os::inspect(&file).ok().and_then(|facts| facts.permissions)
+        && mode & GROUP_OTHER_WRITE != 0
+    {
+        let _ = os::set_permissions(&file, mode & !GROUP_OTHER_WRITE);
     }
     Ok(file)
 }

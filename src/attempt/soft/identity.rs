@@ -1,13 +1,15 @@
 //! Who this process is, as a marker records it (PID, host name, start token), and the start
 //! token of another process, exactly as Python `filelock` 4.x computes them.
 //!
-//! Linux reads procfs, Windows asks for the process creation time; other platforms have no
+//! Linux reads procfs (through `sys::procfs`), Windows asks for the process creation time; other platforms have no
 //! start token (two-line markers), which Python's readers accept: liveness is then judged
 //! by the PID alone.
 
 use std::sync::OnceLock;
 
 use super::marker::{Holder, Token};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::sys::procfs;
 use crate::sys::soft_calls as sys;
 
 /// Marks a host name written from a PID namespace other than the initial one.
@@ -65,9 +67,8 @@ fn escape(raw: &[u8]) -> String {
 /// The PID namespace's inode, unless it is the initial one (or unknown).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn pid_namespace() -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
     const INITIAL: u64 = 0xEFFF_FFFC;
-    let ino = std::fs::metadata("/proc/self/ns/pid").ok()?.ino();
+    let ino = procfs::pid_namespace().ok()?.ino;
     (ino != INITIAL).then_some(ino)
 }
 
@@ -107,15 +108,11 @@ pub(crate) fn owner_runs_elsewhere(_pid: u32, _token: Option<Token>) -> bool {
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux {
-    use std::fs;
-    use std::os::unix::fs::MetadataExt;
     use std::sync::OnceLock;
 
     use super::Token;
+    use super::procfs::{self, Process};
 
-    const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
-    /// Index of `starttime` (field 22) among the fields after the command's last `)`.
-    const STARTTIME_INDEX: usize = 19;
     /// `TIME_NS_INIT_INO`: the initial time namespace.
     const INITIAL_TIME_NAMESPACE: u64 = 0xEFFF_FFFA;
 
@@ -123,22 +120,7 @@ mod linux {
     /// file looks replaced (another device, or a mount point of its own).
     fn boot_id() -> u128 {
         static ID: OnceLock<u128> = OnceLock::new();
-        *ID.get_or_init(|| read_boot_id().unwrap_or(0))
-    }
-
-    fn read_boot_id() -> Option<u128> {
-        if fs::metadata(BOOT_ID).ok()?.dev() != fs::metadata("/proc").ok()?.dev() {
-            return None;
-        }
-        let mounts = fs::read("/proc/self/mountinfo").ok()?;
-        let mounted = mounts
-            .split(|&b| b == b'\n')
-            .any(|line| line.split(|&b| b == b' ').nth(4) == Some(BOOT_ID.as_bytes()));
-        if mounted {
-            return None;
-        }
-        let text = fs::read_to_string(BOOT_ID).ok()?;
-        u128::from_str_radix(&text.trim().replace('-', ""), 16).ok()
+        *ID.get_or_init(|| procfs::boot_id().unwrap_or(0))
     }
 
     pub(super) fn start_token(pid: u32) -> Option<Token> {
@@ -149,13 +131,7 @@ mod linux {
     }
 
     fn read_start_token(pid: u32) -> Option<Token> {
-        let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
-        let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-        let field = after
-            .split(u8::is_ascii_whitespace)
-            .filter(|f| !f.is_empty())
-            .nth(STARTTIME_INDEX)?;
-        let low = std::str::from_utf8(field).ok()?.parse::<u64>().ok()?;
+        let low = procfs::start_time(pid).ok()?;
         Some(Token {
             high: boot_id(),
             low,
@@ -165,48 +141,29 @@ mod linux {
     /// This procfs numbers processes as this process sees them: `/proc/self` is our PID and
     /// no `NSpid` line shows an outer namespace.
     fn proc_numbers_tasks_as_here() -> bool {
-        let own = std::process::id().to_string();
-        match fs::read_link("/proc/self") {
-            Ok(link) if link.as_os_str() == own.as_str() => {}
-            _ => return false,
-        }
-        let Ok(status) = fs::read("/proc/self/status") else {
+        let own = std::process::id();
+        if procfs::self_pid().ok() != Some(own) {
             return false;
-        };
-        status
-            .split(|&b| b == b'\n')
-            .filter(|line| line.starts_with(b"NSpid:"))
-            .all(|line| {
-                let words: Vec<&[u8]> = line
-                    .split(u8::is_ascii_whitespace)
-                    .filter(|w| !w.is_empty())
-                    .collect();
-                words == [&b"NSpid:"[..], own.as_bytes()]
-            })
+        }
+        match procfs::ns_pids(Process::Current) {
+            Ok(None) => true,
+            Ok(Some(pids)) => pids == [own],
+            Err(_) => false,
+        }
     }
 
     /// Start times are comparable: no time namespace, or one whose boot-time offset is 0.
     fn starttime_unshifted() -> bool {
-        let ns = match fs::metadata("/proc/thread-self/ns/time") {
-            Ok(meta) => meta,
+        let ns = match procfs::time_namespace(false) {
+            Ok(ns) => ns,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
             Err(_) => return false,
         };
-        if ns.ino() == INITIAL_TIME_NAMESPACE {
+        if ns.ino == INITIAL_TIME_NAMESPACE {
             return true;
         }
-        let same_for_children = fs::metadata("/proc/thread-self/ns/time_for_children")
-            .is_ok_and(|c| c.dev() == ns.dev() && c.ino() == ns.ino());
-        if !same_for_children {
-            return false;
-        }
-        let Ok(offsets) = fs::read_to_string("/proc/thread-self/timens_offsets") else {
-            return false;
-        };
-        offsets.lines().any(|line| {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            words == ["boottime", "0", "0"] || words == ["7", "0", "0"]
-        })
+        let same_for_children = procfs::time_namespace(true).is_ok_and(|c| c == ns);
+        same_for_children && matches!(procfs::boottime_offset(), Ok(Some((0, 0))))
     }
 
     pub(super) fn owner_runs_elsewhere(pid: u32, token: Option<Token>) -> bool {
@@ -218,32 +175,19 @@ mod linux {
             return false;
         }
         let unshifted = starttime_unshifted();
-        let Ok(entries) = fs::read_dir("/proc") else {
+        let Ok(mut tasks) = procfs::pids() else {
             return false;
         };
-        entries.flatten().any(|entry| {
-            let Some(task) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                return false;
-            };
+        tasks.any(|task| {
             task != pid
                 && (!unshifted || read_start_token(task).is_some_and(|t| t.same_start(&token)))
                 && innermost_pid(task) == Some(pid)
         })
     }
 
+    /// The PID of `task` in its innermost PID namespace.
     fn innermost_pid(task: u32) -> Option<u32> {
-        let status = fs::read(format!("/proc/{task}/status")).ok()?;
-        let line = status
-            .split(|&b| b == b'\n')
-            .find(|line| line.starts_with(b"NSpid:"))?;
-        let last = line
-            .split(u8::is_ascii_whitespace)
-            .rfind(|w| !w.is_empty())?;
-        std::str::from_utf8(last).ok()?.parse().ok()
+        procfs::ns_pids(Process::Pid(task)).ok()??.last().copied()
     }
 }
 

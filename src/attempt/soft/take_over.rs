@@ -41,7 +41,7 @@ pub(super) fn take_over(
         return match e.kind() {
             // Gone (the next attempt creates), or open elsewhere: not broken this time.
             io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => Ok(None),
-            _ if e.raw_os_error() == Some(SHARING_VIOLATION) => Ok(None),
+            _ if sys::is_sharing_violation(&e) => Ok(None),
             _ => Err(Error::io(path, Op::BreakStale, e)),
         };
     }
@@ -71,6 +71,3 @@ pub(super) fn take_over(
         Err(e) => Err(Error::io(path, Op::BreakStale, e)),
     }
 }
-
-/// `ERROR_SHARING_VIOLATION`.
-const SHARING_VIOLATION: i32 = 32;

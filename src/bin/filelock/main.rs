@@ -352,6 +352,7 @@ fn run(options: &Options, action: Action) -> u8 {
 enum CliLock {
     File(FileLock),
     Lease(tokio_filelock::SoftFileLease),
+    Soft(SoftFileLock),
     #[cfg(feature = "postgres")]
     Pg(tokio_filelock::postgres::PgLock),
 }
@@ -361,6 +362,7 @@ impl CliLock {
         match self {
             CliLock::File(lock) => lock.path(),
             CliLock::Lease(lock) => lock.path(),
+            CliLock::Soft(lock) => lock.path(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.path(),
         }
@@ -370,6 +372,7 @@ impl CliLock {
         match self {
             CliLock::File(lock) => lock.blocking_holder(),
             CliLock::Lease(lock) => lock.blocking_holder(),
+            CliLock::Soft(lock) => lock.blocking_holder(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.blocking_holder(),
         }
@@ -385,6 +388,12 @@ impl CliLock {
                 source: None,
             }),
             (CliLock::Lease(lock), _) => lock.blocking_acquire(),
+            (CliLock::Soft(lock), LockMode::Shared) => Err(Error::Unsupported {
+                path: lock.path().to_path_buf(),
+                reason: "a soft lock is exclusive only; shared locks need the OS lock",
+                source: None,
+            }),
+            (CliLock::Soft(lock), _) => lock.blocking_acquire(),
             #[cfg(feature = "postgres")]
             (CliLock::Pg(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
             #[cfg(feature = "postgres")]
@@ -426,19 +435,13 @@ fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
         )));
     }
     if let Some(path) = spec.strip_prefix("soft:") {
-        return Ok(CliLock::File(
-            configure!(SoftFileLock::builder(path))
-                .as_file_lock()
-                .clone(),
-        ));
+        return Ok(CliLock::Soft(configure!(SoftFileLock::builder(path))));
     }
-    Ok(CliLock::File(if options.soft {
-        configure!(SoftFileLock::builder(file))
-            .as_file_lock()
-            .clone()
+    Ok(if options.soft {
+        CliLock::Soft(configure!(SoftFileLock::builder(file)))
     } else {
-        configure!(FileLock::builder(file))
-    }))
+        CliLock::File(configure!(FileLock::builder(file)))
+    })
 }
 
 /// Whether `file` names something other than a lock file: a `soft:`, `lease:` or
