@@ -330,9 +330,18 @@ fn chaos(
 ) -> HashMap<&'static str, u32> {
     let mut counts: HashMap<&'static str, u32> = HashMap::new();
     let lock = run.path(Group::Os);
+    let marker = run.path(Group::Soft);
+    let mut empty_since: Option<(u64, Instant)> = None;
     let deadline = Instant::now() + length;
     while Instant::now() < deadline {
         std::thread::sleep(rng.millis(10, 40));
+        // A soft holder killed between creating its marker and writing it leaves an empty
+        // marker, which is never broken (documented): the operator's remedy is to remove it.
+        // Done here only once it has stayed empty, as the same file, for a whole second (a
+        // live holder writes within microseconds, and no stop lasts over 60 ms).
+        if clear_stuck_empty_marker(&marker, &mut empty_since) {
+            *counts.entry("empty marker removed").or_default() += 1;
+        }
         let action = match rng.below(10) {
             0..=3 => "kill",
             4..=6 => "stop",
@@ -376,6 +385,27 @@ fn chaos(
         }
     }
     counts
+}
+
+/// Removes the soft marker once it has been empty, as one file, for a second; `true` then.
+fn clear_stuck_empty_marker(marker: &Path, empty_since: &mut Option<(u64, Instant)>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let empty = std::fs::symlink_metadata(marker)
+        .ok()
+        .filter(|m| m.len() == 0)
+        .map(|m| m.ino());
+    match (empty, *empty_since) {
+        (Some(ino), Some((seen, since))) if ino == seen => {
+            if since.elapsed() >= Duration::from_secs(1) {
+                let _ = std::fs::remove_file(marker);
+                *empty_since = None;
+                return true;
+            }
+        }
+        (Some(ino), _) => *empty_since = Some((ino, Instant::now())),
+        (None, _) => *empty_since = None,
+    }
+    false
 }
 
 /// One hold read back from a log.
