@@ -116,9 +116,11 @@ impl LockGuard {
     /// # let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("job.lock");
     /// let guard = tokio_filelock::FileLock::new(&path).acquire().await?;
+    /// # #[cfg(unix)] { // a held lock file cannot be deleted on Windows
     /// std::fs::remove_file(&path).unwrap(); // someone deletes the lock file
     /// let lost = guard.lost().await;
     /// assert!(matches!(lost, tokio_filelock::Lost::FileReplaced { .. }));
+    /// # }
     /// # Ok(())
     /// # }
     /// ```

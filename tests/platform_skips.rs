@@ -56,3 +56,38 @@ fn windows() {}
 #[test]
 #[ignore = "tests/windows_soft.rs is Windows only: the soft lock's Windows calls (tests/soft.rs covers Unix)"]
 fn windows_soft() {}
+
+#[cfg(not(debug_assertions))]
+#[test]
+#[ignore = "tests/blocking_facade.rs is for debug builds only: the check of a blocking_* wait on a runtime thread is a debug assertion"]
+fn blocking_facade() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/chaos.rs is Linux only: SIGSTOP/SIGKILL of workers, Python peers, a machine-wide monotonic clock"]
+fn chaos() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/lease.rs is Unix only: SIGSTOP/SIGKILL of holders and Python interop"]
+fn lease() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/postgres.rs is Unix only: the harness starts PostgreSQL with initdb/pg_ctl as an unprivileged Unix user"]
+fn postgres() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/replaced_lock_file.rs is Unix only: a held lock file cannot be renamed on Windows (no FILE_SHARE_DELETE)"]
+fn replaced_lock_file() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/soft_breakers.rs is Linux only: an LD_PRELOAD shim holds processes at renameat2"]
+fn soft_breakers() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/untrusted_text.rs is Unix only: a hostile argv[0] and a marker from a foreign host"]
+fn untrusted_text() {}

@@ -155,6 +155,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        windows,
+        ignore = "an open marker can be neither removed nor replaced on Windows"
+    )]
     fn refresh_reports_missing_and_changed_markers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.lock");
