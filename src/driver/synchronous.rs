@@ -19,7 +19,7 @@ pub(crate) fn acquire(
         return Ok(guard);
     }
     let start = Instant::now();
-    let mut waiter = Waiter::new(acquisition.state.path().clone(), acquisition.mode);
+    let mut waiter = acquisition.waiter();
     loop {
         acquisition.attempting();
         waiter.attempt_started();
@@ -27,7 +27,10 @@ pub(crate) fn acquire(
         if let Some(path) = waiter.wants_watch() {
             waiter.armed(Some(wake::arm(&path, attempt.is_soft())));
         }
-        let outcome = attempt.run()?;
+        let mut fair = waiter.take_fair();
+        let outcome = super::attempt_in_line(attempt, fair.as_mut());
+        waiter.put_fair(fair);
+        let outcome = outcome?;
         let busy_file = match &outcome {
             Outcome::Busy { id, .. } => *id,
             Outcome::Won(_) => None,

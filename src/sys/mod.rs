@@ -65,6 +65,8 @@ pub(crate) struct WatchEvent {
 #[cfg(target_os = "linux")]
 mod linux_watch;
 #[cfg(target_os = "linux")]
+pub(crate) mod queue_file;
+#[cfg(target_os = "linux")]
 pub(crate) use linux_watch::Notifier;
 #[cfg(not(target_os = "linux"))]
 mod no_watch;

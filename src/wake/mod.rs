@@ -17,6 +17,9 @@
 //!   inotify reports; waiters keep theirs open between attempts
 //!   (`sys::KEEP_OPEN_WHILE_WAITING`), so they do not wake each other.
 //!
+//! - **Fair turns across processes** ([`fair`]): waiters of this crate in every process
+//!   line up in `<lock file>.queue` (Linux), and let an earlier waiter go first.
+//!
 //! A wake-up is only a hint to attempt now: the attempt (the OS) decides, so wake-ups can
 //! never break exclusion. The timed schedule stays underneath as the fallback and the
 //! correctness path: holders that unlock without closing, file systems without inotify
@@ -27,9 +30,11 @@
 //! thread, and the same wake-ups unpark it. No Tokio reactor is needed, and the crate
 //! touches no process-wide state of its user's (no panic hook, no signal handler).
 
+mod fair;
 mod queue;
 mod waiter;
 pub(crate) mod watcher;
 
+pub(crate) use fair::Fair;
 pub(crate) use queue::released;
 pub(crate) use waiter::{Waiter, Woke, arm};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use super::fair::Fair;
 use super::queue::Place;
 use super::watcher::{self, Subscription};
 use crate::LockMode;
@@ -40,6 +41,8 @@ pub(crate) struct Waiter {
     woke_by_watch: bool,
     /// Attempts in a row, woken by the watch, that found the lock busy.
     watch_misses: u32,
+    /// The place in the cross-process line (`None` while an attempt has it).
+    fair: Option<Fair>,
 }
 
 /// After this many attempts in a row woken by the watch and finding the lock busy, one wait
@@ -59,7 +62,24 @@ impl Waiter {
             seen_attempts: 0,
             woke_by_watch: false,
             watch_misses: 0,
+            fair: None,
         }
+    }
+
+    /// Joins the cross-process line (see [`Fair`]) as well.
+    pub(crate) fn with_fair(mut self, fair: Fair) -> Self {
+        self.fair = Some(fair);
+        self
+    }
+
+    /// The place in the cross-process line, for the attempt (which runs where file system
+    /// calls may run); give it back with [`Waiter::put_fair`].
+    pub(crate) fn take_fair(&mut self) -> Option<Fair> {
+        self.fair.take()
+    }
+
+    pub(crate) fn put_fair(&mut self, fair: Option<Fair>) {
+        self.fair = fair;
     }
 
     /// The path to watch before the next attempt: on Linux, for the head of the queue,
@@ -206,18 +226,25 @@ impl Waiter {
     /// Ready with [`Woke::Signal`] once a release in this process or the watch woke this
     /// waiter.
     fn poll_signal(&mut self, cx: &mut Context<'_>, use_watch: bool) -> Poll<Woke> {
-        if let Some(place) = &self.place
+        let woken = if let Some(place) = &self.place
             && place.poll_woken(cx).is_ready()
         {
-            return Poll::Ready(Woke::Signal);
-        }
-        if let Some(watch) = self.watch.as_ref().filter(|_| use_watch)
+            true
+        } else if let Some(watch) = self.watch.as_ref().filter(|_| use_watch)
             && watch.poll_event(cx).is_ready()
         {
             self.woke_by_watch = true;
-            return Poll::Ready(Woke::Signal);
+            true
+        } else {
+            false
+        };
+        if !woken {
+            return Poll::Pending;
         }
-        Poll::Pending
+        if let Some(fair) = &mut self.fair {
+            fair.woken();
+        }
+        Poll::Ready(Woke::Signal)
     }
 
     /// After the timer ran out: `true` when this waiter may skip its attempt because
