@@ -26,6 +26,11 @@ use crate::LockMode;
 /// Once the file is this long, the next ticket taker truncates it if nobody waits.
 const TRUNCATE_AT: u64 = 4096;
 
+/// Under lasting contention the line is never empty, so it is never truncated: then every
+/// time it grows by this much, its blocks are freed (the content is never read; only the
+/// offsets and the byte locks matter), so the disk space stays bounded.
+const PUNCH_EVERY: u64 = 64 * 1024;
+
 /// How many times a ticket taker retries the header's read lock while a truncation holds
 /// its write lock (for a few microseconds), before it waits without a ticket.
 const HEADER_TRIES: usize = 100;
@@ -155,7 +160,20 @@ pub(crate) fn take_ticket(lock: &Path, mode: LockMode, create_mode: u32) -> io::
         Ok(byte)
     })();
     set(&file, libc::F_UNLCK, 0, 1)?;
-    Ok(Ticket { file, byte: taken? })
+    let byte = taken?;
+    if byte % PUNCH_EVERY == 0 {
+        // SAFETY: `file` is open for writing; the range is within the file. Failure (a file
+        // system without hole punching) only leaves the blocks allocated.
+        unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                byte as libc::off_t,
+            )
+        };
+    }
+    Ok(Ticket { file, byte })
 }
 
 impl Ticket {

@@ -40,6 +40,9 @@ pub(crate) struct Fair {
     /// No line for this acquire: not asked for, a single attempt, or the queue file cannot
     /// be used (no permission, name too long, no such platform support).
     off: bool,
+    /// This acquire is behind another waiter of this process on the file: that one stands
+    /// in the line for both (a release wakes only it), so this one holds no ticket.
+    behind: bool,
 }
 
 impl Fair {
@@ -53,6 +56,16 @@ impl Fair {
             ticket: None,
             since: Instant::now(),
             off: !on || !cfg!(target_os = "linux"),
+            behind: false,
+        }
+    }
+
+    /// Whether another waiter of this process on the file is ahead of this one (see
+    /// `behind`); a waiter that falls behind leaves the line.
+    pub(crate) fn set_behind(&mut self, behind: bool) {
+        self.behind = behind;
+        if behind {
+            self.won();
         }
     }
 
@@ -74,7 +87,7 @@ impl Fair {
         let earlier = match &self.ticket {
             Some(ticket) => ticket.earlier_waiter(self.mode),
             None => match queue_file::anyone_waiting(&self.path, self.mode) {
-                Ok(true) => {
+                Ok(true) if !self.behind => {
                     self.take();
                     Ok(self.ticket.is_some())
                 }
@@ -92,7 +105,7 @@ impl Fair {
     /// After an attempt found the lock busy: takes a ticket, if this waiter has none.
     pub(crate) fn busy(&mut self, soft: bool) {
         #[cfg(target_os = "linux")]
-        if !self.off && !soft && self.ticket.is_none() {
+        if !self.off && !soft && !self.behind && self.ticket.is_none() {
             self.take();
         }
         let _ = soft;

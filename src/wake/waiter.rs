@@ -75,7 +75,10 @@ impl Waiter {
     /// The place in the cross-process line, for the attempt (which runs where file system
     /// calls may run); give it back with [`Waiter::put_fair`].
     pub(crate) fn take_fair(&mut self) -> Option<Fair> {
-        self.fair.take()
+        let behind = self.place.as_ref().is_some_and(|place| !place.is_head());
+        let mut fair = self.fair.take()?;
+        fair.set_behind(behind);
+        Some(fair)
     }
 
     pub(crate) fn put_fair(&mut self, fair: Option<Fair>) {
