@@ -56,3 +56,18 @@ fn windows() {}
 #[test]
 #[ignore = "tests/windows_soft.rs is Windows only: the soft lock's Windows calls (tests/soft.rs covers Unix)"]
 fn windows_soft() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/fairness.rs is Linux only: the cross-process line uses open-file-description locks"]
+fn fairness() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/poll_cancel.rs is Linux only: it counts descriptors and inotify watches in /proc/self"]
+fn poll_cancel() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/watcher.rs is Linux only: it reads the watcher thread's state in /proc/self/task"]
+fn watcher() {}
