@@ -284,6 +284,49 @@ except Timeout:
                 }
                 say("done");
             }
+            // Fairness: args = lock, rounds, hold ms, variant. On "go": `rounds` times
+            // acquire, hold, release, re-acquire at once; then one line per hold
+            // ("h <asked ns> <got ns>") and "done".
+            "fair" => {
+                let rounds: usize = args[1].parse().unwrap();
+                let hold = Duration::from_millis(args[2].parse().unwrap());
+                let variant = args[3].as_str();
+                let rt = runtime();
+                let lock = FileLock::builder(&path)
+                    .fair(variant != "async-unfair")
+                    .build();
+                say("ready");
+                hear();
+                let mut holds = Vec::new();
+                for _ in 0..rounds {
+                    let asked = mono_ns();
+                    match variant {
+                        "flock" => {
+                            let file = open(&path);
+                            file.lock().unwrap();
+                            holds.push((asked, mono_ns()));
+                            std::thread::sleep(hold);
+                            file.unlock().unwrap();
+                        }
+                        "sync" => {
+                            let guard = lock.blocking_acquire().unwrap();
+                            holds.push((asked, mono_ns()));
+                            std::thread::sleep(hold);
+                            drop(guard);
+                        }
+                        _ => {
+                            let guard = rt.block_on(lock.acquire()).unwrap();
+                            holds.push((asked, mono_ns()));
+                            std::thread::sleep(hold);
+                            drop(guard);
+                        }
+                    }
+                }
+                for (asked, got) in holds {
+                    say(format!("h {asked} {got}"));
+                }
+                say("done");
+            }
             "ticker" => {
                 let waiters: usize = args[1].parse().unwrap();
                 let hold_ms: u64 = args[2].parse().unwrap();
@@ -794,6 +837,105 @@ except Timeout:
         );
     }
 
+    // ---------------------------------------------------------------- fairness
+
+    /// One fairness run: the worst wait (ms), the back-to-back holds by one process, and
+    /// the holds as (process, got ns) in order.
+    fn fairness_run(
+        dir: &Path,
+        variant: &str,
+        procs: usize,
+        rounds: usize,
+        hold_ms: u64,
+    ) -> (f64, usize, Vec<(usize, u64)>) {
+        let path = dir.join(format!("fair-{variant}-{procs}.lock"));
+        let (p, r, h) = (
+            path.to_str().unwrap(),
+            rounds.to_string(),
+            hold_ms.to_string(),
+        );
+        let mut children: Vec<Proc> = (0..procs)
+            .map(|_| Proc::rust("fair", &[p, &r, &h, variant]))
+            .collect();
+        for child in &mut children {
+            child.expect("ready");
+        }
+        for child in &mut children {
+            child.tell("go");
+        }
+        let mut holds = Vec::new();
+        let mut worst: u64 = 0;
+        for (id, child) in children.iter_mut().enumerate() {
+            loop {
+                let line = child.hear();
+                if line == "done" {
+                    break;
+                }
+                let mut f = line
+                    .split_whitespace()
+                    .skip(1)
+                    .map(|x| x.parse::<u64>().unwrap());
+                let (asked, got) = (f.next().unwrap(), f.next().unwrap());
+                worst = worst.max(got - asked);
+                holds.push((id, got));
+            }
+        }
+        for child in children {
+            child.finish();
+        }
+        holds.sort_by_key(|&(_, got)| got);
+        let back_to_back = holds.windows(2).filter(|w| w[0].0 == w[1].0).count();
+        (worst as f64 / 1e6, back_to_back, holds)
+    }
+
+    fn fairness(dir: &Path, rounds: usize) {
+        let hold_ms = 10;
+        println!(
+            "## Fairness: N processes x {rounds} rounds x {hold_ms} ms hold
+"
+        );
+        println!(
+            "Each process loops: acquire, hold {hold_ms} ms, release, re-acquire at once. The \
+             ideal worst wait is (N-1) x hold; a process that takes the lock straight back \
+             makes a back-to-back hold. `fair(false)` is the raw `flock` behaviour in this \
+             crate.\n"
+        );
+        println!("| N | waiter | worst wait | vs (N-1) x hold | back-to-back holds |");
+        println!("|---|---|---|---|---|");
+        let mut timelines = Vec::new();
+        for procs in [4, 8] {
+            let ideal = ((procs - 1) as u64 * hold_ms) as f64;
+            for variant in ["flock", "async", "sync", "async-unfair"] {
+                let (worst, b2b, holds) = fairness_run(dir, variant, procs, rounds, hold_ms);
+                let name = match variant {
+                    "flock" => "blocking `flock` (baseline)",
+                    "async" => "`acquire().await`",
+                    "sync" => "`blocking_acquire()`",
+                    _ => "`acquire().await`, `fair(false)`",
+                };
+                println!(
+                    "| {procs} | {name} | {worst:.1} ms | {:.2}x | {b2b} of {} |",
+                    worst / ideal,
+                    holds.len() - 1
+                );
+                timelines.push((procs, variant, holds));
+            }
+        }
+        println!();
+        if let Ok(out) = std::env::var("FAIRNESS_TIMELINE") {
+            let mut text = String::new();
+            for (procs, variant, holds) in timelines {
+                for (id, got) in holds {
+                    text.push_str(&format!(
+                        "{procs} {variant} {id} {got} {}\n",
+                        hold_ms * 1_000_000
+                    ));
+                }
+            }
+            std::fs::write(out, text).unwrap();
+        }
+    }
+
     // ---------------------------------------------------------------- 1000 waiters
 
     fn threads_now() -> usize {
@@ -963,6 +1105,11 @@ except Timeout:
         } else {
             (200, 5, 300, 1000)
         };
+        if args.iter().any(|a| a == "--fairness") {
+            // Only this section (`--fairness`), for a quick look.
+            fairness(dir.path(), 20);
+            return;
+        }
         if args.iter().any(|a| a == "--one-attempt") {
             // Only this section (`--one-attempt`), for a quick look.
             one_attempt(dir.path(), samples);
@@ -974,6 +1121,7 @@ except Timeout:
         overshoot(dir.path(), if quick { 5 } else { 30 });
         one_attempt(dir.path(), samples);
         throughput(dir.path(), each);
+        fairness(dir.path(), if quick { 5 } else { 20 });
         ticker(dir.path(), waiters, 1000);
     }
 }
