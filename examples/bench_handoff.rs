@@ -261,9 +261,9 @@ except Timeout:
                     write!(file, "{}", value + 1).unwrap();
                 };
                 match variant {
-                    "async" => {
+                    "async" | "async-unfair" => {
                         let rt = runtime();
-                        let lock = FileLock::new(&path);
+                        let lock = FileLock::builder(&path).fair(variant == "async").build();
                         rt.block_on(async {
                             for _ in 0..n {
                                 let guard = lock.acquire().await.unwrap();
@@ -823,6 +823,7 @@ except Timeout:
         let procs = 8;
         let flock = throughput_run(dir, "flock", procs, each);
         let ours = throughput_run(dir, "async", procs, each);
+        let unfair = throughput_run(dir, "async-unfair", procs, each);
         println!("## Throughput: 8 processes, one counter\n");
         println!(
             "{procs} processes each add 1 to a counter file {each} times (read, write) under \
@@ -832,8 +833,17 @@ except Timeout:
         println!("|---|---|---|");
         println!("| blocking `flock` (baseline) | {flock:.0} | 1.00x |");
         println!(
-            "| tokio-filelock `acquire().await` | {ours:.0} | {:.2}x |\n",
+            "| tokio-filelock `acquire().await` | {ours:.0} | {:.2}x |",
             ours / flock
+        );
+        println!(
+            "| tokio-filelock `acquire().await`, `fair(false)` | {unfair:.0} | {:.2}x |\n",
+            unfair / flock
+        );
+        println!(
+            "Fair turns hand the lock to another process after every hold (each hand-off \
+             is a wake-up in another process); `fair(false)` lets the releasing process \
+             take it straight back, as blocking `flock` mostly does.\n"
         );
     }
 
@@ -1105,6 +1115,17 @@ except Timeout:
         } else {
             (200, 5, 300, 1000)
         };
+        if let Some(i) = args.iter().position(|a| a == "--only") {
+            // One section, for a quick look: throughput, ticker, cross-process.
+            match args.get(i + 1).map(String::as_str) {
+                Some("throughput") => throughput(dir.path(), each),
+                Some("ticker") => ticker(dir.path(), waiters, 1000),
+                Some("cross-process") => cross_process(dir.path(), samples),
+                Some("in-process") => in_process(dir.path(), samples),
+                other => panic!("--only: unknown section {other:?}"),
+            }
+            return;
+        }
         if args.iter().any(|a| a == "--fairness") {
             // Only this section (`--fairness`), for a quick look.
             fairness(dir.path(), 20);

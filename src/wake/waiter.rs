@@ -75,10 +75,8 @@ impl Waiter {
     /// The place in the cross-process line, for the attempt (which runs where file system
     /// calls may run); give it back with [`Waiter::put_fair`].
     pub(crate) fn take_fair(&mut self) -> Option<Fair> {
-        let behind = self.place.as_ref().is_some_and(|place| !place.is_head());
-        let mut fair = self.fair.take()?;
-        fair.set_behind(behind);
-        Some(fair)
+        self.fair_behind();
+        self.fair.take()
     }
 
     pub(crate) fn put_fair(&mut self, fair: Option<Fair>) {
@@ -103,6 +101,7 @@ impl Waiter {
         self.seen_attempts = place.attempts(self.mode);
         let file = place.file();
         self.place = Some(place);
+        self.fair_behind();
         Some(file)
     }
 
@@ -155,10 +154,12 @@ impl Waiter {
         let Some(id) = id else { return };
         if let Some(place) = &self.place {
             if place.file() == id {
+                self.fair_behind();
                 return;
             }
             self.watch = None;
             if place.rekey(id) {
+                self.fair_behind();
                 return;
             }
         }
@@ -166,6 +167,16 @@ impl Waiter {
         let place = Place::join(id, &self.path, self.mode);
         self.seen_attempts = place.attempts(self.mode);
         self.place = Some(place);
+        self.fair_behind();
+    }
+
+    /// A waiter behind another of this process holds no place in the cross-process line:
+    /// the head stands for both (only it is woken by a release).
+    fn fair_behind(&mut self) {
+        let behind = self.place.as_ref().is_some_and(|place| !place.is_head());
+        if let Some(fair) = &mut self.fair {
+            fair.set_behind(behind);
+        }
     }
 
     /// Waits for a wake-up or for `sleep` to pass, whichever comes first. An error when
