@@ -1,6 +1,8 @@
-//! Platforms without a file watch here (macOS and FreeBSD: kqueue's `EVFILT_VNODE` reports
-//! no `close` nor `flock` unlock, so a release is not seen; Windows): the watcher thread
-//! only times waits, and waiters rely on in-process wake-ups and their timers.
+//! Platforms without a file watch here yet: the watcher thread only times waits, and
+//! waiters rely on in-process wake-ups and their timers. kqueue's `EVFILT_VNODE` could
+//! serve: FreeBSD reports `NOTE_CLOSE` / `NOTE_CLOSE_WRITE` (a holder's close), macOS
+//! `NOTE_FUNLOCK` (an `flock` unlock), both in libc; not built yet. Windows has no event
+//! for an unlock.
 
 use std::io;
 use std::path::Path;
