@@ -25,7 +25,7 @@
 //! One non-blocking **attempt** (open the lock file, then one non-blocking whole-file lock
 //! call, `flock(LOCK_NB)` or `LockFileEx(FAIL_IMMEDIATELY)`) is the only thing that touches
 //! the operating system. The async driver runs each attempt on Tokio's blocking pool and
-//! sleeps between attempts (on a timer thread of the crate's own, so a runtime without the
+//! sleeps between attempts (on the crate's watcher thread, so a runtime without the
 //! time driver works too; on Tokio's timer under paused time), with a backoff from 1 ms up
 //! to the poll interval (default 50 ms), the last sleep clamped to the deadline. No thread is ever
 //! parked in a blocking `flock`, so a timeout, `select!`, `abort` or runtime shutdown
@@ -34,16 +34,16 @@
 //!
 //! # Wake-ups
 //!
-//! An async waiter does not wait for its next poll when the lock is released: a release in
-//! the same process wakes that process's first waiter on the file at once (waiters line up
-//! in arrival order, and one at a time retries), and on Linux the first waiter also watches
-//! the lock file with inotify through the Tokio reactor, so a release in another process
-//! (which closes its descriptor) wakes it too. Waiters keep their descriptor open between
-//! attempts, so they do not wake each other. A wake-up is only a reason to attempt now: the
-//! lock call decides, so exclusion never depends on it, and the poll schedule stays
-//! underneath for holders that unlock without closing, file systems without inotify events
-//! (NFS), other platforms, and the sync facade (which only polls). `BENCHMARKS.md` has the
-//! numbers.
+//! A waiter (async or sync) does not wait for its next poll when the lock is released: a
+//! release in the same process wakes that process's first waiter on the file at once
+//! (waiters line up in arrival order, and one at a time retries), and on Linux the first
+//! waiter's lock file is watched with inotify by the crate's watcher thread (one per
+//! process, `tokio-filelock-watcher`, idle when nobody waits), so a release in another
+//! process (which closes its descriptor) wakes it too, on any runtime flavour. Waiters keep
+//! their descriptor open between attempts, so they do not wake each other. A wake-up is only
+//! a reason to attempt now: the lock call decides, so exclusion never depends on it, and the
+//! schedule stays underneath for holders that unlock without closing, file systems without
+//! inotify events (NFS) and other platforms. `BENCHMARKS.md` has the numbers.
 //!
 //! # Timeouts
 //!
@@ -97,7 +97,7 @@
 //! driver/        Acquisition (decides), asynchronous, synchronous, schedule,
 //!                   |        holder_lookup (builds Holder), config
 //!                   |  wires: passes wake::released into each Attempt
-//! state/ wake/   State, Key, owner, deadlock, singletons  |  queue, waiter, timer
+//! state/ wake/   State, Key, owner, deadlock, singletons  |  queue, waiter, watcher
 //!                   |
 //! attempt/       Attempt, Outcome, Held (os lock, soft/: marker, claim, take_over, stale,
 //!                   |        identity): turns OS answers into Error (path + Op)

@@ -68,6 +68,17 @@ impl Future for Polls {
     }
 }
 
+/// Makes one acquire wait, so that the crate's watcher thread runs: its descriptors (an
+/// inotify instance and an eventfd, kept while it idles) belong to the process, not to any
+/// acquire, and are open before the count.
+fn start_the_watcher(dir: &std::path::Path) {
+    let path = dir.join("warm-up.lock");
+    let held = FileLock::new(&path).blocking_acquire().unwrap();
+    let waited = FileLock::new(&path).blocking_acquire_timeout(Duration::from_millis(5));
+    assert!(matches!(waited, Err(Error::Timeout { .. })));
+    drop(held);
+}
+
 fn open_descriptors() -> Vec<String> {
     let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
         .unwrap()
@@ -201,6 +212,7 @@ fn random_cancellations_leave_nothing_held_and_no_descriptor_open() {
     let handles = Arc::new(Mutex::new(vec![shared.clone()]));
     let toggles = Arc::new(Mutex::new(0usize));
 
+    start_the_watcher(dir.path());
     let before = open_descriptors();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -91,3 +91,18 @@ fn soft_breakers() {}
 #[test]
 #[ignore = "tests/untrusted_text.rs is Unix only: a hostile argv[0] and a marker from a foreign host"]
 fn untrusted_text() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/fairness.rs is Linux only: the cross-process line uses open-file-description locks"]
+fn fairness() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/poll_cancel.rs is Linux only: it counts descriptors and inotify watches in /proc/self"]
+fn poll_cancel() {}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+#[ignore = "tests/watcher.rs is Linux only: it reads the watcher thread's state in /proc/self/task"]
+fn watcher() {}

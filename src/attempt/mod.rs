@@ -211,6 +211,16 @@ impl Attempt {
         })
     }
 
+    /// Makes no lock call this time (an earlier waiter goes first): contention, on the file
+    /// this acquire keeps open, or else the one at the path now.
+    pub(crate) fn deferred(self) -> Result<Outcome, Error> {
+        let id = match self.open.as_ref().and_then(|opened| opened.id) {
+            Some(id) => Some(id),
+            None => sys::path_id(&self.path).map_err(|e| Error::io(&self.path, Op::Inspect, e))?,
+        };
+        Ok(Outcome::Busy { attempt: self, id })
+    }
+
     /// Whether the path still names the file `id` (the lock file opened).
     fn path_names(&self, id: FileId) -> Result<bool, Error> {
         let now = sys::path_id(&self.path).map_err(|e| Error::io(&self.path, Op::Inspect, e))?;

@@ -30,7 +30,7 @@ pub(crate) async fn acquire(
         return Ok(guard);
     }
     let start = Instant::now();
-    let mut waiter = Waiter::new(acquisition.state.path().clone(), acquisition.mode);
+    let mut waiter = acquisition.waiter();
     // Other waiters of this process on the same path: line up behind them first, unless
     // this owner holds the file through another handle (its own attempt then reports the
     // deadlock).
@@ -81,14 +81,17 @@ pub(crate) async fn acquire(
         // call is seen by the watch.
         let arm = waiter.wants_watch();
         let span = acquisition.span().clone();
-        let (watch, outcome) = tokio::task::spawn_blocking(move || {
+        let mut fair = waiter.take_fair();
+        let (watch, fair, outcome) = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let watch = arm.map(|path| wake::arm(&path, attempt.is_soft()));
-            (watch, attempt.run())
+            let outcome = super::attempt_in_line(attempt, fair.as_mut());
+            (watch, fair, outcome)
         })
         .await
         .map_err(|join| joined(acquisition.path(), join))?;
         waiter.armed(watch);
+        waiter.put_fair(fair);
         let outcome = outcome?;
         let busy_file = match &outcome {
             Outcome::Busy { id, .. } => *id,

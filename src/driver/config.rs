@@ -21,6 +21,8 @@ pub(crate) struct Config {
     pub(crate) preserve_lock_file: bool,
     pub(crate) on_wait: Option<WaitHook>,
     pub(crate) protocol: Protocol,
+    /// Waiters take turns across processes (`wake::Fair`).
+    pub(crate) fair: bool,
 }
 
 impl Default for Config {
@@ -36,6 +38,7 @@ impl Default for Config {
             protocol: Protocol::Os {
                 fallback_to_soft: true,
             },
+            fair: true,
         }
     }
 }

@@ -32,6 +32,27 @@ pub(crate) enum Step {
     Retry(Attempt, Duration),
 }
 
+/// One attempt, in its place in the cross-process line (`wake::Fair`): no lock call when a
+/// live earlier waiter goes first. Runs where file system calls may run.
+pub(crate) fn attempt_in_line(
+    attempt: Attempt,
+    fair: Option<&mut crate::wake::Fair>,
+) -> Result<Outcome, Error> {
+    let Some(fair) = fair else {
+        return attempt.run();
+    };
+    let outcome = if fair.defer(attempt.is_soft()) {
+        attempt.deferred()?
+    } else {
+        attempt.run()?
+    };
+    match &outcome {
+        Outcome::Won(_) => fair.won(),
+        Outcome::Busy { attempt, .. } => fair.busy(attempt.is_soft()),
+    }
+    Ok(outcome)
+}
+
 /// One acquire in progress: who asks, for what, and how long it may wait.
 pub(crate) struct Acquisition {
     state: Arc<State>,
@@ -55,6 +76,10 @@ pub(crate) struct Acquisition {
     /// every step, blocking-pool jobs included, so every event of the acquire, from any
     /// layer, carries the lock id.
     span: tracing::Span,
+    /// Waiters take turns across processes (`wake::Fair`).
+    fair: bool,
+    /// The mode of a file this acquire creates (before the umask).
+    create_mode: u32,
 }
 
 impl Acquisition {
@@ -101,6 +126,8 @@ impl Acquisition {
             probe: None,
             prefetched: None,
             span,
+            fair: config.fair,
+            create_mode: config.permissions.unwrap_or(0o666),
         };
         Ok((acquisition, attempt))
     }
@@ -146,6 +173,19 @@ impl Acquisition {
     /// This acquire's span, for the drivers to enter (see the field).
     pub(crate) fn span(&self) -> &tracing::Span {
         &self.span
+    }
+
+    /// The wake-up state of this acquire, in the cross-process line if it may wait and the
+    /// handle is fair.
+    pub(crate) fn waiter(&self) -> crate::wake::Waiter {
+        let path = self.state.path().clone();
+        let fair = crate::wake::Fair::new(
+            path.clone(),
+            self.mode,
+            self.create_mode,
+            self.fair && self.wait != Wait::Once,
+        );
+        crate::wake::Waiter::new(path, self.mode).with_fair(fair)
     }
 
     /// The lock file.

@@ -1,13 +1,16 @@
 //! The sync driver: the same attempts and schedule on the calling thread; no runtime needed.
+//! Between attempts the thread parks, and the wake-up engine ([`crate::wake`]) unparks it
+//! when the lock may be free (a release in this process, the watcher's file watch).
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Acquisition, Step};
-use crate::attempt::Attempt;
+use crate::attempt::{Attempt, Outcome};
+use crate::wake::{self, Waiter, Woke};
 use crate::{Error, LockGuard};
 
-/// Acquires on the calling thread, sleeping between attempts.
+/// Acquires on the calling thread, parked between attempts.
 pub(crate) fn acquire(
     mut acquisition: Acquisition,
     mut attempt: Attempt,
@@ -18,15 +21,29 @@ pub(crate) fn acquire(
         return Ok(guard);
     }
     let start = Instant::now();
+    let mut waiter = acquisition.waiter();
     loop {
         acquisition.attempting();
-        let outcome = attempt.run()?;
+        waiter.attempt_started();
+        // Armed before the attempt: a release after its lock call is seen by the watch.
+        if let Some(path) = waiter.wants_watch() {
+            waiter.armed(Some(wake::arm(&path, attempt.is_soft())));
+        }
+        let mut fair = waiter.take_fair();
+        let outcome = super::attempt_in_line(attempt, fair.as_mut());
+        waiter.put_fair(fair);
+        let outcome = outcome?;
+        let busy_file = match &outcome {
+            Outcome::Busy { id, .. } => *id,
+            Outcome::Won(_) => None,
+        };
         let sleep;
         let step = acquisition.after(outcome, start.elapsed());
         (attempt, sleep) = match acquisition.describe(step).here()? {
             Step::Acquired(guard) => return Ok(guard),
             Step::Retry(attempt, sleep) => (attempt, sleep),
         };
+        waiter.busy(busy_file);
         forbid_waiting_on_runtime_thread(acquisition.state.path());
         let sleep_started = Instant::now();
         if acquisition.is_final_sleep(start.elapsed(), sleep)
@@ -35,10 +52,38 @@ pub(crate) fn acquire(
             // Find the holder now, within the final sleep, not after the deadline.
             acquisition.prefetched(prefetch.run());
         }
-        std::thread::sleep(sleep.saturating_sub(sleep_started.elapsed()));
+        wait_turn(
+            &mut waiter,
+            &mut acquisition,
+            start,
+            sleep.saturating_sub(sleep_started.elapsed()),
+        )?;
         // Another thread may have won it for this owner (per-handle reentrancy).
         if let Some(guard) = acquisition.reenter()? {
             return Ok(guard);
+        }
+    }
+}
+
+/// Parks until a wake-up or the timer before the next attempt; a timed attempt that another
+/// waiter of this process has just made for this one is skipped (as in the async driver),
+/// never the final one at the deadline.
+fn wait_turn(
+    waiter: &mut Waiter,
+    acquisition: &mut Acquisition,
+    start: Instant,
+    mut sleep: Duration,
+) -> Result<(), Error> {
+    loop {
+        let ends_at_deadline = acquisition.is_final_sleep(start.elapsed(), sleep);
+        let woke = waiter.wait_blocking(sleep, !ends_at_deadline);
+        if woke == Woke::Signal || !waiter.may_skip() {
+            return Ok(());
+        }
+        acquisition.check_deadlock(waiter.file())?;
+        match acquisition.schedule.next_sleep(start.elapsed()) {
+            Some(next) => sleep = next,
+            None => return Ok(()),
         }
     }
 }

@@ -49,16 +49,29 @@ pub(crate) enum Release {
     Unlink,
 }
 
+/// One event of the watcher's change notification, for the watch `wd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WatchEvent {
+    pub(crate) wd: i32,
+    /// The file was closed by someone (an OS lock's release).
+    pub(crate) closed: bool,
+    /// Its links or attributes changed, or it was deleted or moved (a marker's release, or
+    /// the lock file replaced).
+    pub(crate) replaced: bool,
+    /// The watch is gone (file deleted, file system unmounted, watch removed).
+    pub(crate) dead: bool,
+}
+
 #[cfg(target_os = "linux")]
 mod linux_watch;
 #[cfg(target_os = "linux")]
-mod runtime_io;
+pub(crate) mod queue_file;
 #[cfg(target_os = "linux")]
-pub(crate) use linux_watch::{Watch, keep_idle as keep_idle_watches};
+pub(crate) use linux_watch::Notifier;
 #[cfg(not(target_os = "linux"))]
 mod no_watch;
 #[cfg(not(target_os = "linux"))]
-pub(crate) use no_watch::{Watch, keep_idle as keep_idle_watches};
+pub(crate) use no_watch::Notifier;
 
 #[cfg(windows)]
 mod windows;

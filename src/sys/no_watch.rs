@@ -1,26 +1,58 @@
-//! Platforms without a file watch here: waiters rely on in-process wake-ups and polling.
+//! Platforms without a file watch here yet: the watcher thread only times waits, and
+//! waiters rely on in-process wake-ups and their timers. kqueue's `EVFILT_VNODE` could
+//! serve: FreeBSD reports `NOTE_CLOSE` / `NOTE_CLOSE_WRITE` (a holder's close), macOS
+//! `NOTE_FUNLOCK` (an `flock` unlock), both in libc; not built yet. Windows has no event
+//! for an unlock.
 
 use std::io;
 use std::path::Path;
-use std::task::{Context, Poll};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
-/// Never created: [`Watch::new`] always fails.
+use super::WatchEvent;
+
+/// Times waits and can be interrupted; watches nothing.
 #[derive(Debug)]
-pub(crate) struct Watch(());
+pub(crate) struct Notifier {
+    pending: Mutex<bool>,
+    changed: Condvar,
+}
 
-impl Watch {
-    pub(crate) fn new(_path: &Path, _release: super::Release) -> io::Result<Watch> {
+impl Notifier {
+    pub(crate) fn new() -> io::Result<Notifier> {
+        Ok(Notifier {
+            pending: Mutex::new(false),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// Always fails: no file watch on this platform.
+    pub(crate) fn add_watch(&self, _path: &Path) -> io::Result<i32> {
         Err(io::ErrorKind::Unsupported.into())
     }
 
-    pub(crate) fn is_alive(&self) -> bool {
-        false
+    pub(crate) fn remove_watch(&self, _wd: i32) {}
+
+    /// Ends the current (or the next) [`Notifier::wait`] early.
+    pub(crate) fn interrupt(&self) {
+        *crate::sync::lock(&self.pending) = true;
+        self.changed.notify_one();
     }
 
-    pub(crate) fn poll_event(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
-        Poll::Pending
+    /// Waits until [`Notifier::interrupt`] is called or `timeout` passes (`None`: none).
+    pub(crate) fn wait(
+        &self,
+        timeout: Option<Duration>,
+        _events: &mut Vec<WatchEvent>,
+    ) -> io::Result<()> {
+        let mut pending = crate::sync::lock(&self.pending);
+        if !*pending {
+            pending = match timeout {
+                Some(timeout) => crate::sync::wait_timeout(&self.changed, pending, timeout),
+                None => crate::sync::wait(&self.changed, pending),
+            };
+        }
+        *pending = false;
+        Ok(())
     }
 }
-
-/// Nothing is kept: there is no watch here.
-pub(crate) fn keep_idle(_keep: bool) {}

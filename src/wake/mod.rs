@@ -1,7 +1,7 @@
-//! Wake-ups layered on the poll loop of the async driver.
+//! The wake-up engine: one for every waiter, async (any runtime flavour) and sync alike.
 //!
-//! Polling alone hands a released lock over one sleep late (about 1 ms at best, since a
-//! Tokio sleep is no shorter). Wake-ups make a waiter retry as soon as the lock may be free:
+//! Polling alone hands a released lock over one sleep late. Wake-ups make a waiter retry as
+//! soon as the lock may be free:
 //!
 //! - **In this process** ([`queue`]): waiters on one lock file (keyed by its identity, so
 //!   two handles or paths of one file share a queue) line up in arrival order. A release
@@ -9,30 +9,33 @@
 //!   OS. Waiters behind the head skip a timed attempt when another waiter of this process
 //!   attempted in the same mode meanwhile (its answer would be theirs), so a thousand
 //!   waiters on one file make about as many attempts as one.
-//! - **Across processes, on Linux** (`sys::Watch`): the head watches the lock file with
-//!   inotify through the Tokio reactor. The watch is armed before the attempt that follows
-//!   (in the same blocking-pool job), so a release between a failed attempt and the wait is
-//!   seen; events that come during an attempt are reported when the waiter next waits.
-//!   A release closes the holder's descriptor, which inotify reports; waiters keep theirs
-//!   open between attempts (`sys::KEEP_OPEN_WHILE_WAITING`), so they do not wake each other.
+//! - **Across processes** ([`watcher`]): one thread of the crate's own per process owns
+//!   the platform's change notification (inotify on Linux; nothing on other platforms yet)
+//!   and the timers of the async waits. The head of a queue subscribes to the watch of its
+//!   lock file before the attempt that follows (in the same job), so a release between a
+//!   failed attempt and the wait is seen. A release closes the holder's descriptor, which
+//!   inotify reports; waiters keep theirs open between attempts
+//!   (`sys::KEEP_OPEN_WHILE_WAITING`), so they do not wake each other.
+//!
+//! - **Fair turns across processes** ([`fair`]): waiters of this crate in every process
+//!   line up in `<lock file>.queue` (Linux), and let an earlier waiter go first.
 //!
 //! A wake-up is only a hint to attempt now: the attempt (the OS) decides, so wake-ups can
-//! never break exclusion. The poll loop stays underneath as the fallback and the
+//! never break exclusion. The timed schedule stays underneath as the fallback and the
 //! correctness path: holders that unlock without closing, file systems without inotify
 //! events (NFS), other platforms, and waiters whose watch could not be created (the
 //! per-user inotify limit) are all caught by the backoff timer.
 //!
-//! The timer under the poll loop is the crate's own thread ([`timer`]), so a contended
-//! async acquire needs no time driver in the runtime; under Tokio's paused time it is
-//! Tokio's.
-//!
-//! The sync facade (`blocking_*`) stays poll-only: a thread that sleeps cannot also wait for
-//! a reactor event without parking on something else, and it needs no runtime.
+//! An async waiter is woken through its task's waker; a sync one (`blocking_*`) parks its
+//! thread, and the same wake-ups unpark it. No Tokio reactor is needed, and the crate
+//! touches no process-wide state of its user's (no panic hook, no signal handler).
 
+mod fair;
 mod queue;
-mod timer;
 mod waiter;
+pub(crate) mod watcher;
 
+pub(crate) use fair::Fair;
 pub(crate) use queue::released;
-pub(crate) use timer::sleep;
 pub(crate) use waiter::{Waiter, Woke, arm};
+pub(crate) use watcher::sleep;

@@ -145,9 +145,6 @@ impl Place {
                     attempts: [AtomicU64::new(0), AtomicU64::new(0)],
                 });
                 slots.push(slot.clone());
-                if slots.len() == 1 {
-                    crate::sys::keep_idle_watches(true);
-                }
                 WAITED_FILES.store(slots.len(), Ordering::SeqCst);
                 slot
             }
@@ -277,9 +274,6 @@ impl Drop for Place {
         if empty {
             slots.retain(|s| !Arc::ptr_eq(s, &self.slot));
             WAITED_FILES.store(slots.len(), Ordering::SeqCst);
-            if slots.is_empty() {
-                crate::sys::keep_idle_watches(false);
-            }
         }
         drop(slots);
         if was_head && !empty {

@@ -1,16 +1,19 @@
-//! One async acquire's view of the wake-ups: its place in the in-process queue, its watch
-//! (Linux, head only), and the timer of the poll loop.
+//! One acquire's view of the wake-ups (async or sync): its place in the in-process queue,
+//! its subscription to the watcher's watch of the lock file (Linux, head only), and the
+//! timer of its wait.
 
 use std::future::{Future, poll_fn};
 use std::path::Path;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use super::fair::Fair;
 use super::queue::Place;
+use super::watcher::{self, Subscription};
 use crate::LockMode;
-use crate::sys::{FileId, Release, Watch};
+use crate::sys::{FileId, Release};
 
 /// Why a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +32,7 @@ pub(crate) struct Waiter {
     path: Arc<Path>,
     mode: LockMode,
     place: Option<Place>,
-    watch: Option<Watch>,
+    watch: Option<Subscription>,
     /// Creating a watch failed once (no inotify, instance limit): do not try again.
     watch_failed: bool,
     /// The queue's attempt count (in `mode`) when this waiter last looked.
@@ -38,6 +41,8 @@ pub(crate) struct Waiter {
     woke_by_watch: bool,
     /// Attempts in a row, woken by the watch, that found the lock busy.
     watch_misses: u32,
+    /// The place in the cross-process line (`None` while an attempt has it).
+    fair: Option<Fair>,
 }
 
 /// After this many attempts in a row woken by the watch and finding the lock busy, one wait
@@ -57,7 +62,25 @@ impl Waiter {
             seen_attempts: 0,
             woke_by_watch: false,
             watch_misses: 0,
+            fair: None,
         }
+    }
+
+    /// Joins the cross-process line (see [`Fair`]) as well.
+    pub(crate) fn with_fair(mut self, fair: Fair) -> Self {
+        self.fair = Some(fair);
+        self
+    }
+
+    /// The place in the cross-process line, for the attempt (which runs where file system
+    /// calls may run); give it back with [`Waiter::put_fair`].
+    pub(crate) fn take_fair(&mut self) -> Option<Fair> {
+        self.fair_behind();
+        self.fair.take()
+    }
+
+    pub(crate) fn put_fair(&mut self, fair: Option<Fair>) {
+        self.fair = fair;
     }
 
     /// The path to watch before the next attempt: on Linux, for the head of the queue,
@@ -78,6 +101,7 @@ impl Waiter {
         self.seen_attempts = place.attempts(self.mode);
         let file = place.file();
         self.place = Some(place);
+        self.fair_behind();
         Some(file)
     }
 
@@ -92,7 +116,7 @@ impl Waiter {
     }
 
     /// Records the outcome of arming a watch (asked for by [`Waiter::wants_watch`]).
-    pub(crate) fn armed(&mut self, watch: Option<std::io::Result<Watch>>) {
+    pub(crate) fn armed(&mut self, watch: Option<std::io::Result<Subscription>>) {
         match watch {
             Some(Ok(watch)) => self.watch = Some(watch),
             // The file is gone (released soft lock): the next attempt arms again.
@@ -130,10 +154,12 @@ impl Waiter {
         let Some(id) = id else { return };
         if let Some(place) = &self.place {
             if place.file() == id {
+                self.fair_behind();
                 return;
             }
             self.watch = None;
             if place.rekey(id) {
+                self.fair_behind();
                 return;
             }
         }
@@ -141,6 +167,16 @@ impl Waiter {
         let place = Place::join(id, &self.path, self.mode);
         self.seen_attempts = place.attempts(self.mode);
         self.place = Some(place);
+        self.fair_behind();
+    }
+
+    /// A waiter behind another of this process holds no place in the cross-process line:
+    /// the head stands for both (only it is woken by a release).
+    fn fair_behind(&mut self) {
+        let behind = self.place.as_ref().is_some_and(|place| !place.is_head());
+        if let Some(fair) = &mut self.fair {
+            fair.set_behind(behind);
+        }
     }
 
     /// Waits for a wake-up or for `sleep` to pass, whichever comes first. An error when
@@ -150,6 +186,41 @@ impl Waiter {
     /// shorten their sleep by up to half (in 32 steps, by arrival order), so that a crowd
     /// that started together does not wake in the same timer tick.
     pub(crate) async fn wait(&mut self, sleep: Duration, spread: bool) -> std::io::Result<Woke> {
+        let (sleep, use_watch) = self.prepare(sleep, spread);
+        let mut timer = pin!(watcher::sleep(sleep)?);
+        let woke = poll_fn(|cx| {
+            if let Poll::Ready(woke) = self.poll_signal(cx, use_watch) {
+                return Poll::Ready(woke);
+            }
+            timer.as_mut().poll(cx).map(|()| Woke::Timer)
+        })
+        .await;
+        Ok(woke)
+    }
+
+    /// The sync facade's [`Waiter::wait`]: parks the calling thread until a wake-up (the
+    /// watcher or a release in this process unparks it) or until `sleep` has passed.
+    pub(crate) fn wait_blocking(&mut self, sleep: Duration, spread: bool) -> Woke {
+        let (sleep, use_watch) = self.prepare(sleep, spread);
+        let deadline = std::time::Instant::now() + sleep;
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(woke) = self.poll_signal(&mut cx, use_watch) {
+                return woke;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Woke::Timer;
+            }
+            // A spurious unpark only polls again.
+            std::thread::park_timeout(left);
+        }
+    }
+
+    /// Before a wait of `sleep`: tells the queue when the head attempts next, spreads the
+    /// followers' timers, and says whether the watch may end this wait.
+    fn prepare(&mut self, sleep: Duration, spread: bool) -> (Duration, bool) {
         let sleep = match &self.place {
             Some(place) if place.is_head() => {
                 place.head_waits_until(tokio::time::Instant::now() + sleep);
@@ -158,28 +229,36 @@ impl Waiter {
             Some(place) if spread => sleep.mul_f64(1.0 - (place.ticket() % 32) as f64 / 64.0),
             _ => sleep,
         };
-        let mut timer = pin!(super::timer::sleep(sleep)?);
         let use_watch = self.watch_misses < MAX_WATCH_MISSES;
         if !use_watch {
             self.watch_misses = 0;
         }
         self.woke_by_watch = false;
-        let woke = poll_fn(|cx| {
-            if let Some(place) = &self.place
-                && place.poll_woken(cx).is_ready()
-            {
-                return Poll::Ready(Woke::Signal);
-            }
-            if let Some(watch) = self.watch.as_mut().filter(|_| use_watch)
-                && watch.poll_event(cx).is_ready()
-            {
-                self.woke_by_watch = true;
-                return Poll::Ready(Woke::Signal);
-            }
-            timer.as_mut().poll(cx).map(|()| Woke::Timer)
-        })
-        .await;
-        Ok(woke)
+        (sleep, use_watch)
+    }
+
+    /// Ready with [`Woke::Signal`] once a release in this process or the watch woke this
+    /// waiter.
+    fn poll_signal(&mut self, cx: &mut Context<'_>, use_watch: bool) -> Poll<Woke> {
+        let woken = if let Some(place) = &self.place
+            && place.poll_woken(cx).is_ready()
+        {
+            true
+        } else if let Some(watch) = self.watch.as_ref().filter(|_| use_watch)
+            && watch.poll_event(cx).is_ready()
+        {
+            self.woke_by_watch = true;
+            true
+        } else {
+            false
+        };
+        if !woken {
+            return Poll::Pending;
+        }
+        if let Some(fair) = &mut self.fair {
+            fair.woken();
+        }
+        Poll::Ready(Woke::Signal)
     }
 
     /// After the timer ran out: `true` when this waiter may skip its attempt because
@@ -200,6 +279,19 @@ impl Waiter {
     }
 }
 
+/// Wakes a thread parked in [`Waiter::wait_blocking`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 impl Drop for Waiter {
     fn drop(&mut self) {
         // The watch first: its instance may go back to the pool, which the departure of
@@ -211,8 +303,8 @@ impl Drop for Waiter {
 
 /// Arms a watch on `path` (in the blocking-pool job, before the attempt it precedes), for
 /// the release of a soft lock's marker or of an OS lock.
-pub(crate) fn arm(path: &Path, soft: bool) -> std::io::Result<Watch> {
-    Watch::new(
+pub(crate) fn arm(path: &Path, soft: bool) -> std::io::Result<Subscription> {
+    watcher::watch(
         path,
         if soft {
             Release::Unlink
@@ -337,6 +429,7 @@ mod tests {
         let mut waiter = armed_head(&dir, "b.lock").await;
         // A holder elsewhere releases (closes its descriptor) while the attempt runs.
         drop(std::fs::File::open(dir.path().join("b.lock")).unwrap());
+        watcher::flush();
         assert_eq!(
             waiter.wait(LONG, true).await.unwrap(),
             Woke::Signal,
@@ -365,8 +458,10 @@ mod tests {
             sys::TryLock::Acquired
         ));
         assert!(matches!(sys::unlock(&other), Ok(())));
+        watcher::flush();
         assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Timer);
         drop(other);
+        watcher::flush();
         assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
     }
 
@@ -380,6 +475,7 @@ mod tests {
         for _ in 0..100 {
             // Another program opens and closes the file, again and again.
             drop(std::fs::File::open(dir.path().join("storm.lock")).unwrap());
+            watcher::flush();
             if waiter.wait(LONG, true).await.unwrap() == Woke::Timer {
                 break;
             }
@@ -429,6 +525,37 @@ mod tests {
         // attempts itself.
         tokio::time::advance(Duration::from_secs(6)).await;
         assert!(!follower.may_skip());
+    }
+
+    /// The sync facade's wait is cut short by a release in this process: a thread parked for
+    /// an hour is unparked (a wait that nothing cuts short would outlast the bound).
+    #[test]
+    fn a_release_in_this_process_unparks_a_sync_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = lined_up(&dir, "sync.lock", &[LockMode::Exclusive]).remove(0);
+        let id = waiter.place.as_ref().unwrap().file();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let parked = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            waiter.wait_blocking(LONG, true)
+        });
+        rx.recv().unwrap();
+        // Before or during the park: the wake-up is kept until the waiter looks.
+        super::super::released(id);
+        assert_eq!(parked.join().unwrap(), Woke::Signal);
+    }
+
+    /// ... and by the watcher, when another process closes the lock file (its release).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_close_elsewhere_unparks_a_sync_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = lined_up(&dir, "sync-watch.lock", &[LockMode::Exclusive]).remove(0);
+        let path = waiter.wants_watch().expect("the head wants a watch");
+        waiter.armed(Some(arm(&path, false)));
+        let parked = std::thread::spawn(move || waiter.wait_blocking(LONG, true));
+        drop(std::fs::File::open(&path).unwrap());
+        assert_eq!(parked.join().unwrap(), Woke::Signal);
     }
 
     /// Polls a future once with a no-op waker.

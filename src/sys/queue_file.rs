@@ -1,0 +1,242 @@
+//! Linux: the cross-process waiting line of a lock file, `<lock file>.queue`.
+//!
+//! A waiter takes a ticket: the offset of a one-byte `O_APPEND` write (atomic, lock-free),
+//! and holds an open-file-description byte-range lock (`F_OFD_SETLK`) on the byte that
+//! stands for it (`1 + offset`) while it waits: a write lock for an exclusive waiter, a read
+//! lock for a shared one. Whether a live earlier waiter exists is one `F_OFD_GETLK` over the
+//! bytes before its own: an exclusive waiter asks about any lock there, a shared one about
+//! write locks only (writer preference). A waiter that dies loses its byte lock with it; a
+//! waiter that wins or gives up closes the descriptor, which drops it. OFD locks belong to
+//! the descriptor, not the process, so waiters of one process line up with each other too.
+//!
+//! Byte 0 is the header: a ticket is taken under a read lock on it, and the file is
+//! truncated (once it has grown past [`TRUNCATE_AT`]) only under a write lock on it and
+//! when no ticket byte is locked, so no live ticket is ever cut off. The file is created on
+//! first contention and never deleted. Nothing here decides who gets the lock: the lock
+//! file's `flock` does; the line only tells this crate's waiters whom to let go first.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::LockMode;
+
+/// Once the file is this long, the next ticket taker truncates it if nobody waits.
+const TRUNCATE_AT: u64 = 4096;
+
+/// Under lasting contention the line is never empty, so it is never truncated: then every
+/// time it grows by this much, its blocks are freed (the content is never read; only the
+/// offsets and the byte locks matter), so the disk space stays bounded.
+const PUNCH_EVERY: u64 = 64 * 1024;
+
+/// How many times a ticket taker retries the header's read lock while a truncation holds
+/// its write lock (for a few microseconds), before it waits without a ticket.
+const HEADER_TRIES: usize = 100;
+
+/// The queue file of the lock file at `lock`.
+pub(crate) fn queue_path(lock: &Path) -> PathBuf {
+    let mut name = lock.as_os_str().to_owned();
+    name.push(".queue");
+    PathBuf::from(name)
+}
+
+/// A waiter's place in the line. Dropping it (closing the descriptor) leaves the line.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    file: File,
+    /// The byte locked for this waiter.
+    byte: u64,
+}
+
+fn flock_struct(kind: libc::c_int, start: u64, len: u64) -> libc::flock {
+    // SAFETY: `flock` is plain data; all zeroes is a valid value (and `l_pid` must be 0
+    // for the OFD commands).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = start as libc::off_t;
+    lock.l_len = len as libc::off_t;
+    lock
+}
+
+/// `F_OFD_SETLK` (never waits): `Ok(false)` when another description holds a conflicting
+/// lock.
+fn set(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<bool> {
+    let lock = flock_struct(kind, start, len);
+    loop {
+        // SAFETY: `file` is open and `lock` a valid `struct flock` for the call.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) => return Ok(false),
+            _ => return Err(error),
+        }
+    }
+}
+
+/// `F_OFD_GETLK`: `true` when another description holds a lock on `[start, start + len)`
+/// (`len` 0: to the end of any file) that conflicts with a `kind` lock.
+fn conflicts(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<bool> {
+    let mut lock = flock_struct(kind, start, len);
+    // SAFETY: `file` is open and `lock` a valid, writable `struct flock` for the call.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+fn probe_kind(mode: LockMode) -> libc::c_int {
+    match mode {
+        // Any earlier waiter goes first.
+        LockMode::Exclusive => libc::F_WRLCK,
+        // Only earlier exclusive waiters do (their bytes are write-locked).
+        LockMode::Shared => libc::F_RDLCK,
+    }
+}
+
+/// Whether a waiter of this crate that `mode` must let go first waits for the lock file at
+/// `lock` now (for an acquire that has no ticket yet). `false` when there is no queue file.
+pub(crate) fn anyone_waiting(lock: &Path, mode: LockMode) -> io::Result<bool> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(queue_path(lock))
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    conflicts(&file, probe_kind(mode), 1, 0)
+}
+
+/// Takes a ticket in the line of the lock file at `lock` (creating the queue file with
+/// `create_mode`, reduced by the umask, if needed). `Err(WouldBlock)` when a truncation
+/// kept the header busy.
+pub(crate) fn take_ticket(lock: &Path, mode: LockMode, create_mode: u32) -> io::Result<Ticket> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(create_mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(queue_path(lock))?;
+    if file.metadata()?.len() >= TRUNCATE_AT && set(&file, libc::F_WRLCK, 0, 1)? {
+        // Nobody waits (no ticket byte locked): start the line over. A taker between its
+        // write and its byte lock holds the header's read lock, so it cannot be cut off.
+        if !conflicts(&file, libc::F_WRLCK, 1, 0)? {
+            file.set_len(0)?;
+        }
+        set(&file, libc::F_UNLCK, 0, 1)?;
+    }
+    let mut header = false;
+    for _ in 0..HEADER_TRIES {
+        if set(&file, libc::F_RDLCK, 0, 1)? {
+            header = true;
+            break;
+        }
+        std::thread::yield_now();
+    }
+    if !header {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let taken = (|| {
+        file.write_all(b"\n")?;
+        let end = file.stream_position()?;
+        let byte = end; // 1 + the offset of the byte written
+        let kind = match mode {
+            LockMode::Exclusive => libc::F_WRLCK,
+            LockMode::Shared => libc::F_RDLCK,
+        };
+        if !set(&file, kind, byte, 1)? {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        Ok(byte)
+    })();
+    set(&file, libc::F_UNLCK, 0, 1)?;
+    let byte = taken?;
+    if byte % PUNCH_EVERY == 0 {
+        // SAFETY: `file` is open for writing; the range is within the file. Failure (a file
+        // system without hole punching) only leaves the blocks allocated.
+        unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                byte as libc::off_t,
+            )
+        };
+    }
+    Ok(Ticket { file, byte })
+}
+
+impl Ticket {
+    /// Whether a live waiter that took its ticket before this one, and that `mode` lets go
+    /// first, still waits.
+    pub(crate) fn earlier_waiter(&self, mode: LockMode) -> io::Result<bool> {
+        if self.byte <= 1 {
+            return Ok(false);
+        }
+        conflicts(&self.file, probe_kind(mode), 1, self.byte - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const X: LockMode = LockMode::Exclusive;
+    const S: LockMode = LockMode::Shared;
+
+    #[test]
+    fn tickets_line_up_and_leaving_lets_the_next_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("q.lock");
+        assert!(!anyone_waiting(&lock, X).unwrap(), "no queue file yet");
+        let first = take_ticket(&lock, X, 0o600).unwrap();
+        let second = take_ticket(&lock, X, 0o600).unwrap();
+        let reader = take_ticket(&lock, S, 0o600).unwrap();
+        assert!(anyone_waiting(&lock, X).unwrap());
+        assert!(!first.earlier_waiter(X).unwrap());
+        assert!(second.earlier_waiter(X).unwrap());
+        assert!(reader.earlier_waiter(S).unwrap(), "writers go first");
+        drop(first);
+        assert!(!second.earlier_waiter(X).unwrap(), "the first left");
+        drop(second);
+        assert!(!reader.earlier_waiter(S).unwrap());
+        let late_writer = take_ticket(&lock, X, 0o600).unwrap();
+        assert!(
+            late_writer.earlier_waiter(X).unwrap(),
+            "behind a reader too"
+        );
+        assert!(anyone_waiting(&lock, S).unwrap(), "a writer waits");
+        drop(late_writer);
+        assert!(!anyone_waiting(&lock, S).unwrap(), "only a reader waits");
+        assert!(anyone_waiting(&lock, X).unwrap());
+        drop(reader);
+        assert!(!anyone_waiting(&lock, X).unwrap());
+    }
+
+    #[test]
+    fn the_file_is_truncated_only_when_nobody_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("t.lock");
+        let keep = take_ticket(&lock, X, 0o600).unwrap();
+        for _ in 0..TRUNCATE_AT + 10 {
+            drop(take_ticket(&lock, X, 0o600).unwrap());
+        }
+        let len = || std::fs::metadata(queue_path(&lock)).unwrap().len();
+        assert!(len() > TRUNCATE_AT, "a live ticket keeps the line");
+        let later = take_ticket(&lock, X, 0o600).unwrap();
+        assert!(later.earlier_waiter(X).unwrap());
+        drop((keep, later));
+        drop(take_ticket(&lock, X, 0o600).unwrap());
+        assert_eq!(len(), 1, "started over");
+    }
+}

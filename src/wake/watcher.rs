@@ -1,0 +1,490 @@
+//! The watcher: one thread of the crate's own per process, started by the first wait that
+//! needs it, that owns the platform's change notification (`sys::Notifier`: inotify on
+//! Linux) and the timers of the async waits, in one loop.
+//!
+//! - **Watches** ([`watch`]): a lock file is watched once however many waiters want it
+//!   (the subscriptions are counted; the last one to leave removes the watch). An event is
+//!   handed to every subscription of its file that cares (a marker's waiters ignore closes)
+//!   by waking its waker: an async task, or a thread parked in the sync facade. No Tokio
+//!   reactor is involved, so any runtime flavour (with or without IO) and no runtime at all
+//!   are served alike.
+//! - **Timers** ([`sleep`]): Tokio's timer panics on a runtime built without `enable_time`,
+//!   and Tokio cannot be asked whether a runtime has it; so the waits between attempts are
+//!   timed here, needing nothing from the runtime. Under paused time (Tokio's `test-util`:
+//!   `start_paused`, `tokio::time::pause`) time is Tokio's to advance: a thread on the real
+//!   clock would neither see its jumps nor keep auto-advance from skipping past a pending
+//!   wait. So while Tokio's clock is paused the wait is a Tokio sleep, as every paused-time
+//!   test expects.
+//!
+//! When no waiter exists the thread is idle: no watch, no timer, blocked in the notifier's
+//! wait without a timeout. It keeps its two descriptors (an inotify instance and an eventfd
+//! on Linux) for the next waiter: closing an inotify instance waits for a kernel grace
+//! period.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::sys::{Notifier, Release, WatchEvent};
+
+/// The thread's name (as `ps -L`, `top -H` and debuggers show it).
+pub(crate) const THREAD_NAME: &str = "tokio-filelock-watcher";
+
+/// A wake-up that may come while nobody looks: kept until its waiter polls.
+#[derive(Debug, Default)]
+struct Signal {
+    state: Mutex<SignalState>,
+}
+
+#[derive(Debug, Default)]
+struct SignalState {
+    fired: bool,
+    /// Watches only: the kernel dropped the watch; it will not fire again.
+    dead: bool,
+    waker: Option<Waker>,
+}
+
+impl Signal {
+    fn state(&self) -> MutexGuard<'_, SignalState> {
+        // Nothing panics while holding this mutex; recover the data if something ever did.
+        crate::sync::lock(&self.state)
+    }
+
+    fn fire(&self, dead: bool) {
+        let waker = {
+            let mut state = self.state();
+            state.fired = true;
+            state.dead |= dead;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Ready once fired (consuming it).
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.state();
+        if state.fired {
+            state.fired = false;
+            return Poll::Ready(());
+        }
+        match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// A pending timed wait.
+#[derive(Debug)]
+struct Timer {
+    deadline: Instant,
+    signal: Signal,
+}
+
+/// The subscriptions to one watched file.
+#[derive(Debug)]
+struct Watched {
+    wd: i32,
+    subscribers: Vec<(Arc<Signal>, Release)>,
+}
+
+#[derive(Debug, Default)]
+struct Timers {
+    /// Few: one per async acquire waiting right now. A vector beats a heap here.
+    pending: Vec<Arc<Timer>>,
+    /// The deadline the thread waits for now (`None`: none, or busy): a new timer due
+    /// earlier interrupts its wait.
+    waiting_until: Option<Instant>,
+}
+
+/// The process's watcher.
+#[derive(Debug)]
+struct Watcher {
+    notifier: Notifier,
+    timers: Mutex<Timers>,
+    watched: Mutex<Vec<Watched>>,
+    /// Whether the thread runs (a failed start is retried by the next wait).
+    started: Mutex<bool>,
+    /// Tests: rounds of the thread's loop, to wait until it has handed out what came.
+    #[cfg(test)]
+    rounds: (Mutex<u64>, std::sync::Condvar),
+}
+
+static WATCHER: OnceLock<Watcher> = OnceLock::new();
+
+/// Serializes making the watcher.
+static MAKING: Mutex<()> = Mutex::new(());
+
+/// The process's watcher, starting its thread on first use.
+fn watcher() -> io::Result<&'static Watcher> {
+    let watcher = match WATCHER.get() {
+        Some(watcher) => watcher,
+        None => {
+            let _making = crate::sync::lock(&MAKING);
+            match WATCHER.get() {
+                Some(watcher) => watcher,
+                None => {
+                    let watcher = Watcher {
+                        notifier: Notifier::new()?,
+                        timers: Mutex::new(Timers::default()),
+                        watched: Mutex::new(Vec::new()),
+                        started: Mutex::new(false),
+                        #[cfg(test)]
+                        rounds: Default::default(),
+                    };
+                    WATCHER.get_or_init(|| watcher)
+                }
+            }
+        }
+    };
+    let mut started = crate::sync::lock(&watcher.started);
+    if !*started {
+        std::thread::Builder::new()
+            .name(THREAD_NAME.into())
+            .spawn(move || watcher.run())?;
+        *started = true;
+    }
+    Ok(watcher)
+}
+
+impl Watcher {
+    fn timers(&self) -> MutexGuard<'_, Timers> {
+        crate::sync::lock(&self.timers)
+    }
+
+    fn watched(&self) -> MutexGuard<'_, Vec<Watched>> {
+        crate::sync::lock(&self.watched)
+    }
+
+    /// The thread's loop: fires the timers that are due, waits for the next deadline, an
+    /// event or an interrupt, and hands the events out.
+    fn run(&self) {
+        let mut events = Vec::new();
+        loop {
+            let next = self.fire_due();
+            let timeout = next.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            if let Err(error) = self.notifier.wait(timeout, &mut events) {
+                tracing::debug!(target: "tokio_filelock", %error, "the watcher's wait failed");
+                // Not a busy loop if the failure persists; the waiters' timers go on.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.dispatch(&mut events);
+            #[cfg(test)]
+            {
+                *crate::sync::lock(&self.rounds.0) += 1;
+                self.rounds.1.notify_all();
+            }
+        }
+    }
+
+    /// Fires the due timers; returns the next deadline (and records it as awaited).
+    fn fire_due(&self) -> Option<Instant> {
+        loop {
+            let now = Instant::now();
+            let mut due = Vec::new();
+            let mut timers = self.timers();
+            timers.pending.retain(|t| {
+                let is_due = t.deadline <= now;
+                if is_due {
+                    due.push(t.clone());
+                }
+                !is_due
+            });
+            if due.is_empty() {
+                let next = timers.pending.iter().map(|t| t.deadline).min();
+                timers.waiting_until = next;
+                return next;
+            }
+            timers.waiting_until = None;
+            drop(timers);
+            for timer in due {
+                timer.signal.fire(false);
+            }
+        }
+    }
+
+    fn dispatch(&self, events: &mut Vec<WatchEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut fire = Vec::new();
+        {
+            let mut watched = self.watched();
+            for event in events.drain(..) {
+                let Some(i) = watched.iter().position(|w| w.wd == event.wd) else {
+                    continue; // a watch removed meanwhile
+                };
+                for (signal, release) in &watched[i].subscribers {
+                    let cares = event.replaced
+                        || event.dead
+                        || (event.closed && *release == Release::Close);
+                    if cares {
+                        fire.push((signal.clone(), event.dead));
+                    }
+                }
+                if event.dead {
+                    watched.swap_remove(i);
+                }
+            }
+        }
+        for (signal, dead) in fire {
+            signal.fire(dead);
+        }
+    }
+}
+
+/// A timed wait. Dropping it cancels it.
+#[derive(Debug)]
+pub(crate) struct Sleep(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    Tokio(Pin<Box<tokio::time::Sleep>>),
+    Own(Arc<Timer>),
+}
+
+/// Waits `duration`: on the watcher thread, or on Tokio's timer while Tokio's clock is
+/// paused. An error when the watcher thread cannot be started.
+pub(crate) fn sleep(duration: Duration) -> io::Result<Sleep> {
+    if tokio_clock_is_paused() {
+        return Ok(Sleep(Inner::Tokio(Box::pin(tokio::time::sleep(duration)))));
+    }
+    let watcher = watcher()?;
+    let timer = Arc::new(Timer {
+        deadline: Instant::now() + duration,
+        signal: Signal::default(),
+    });
+    let interrupt = {
+        let mut timers = watcher.timers();
+        timers.pending.push(timer.clone());
+        match timers.waiting_until {
+            Some(until) if until <= timer.deadline => false,
+            _ => {
+                timers.waiting_until = Some(timer.deadline);
+                true
+            }
+        }
+    };
+    if interrupt {
+        watcher.notifier.interrupt();
+    }
+    Ok(Sleep(Inner::Own(timer)))
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Inner::Tokio(sleep) => sleep.as_mut().poll(cx),
+            Inner::Own(timer) => timer.signal.poll(cx),
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Inner::Own(timer) = &self.0
+            && let Some(watcher) = WATCHER.get()
+        {
+            watcher.timers().pending.retain(|t| !Arc::ptr_eq(t, timer));
+        }
+    }
+}
+
+/// `true` while Tokio's clock is paused (`test-util`). A running clock moves on between two
+/// readings at least a microsecond apart; a paused one does not (it only moves when the
+/// runtime advances it, never inside this call). Never panics: reading Tokio's clock needs
+/// no time driver.
+fn tokio_clock_is_paused() -> bool {
+    let before = tokio::time::Instant::now();
+    let real = Instant::now();
+    while real.elapsed() < Duration::from_micros(1) {
+        std::hint::spin_loop();
+    }
+    tokio::time::Instant::now() == before
+}
+
+/// One waiter's subscription to the watch of a lock file. Dropping it unsubscribes (the
+/// last subscriber removes the watch).
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    wd: i32,
+    signal: Arc<Signal>,
+}
+
+/// Subscribes to the events of the file at `path` that may mean `release` (the file itself,
+/// not a symlink). Looks up the path, so it runs where file system calls may run.
+pub(crate) fn watch(path: &Path, release: Release) -> io::Result<Subscription> {
+    let watcher = watcher()?;
+    let signal = Arc::new(Signal::default());
+    // Under the lock: a last subscriber leaving meanwhile cannot remove the watch that
+    // `add_watch` returned (the same descriptor for the same file).
+    let mut watched = watcher.watched();
+    let wd = watcher.notifier.add_watch(path)?;
+    match watched.iter_mut().find(|w| w.wd == wd) {
+        Some(w) => w.subscribers.push((signal.clone(), release)),
+        None => watched.push(Watched {
+            wd,
+            subscribers: vec![(signal.clone(), release)],
+        }),
+    }
+    Ok(Subscription { wd, signal })
+}
+
+impl Subscription {
+    /// `false` once the kernel dropped the watch: it will never fire again, and a new one
+    /// is needed.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.signal.state().dead
+    }
+
+    /// Ready when an event came since the last call, or when the watch died. Events that
+    /// came while nobody polled (during an attempt) are reported at the next poll, so no
+    /// wake-up is lost.
+    pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.signal.poll(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Some(watcher) = WATCHER.get() else { return };
+        let mut watched = watcher.watched();
+        let Some(i) = watched.iter().position(|w| w.wd == self.wd) else {
+            return; // the kernel dropped the watch
+        };
+        let w = &mut watched[i];
+        w.subscribers.retain(|(s, _)| !Arc::ptr_eq(s, &self.signal));
+        if w.subscribers.is_empty() {
+            watched.swap_remove(i);
+            watcher.notifier.remove_watch(self.wd);
+        }
+    }
+}
+
+/// Tests: returns once the watcher has handed out every event that came before the call.
+#[cfg(test)]
+pub(crate) fn flush() {
+    let Some(watcher) = WATCHER.get() else { return };
+    let (rounds, changed) = &watcher.rounds;
+    let mut round = crate::sync::lock(rounds);
+    let until = *round + 2;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while *round < until {
+        watcher.notifier.interrupt();
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the watcher thread does not go round");
+        round = changed
+            .wait_timeout(round, left.min(Duration::from_millis(100)))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime without the time driver: the watcher ends the wait, no panic.
+    #[test]
+    fn waits_on_a_runtime_without_the_time_driver() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let started = Instant::now();
+            sleep(Duration::from_millis(5)).unwrap().await;
+            assert!(started.elapsed() >= Duration::from_millis(5));
+        });
+    }
+
+    /// A cancelled wait leaves nothing behind in the watcher.
+    #[test]
+    fn a_dropped_wait_is_forgotten() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut far = sleep(Duration::from_secs(3600)).unwrap();
+            let timer = match &far.0 {
+                Inner::Own(timer) => timer.clone(),
+                Inner::Tokio(_) => panic!("the clock is not paused"),
+            };
+            let waker = Waker::noop();
+            assert!(
+                Pin::new(&mut far)
+                    .poll(&mut Context::from_waker(waker))
+                    .is_pending()
+            );
+            drop(far);
+            let watcher = WATCHER.get().unwrap();
+            assert!(
+                !watcher
+                    .timers()
+                    .pending
+                    .iter()
+                    .any(|t| Arc::ptr_eq(t, &timer))
+            );
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn under_paused_time_the_wait_is_tokios() {
+        let sleep = sleep(Duration::from_secs(3600)).unwrap();
+        assert!(matches!(sleep.0, Inner::Tokio(_)));
+        let started = tokio::time::Instant::now();
+        sleep.await; // auto-advance: no real hour passes
+        assert_eq!(started.elapsed(), Duration::from_secs(3600));
+    }
+
+    /// Two subscriptions to one file share one watch; the last to leave removes it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn one_watch_per_file_shared_by_its_subscribers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared-watch");
+        std::fs::write(&path, b"").unwrap();
+        let a = watch(&path, Release::Close).unwrap();
+        let b = watch(&path, Release::Unlink).unwrap();
+        assert_eq!(a.wd, b.wd);
+        let subscribers = |wd| {
+            let watched = WATCHER.get().unwrap().watched();
+            watched
+                .iter()
+                .find(|w| w.wd == wd)
+                .map_or(0, |w| w.subscribers.len())
+        };
+        assert_eq!(subscribers(a.wd), 2);
+        // A close wakes the OS lock's waiter, not the marker's.
+        drop(std::fs::File::open(&path).unwrap());
+        let (wd, parked) = (a.wd, std::thread::current());
+        let waker = Waker::from(Arc::new(Unpark(parked)));
+        let mut cx = Context::from_waker(&waker);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while a.poll_event(&mut cx).is_pending() {
+            assert!(Instant::now() < deadline, "no event");
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+        assert!(b.poll_event(&mut cx).is_pending());
+        drop(a);
+        assert_eq!(subscribers(wd), 1);
+        drop(b);
+        assert_eq!(subscribers(wd), 0);
+    }
+
+    struct Unpark(std::thread::Thread);
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+}
