@@ -106,8 +106,11 @@ impl FileLockBuilder {
     /// (holders and counts), so with [`Reentrancy::Owner`] or [`Reentrancy::Handle`]
     /// acquiring through one and re-acquiring through another re-enters instead of
     /// deadlocking (Python's `is_singleton`). Each handle keeps its own
-    /// timeout and other settings. Paths are compared after making them absolute, without
-    /// resolving symlinks. Default: `false` (cloning a [`FileLock`] shares state too).
+    /// timeout and other settings. Paths are compared by their parent directory resolved
+    /// once, here (symlinks, `.` and `..`), plus the file name, as Python does: `link/a`
+    /// through a symlinked directory and `sub/../a` are one lock. Each lock kind has its
+    /// own singletons: a [`FileLock`] and a [`SoftFileLock`](crate::SoftFileLock) of one
+    /// path are different locks. Default: `false` (cloning a [`FileLock`] shares state too).
     pub fn singleton(mut self, singleton: bool) -> Self {
         self.singleton = singleton;
         self
@@ -163,10 +166,11 @@ impl FileLockBuilder {
         self
     }
 
-    /// The handle. Touches no file: the lock file is opened by the first attempt.
+    /// The handle. Touches no file: the lock file is opened by the first attempt. (A
+    /// singleton resolves its parent directory here, reading the file system.)
     pub fn build(self) -> FileLock {
         let state = if self.singleton {
-            singletons::singleton(&self.path)
+            singletons::singleton(&self.path, self.config.protocol)
         } else {
             Arc::new(State::new(Arc::from(self.path)))
         };

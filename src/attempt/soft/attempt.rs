@@ -91,6 +91,14 @@ enum Contended {
     Won(File),
 }
 
+/// Why an empty lock file that this user may not write is refused.
+fn unwritable() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "an empty lock file this user may not write is at the path: no soft lock can be taken there",
+    )
+}
+
 /// The marker exists: read it, and break it if it is provably stale.
 fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
     let node = match sys::lstat(path) {
@@ -116,6 +124,11 @@ fn contend(path: &Path, permissions: Option<u32>) -> Result<Contended, Error> {
         (node, Content::Malformed, None)
     };
     let breakable = match &content {
+        // An empty file this user may not write is no marker in the making but a file it
+        // can never take: say so now, as Python filelock does, rather than wait for ever.
+        Content::Empty if !sys::may_write(path) => {
+            return Err(Error::io(path, Op::Open, unwritable()));
+        }
         Content::Empty | Content::Unbreakable => false,
         Content::Holder(holder) => {
             stale::forget(path);
