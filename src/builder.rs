@@ -94,9 +94,12 @@ impl FileLockBuilder {
         self
     }
 
-    /// Windows only: keep the lock file when releasing (by default it is deleted, best
-    /// effort). On Unix the file is never deleted: deleting a lock file lets two holders
-    /// exist at once.
+    /// Windows: keep the lock file when releasing (by default it is deleted, best
+    /// effort). On Unix the file is never deleted anyway (deleting a lock file lets two
+    /// holders exist at once); there `true` refuses the
+    /// [fallback to the soft lock](Self::fallback_to_soft), which deletes its marker on
+    /// release: an unsupported `flock` gives [`Error::Unsupported`](crate::Error::Unsupported),
+    /// as in Python filelock.
     pub fn preserve_lock_file(mut self, preserve: bool) -> Self {
         self.config.preserve_lock_file = preserve;
         self
@@ -149,7 +152,10 @@ impl FileLockBuilder {
     /// `EOPNOTSUPP`: some NFS, FUSE and Lustre mounts), take the lock with the soft (marker
     /// file) protocol of [`SoftFileLock`](crate::SoftFileLock) instead, as Python filelock's
     /// option of the same name does. Default: `true`. With `false` such a file system gives
-    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    /// [`Error::Unsupported`](crate::Error::Unsupported). After one fallback, later
+    /// acquires of the handle (and its clones) go straight to the soft protocol, without
+    /// trying `flock` again. [`preserve_lock_file`](Self::preserve_lock_file) refuses the
+    /// fallback.
     ///
     /// The soft protocol is exclusive only: a shared acquire that meets an unsupported
     /// `flock` gives [`Error::Unsupported`](crate::Error::Unsupported) either way.

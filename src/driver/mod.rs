@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attempt::Probe;
-use crate::attempt::{Attempt, Outcome};
+use crate::attempt::{Attempt, Outcome, Protocol};
 use crate::state::deadlock;
 use crate::state::owner::Owner;
 use crate::state::{Key, State};
@@ -51,6 +51,9 @@ pub(crate) struct Acquisition {
     probe: Option<Probe>,
     /// The holder found during the final sleep, for the timeout (see `lookup.rs`).
     prefetched: Option<crate::attempt::Found>,
+    /// An OS lock whose attempts may fall back to the soft protocol: a fallback is
+    /// remembered in the state.
+    may_fall_back: bool,
 }
 
 impl Acquisition {
@@ -65,6 +68,17 @@ impl Acquisition {
         let Request { wait, name_holder } = request;
         let owner = Owner::current();
         let key = Key::of(config.reentrancy, owner);
+        // An OS lock that fell back to the soft protocol once speaks it from the start.
+        let may_fall_back = config.protocol
+            == Protocol::Os {
+                fallback_to_soft: true,
+            }
+            && mode == LockMode::Exclusive;
+        let protocol = if may_fall_back && state.fell_back_to_soft() {
+            Protocol::Soft
+        } else {
+            config.protocol
+        };
         let attempt = Attempt::new(
             state.path().clone(),
             mode,
@@ -72,7 +86,7 @@ impl Acquisition {
             config.preserve_lock_file,
             crate::wake::released,
         )?
-        .with_protocol(config.protocol)?;
+        .with_protocol(protocol)?;
         let acquisition = Acquisition {
             state: state.clone(),
             owner,
@@ -87,6 +101,7 @@ impl Acquisition {
             name_holder,
             probe: None,
             prefetched: None,
+            may_fall_back,
         };
         Ok((acquisition, attempt))
     }
@@ -152,6 +167,13 @@ impl Acquisition {
     /// Decides what follows an attempt that returned `outcome`, `elapsed` after the first
     /// attempt began.
     pub(crate) fn after(&mut self, outcome: Outcome, elapsed: Duration) -> Result<Step, Error> {
+        let fell_back = match &outcome {
+            Outcome::Won(held) => held.is_soft(),
+            Outcome::Busy { attempt, .. } => attempt.is_soft(),
+        };
+        if self.may_fall_back && fell_back {
+            self.state.remember_fallback_to_soft();
+        }
         let (attempt, id) = match outcome {
             Outcome::Won(held) => {
                 let mode = self.state.insert(self.key, self.owner, self.mode, held);

@@ -180,7 +180,8 @@ pub(crate) fn may_write(path: &Path) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return true;
     };
-    if meta.permissions().mode() & u32::from(libc::S_IWUSR) != 0 {
+    // The owner-write bit, `S_IWUSR` (whose type differs between platforms).
+    if meta.permissions().mode() & 0o200 != 0 {
         return true;
     }
     let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
