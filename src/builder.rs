@@ -94,9 +94,12 @@ impl FileLockBuilder {
         self
     }
 
-    /// Windows only: keep the lock file when releasing (by default it is deleted, best
-    /// effort). On Unix the file is never deleted: deleting a lock file lets two holders
-    /// exist at once.
+    /// Windows: keep the lock file when releasing (by default it is deleted, best
+    /// effort). On Unix the file is never deleted anyway (deleting a lock file lets two
+    /// holders exist at once); there `true` refuses the
+    /// [fallback to the soft lock](Self::fallback_to_soft), which deletes its marker on
+    /// release: an unsupported `flock` gives [`Error::Unsupported`](crate::Error::Unsupported),
+    /// as in Python filelock.
     pub fn preserve_lock_file(mut self, preserve: bool) -> Self {
         self.config.preserve_lock_file = preserve;
         self
@@ -106,8 +109,11 @@ impl FileLockBuilder {
     /// (holders and counts), so with [`Reentrancy::Owner`] or [`Reentrancy::Handle`]
     /// acquiring through one and re-acquiring through another re-enters instead of
     /// deadlocking (Python's `is_singleton`). Each handle keeps its own
-    /// timeout and other settings. Paths are compared after making them absolute, without
-    /// resolving symlinks. Default: `false` (cloning a [`FileLock`] shares state too).
+    /// timeout and other settings. Paths are compared by their parent directory resolved
+    /// once, here (symlinks, `.` and `..`), plus the file name, as Python does: `link/a`
+    /// through a symlinked directory and `sub/../a` are one lock. Each lock kind has its
+    /// own singletons: a [`FileLock`] and a [`SoftFileLock`](crate::SoftFileLock) of one
+    /// path are different locks. Default: `false` (cloning a [`FileLock`] shares state too).
     pub fn singleton(mut self, singleton: bool) -> Self {
         self.singleton = singleton;
         self
@@ -146,7 +152,10 @@ impl FileLockBuilder {
     /// `EOPNOTSUPP`: some NFS, FUSE and Lustre mounts), take the lock with the soft (marker
     /// file) protocol of [`SoftFileLock`](crate::SoftFileLock) instead, as Python filelock's
     /// option of the same name does. Default: `true`. With `false` such a file system gives
-    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    /// [`Error::Unsupported`](crate::Error::Unsupported). After one fallback, later
+    /// acquires of the handle (and its clones) go straight to the soft protocol, without
+    /// trying `flock` again. [`preserve_lock_file`](Self::preserve_lock_file) refuses the
+    /// fallback.
     ///
     /// The soft protocol is exclusive only: a shared acquire that meets an unsupported
     /// `flock` gives [`Error::Unsupported`](crate::Error::Unsupported) either way.
@@ -177,10 +186,11 @@ impl FileLockBuilder {
         self
     }
 
-    /// The handle. Touches no file: the lock file is opened by the first attempt.
+    /// The handle. Touches no file: the lock file is opened by the first attempt. (A
+    /// singleton resolves its parent directory here, reading the file system.)
     pub fn build(self) -> FileLock {
         let state = if self.singleton {
-            singletons::singleton(&self.path)
+            singletons::singleton(&self.path, self.config.protocol)
         } else {
             Arc::new(State::new(Arc::from(self.path)))
         };

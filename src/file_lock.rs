@@ -306,7 +306,10 @@ impl FileLock {
     ///
     /// # Errors
     ///
-    /// As [`acquire`](Self::acquire); `future` does not run then.
+    /// As [`acquire`](Self::acquire); `future` does not run then. When `future` completes
+    /// but releasing the lock fails (a soft lock's marker removed or replaced by someone
+    /// else meanwhile, an unlock error), that error is returned and `future`'s output is
+    /// dropped, as Python filelock raises it: the hold may not have excluded everyone.
     ///
     /// # Cancel safety
     ///
@@ -328,8 +331,10 @@ impl FileLock {
     ) -> impl Future<Output = Result<F::Output, Error>> + use<F> {
         let acquire = self.acquire();
         async move {
-            let _guard = acquire.await?;
-            Ok(future.await)
+            let guard = acquire.await?;
+            let output = future.await;
+            guard.release()?;
+            Ok(output)
         }
     }
 
@@ -497,10 +502,14 @@ impl FileLock {
     ///
     /// # Errors
     ///
-    /// As [`acquire`](Self::acquire); `f` does not run then.
+    /// As [`acquire`](Self::acquire); `f` does not run then. When `f` returns but releasing
+    /// the lock fails, that error is returned and `f`'s result is dropped, as with
+    /// [`with_lock`](Self::with_lock).
     pub fn blocking_with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, Error> {
-        let _guard = self.blocking_acquire()?;
-        Ok(f())
+        let guard = self.blocking_acquire()?;
+        let output = f();
+        guard.release()?;
+        Ok(output)
     }
 
     fn acquire_async<R: Into<Request>>(

@@ -15,6 +15,9 @@ pub(crate) mod soft;
 
 pub(crate) use probe::{Found, Probe};
 
+#[cfg(all(test, unix))]
+mod parity_tests;
+
 use crate::sys::{self, Create, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
 use soft::SoftOutcome;
@@ -255,6 +258,14 @@ impl Attempt {
     /// `Error::Unsupported`.
     fn fall_back(mut self, file: File, created: bool, error: io::Error) -> Result<Outcome, Error> {
         let reason = match self.protocol {
+            // The soft lock deletes its marker on release: the file would not stay, so fail
+            // closed, as Python filelock does.
+            Protocol::Os {
+                fallback_to_soft: true,
+            } if self.preserve_lock_file => Some(
+                "flock is not supported on its file system, and the soft lock it would fall \
+                 back to deletes its file on release, which preserve_lock_file forbids",
+            ),
             Protocol::Os {
                 fallback_to_soft: true,
             } if self.mode == LockMode::Exclusive => None,
@@ -471,6 +482,11 @@ pub(crate) struct Held {
 impl Held {
     pub(crate) fn id(&self) -> FileId {
         self.id
+    }
+
+    /// A soft marker (won by the soft protocol, or after a fallback to it).
+    pub(crate) fn is_soft(&self) -> bool {
+        self.soft
     }
 
     /// The locked file of an OS lock (`None` for a soft marker).

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attempt::Probe;
-use crate::attempt::{Attempt, Outcome};
+use crate::attempt::{Attempt, Outcome, Protocol};
 use crate::state::deadlock;
 use crate::state::owner::Owner;
 use crate::state::{Key, State};
@@ -80,6 +80,9 @@ pub(crate) struct Acquisition {
     fair: bool,
     /// The mode of a file this acquire creates (before the umask).
     create_mode: u32,
+    /// An OS lock whose attempts may fall back to the soft protocol: a fallback is
+    /// remembered in the state.
+    may_fall_back: bool,
 }
 
 impl Acquisition {
@@ -94,6 +97,17 @@ impl Acquisition {
         let Request { wait, name_holder } = request;
         let owner = Owner::current();
         let key = Key::of(config.reentrancy, owner);
+        // An OS lock that fell back to the soft protocol once speaks it from the start.
+        let may_fall_back = config.protocol
+            == Protocol::Os {
+                fallback_to_soft: true,
+            }
+            && mode == LockMode::Exclusive;
+        let protocol = if may_fall_back && state.fell_back_to_soft() {
+            Protocol::Soft
+        } else {
+            config.protocol
+        };
         let span = tracing::debug_span!(
             target: "tokio_filelock",
             "acquire",
@@ -109,7 +123,7 @@ impl Acquisition {
                 config.preserve_lock_file,
                 crate::wake::released,
             )?
-            .with_protocol(config.protocol)
+            .with_protocol(protocol)
         })?;
         let acquisition = Acquisition {
             state: state.clone(),
@@ -128,6 +142,7 @@ impl Acquisition {
             span,
             fair: config.fair,
             create_mode: config.permissions.unwrap_or(0o666),
+            may_fall_back,
         };
         Ok((acquisition, attempt))
     }
@@ -207,6 +222,13 @@ impl Acquisition {
     /// Decides what follows an attempt that returned `outcome`, `elapsed` after the first
     /// attempt began.
     pub(crate) fn after(&mut self, outcome: Outcome, elapsed: Duration) -> Result<Step, Error> {
+        let fell_back = match &outcome {
+            Outcome::Won(held) => held.is_soft(),
+            Outcome::Busy { attempt, .. } => attempt.is_soft(),
+        };
+        if self.may_fall_back && fell_back {
+            self.state.remember_fallback_to_soft();
+        }
         let (attempt, id) = match outcome {
             Outcome::Won(held) => {
                 let mode = self.state.insert(self.key, self.owner, self.mode, held);

@@ -10,7 +10,7 @@
 //! holding, counted, not only the owner that took it first.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) mod deadlock;
@@ -89,6 +89,9 @@ pub(crate) struct State {
     path: Arc<Path>,
     /// One entry per holder: a handful at most, so a vector (no hashing on the hot path).
     holdings: Mutex<Vec<Holding>>,
+    /// An OS-lock acquire found `flock` unsupported and fell back to the soft protocol:
+    /// later acquires go straight to it (as Python filelock remembers).
+    fell_back_to_soft: AtomicBool,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -99,6 +102,7 @@ impl State {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             path,
             holdings: Mutex::new(Vec::new()),
+            fell_back_to_soft: AtomicBool::new(false),
         }
     }
 
@@ -109,6 +113,16 @@ impl State {
 
     pub(crate) fn path(&self) -> &Arc<Path> {
         &self.path
+    }
+
+    /// Whether an acquire of this lock fell back to the soft protocol.
+    pub(crate) fn fell_back_to_soft(&self) -> bool {
+        self.fell_back_to_soft.load(Ordering::Relaxed)
+    }
+
+    /// Remembers that an acquire of this lock fell back to the soft protocol.
+    pub(crate) fn remember_fallback_to_soft(&self) {
+        self.fell_back_to_soft.store(true, Ordering::Relaxed);
     }
 
     fn holdings(&self) -> MutexGuard<'_, Vec<Holding>> {

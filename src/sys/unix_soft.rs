@@ -174,3 +174,31 @@ pub(crate) fn hostname() -> Vec<u8> {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     buf[..end].to_vec()
 }
+
+/// Whether this process may write the file at `path`, as Python filelock's
+/// `raise_on_not_writable_file` asks it: a file whose owner-write bit is set counts as
+/// writable (another user's marker is read, not written); otherwise `access(W_OK)` with the
+/// effective ids decides (ACLs, group bits, root). `true` when it cannot tell (the file is
+/// gone, or the call fails for another reason than `EACCES`/`EROFS`): the caller then goes
+/// on as before.
+pub(crate) fn may_write(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return true;
+    };
+    // The owner-write bit, `S_IWUSR` (whose type differs between platforms).
+    if meta.permissions().mode() & 0o200 != 0 {
+        return true;
+    }
+    let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: `path` is a NUL-terminated string that lives for the duration of the call.
+    let rc =
+        unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::W_OK, libc::AT_EACCESS) };
+    rc == 0
+        || !matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::EACCES) | Some(libc::EROFS)
+        )
+}

@@ -275,3 +275,10 @@ mod tests {
         assert!(lstat(dir.path()).unwrap().directory);
     }
 }
+
+/// Whether this process may write the file at `path`, as Python filelock's
+/// `raise_on_not_writable_file` asks it on Windows: not when its read-only attribute is
+/// set. `true` when it cannot tell.
+pub(crate) fn may_write(path: &Path) -> bool {
+    fs::symlink_metadata(path).map_or(true, |meta| !meta.permissions().readonly())
+}

@@ -97,6 +97,14 @@ enum Contended {
     Won(File),
 }
 
+/// Why an empty lock file that this user may not write is refused.
+fn unwritable() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "an empty lock file this user may not write is at the path: no soft lock can be taken there",
+    )
+}
+
 /// The marker exists: read it, and break it if it is provably stale (or, for a lease, has
 /// expired on this process's clock).
 fn contend(
@@ -129,6 +137,11 @@ fn contend(
     };
     let breakable = match &content {
         Seen::Owner(owner) => lease::may_break(path, &node, owner, flavour)?,
+        // An empty file this user may not write is no marker in the making but a file it
+        // can never take: say so now, as Python filelock does, rather than wait for ever.
+        Seen::Legacy(Content::Empty) if !sys::may_write(path) => {
+            return Err(Error::io(path, Op::Open, unwritable()));
+        }
         Seen::Legacy(Content::Empty | Content::Unbreakable) => false,
         Seen::Legacy(Content::Holder(holder)) => {
             stale::forget(path);
