@@ -15,7 +15,8 @@
 //! - `L <id> <leave>`: read before the guard is dropped;
 //! - `K <pid> <t>` (chaos): `<t>` is read before `<pid>` is sent SIGKILL, so a hold of a
 //!   killed process ends no later than its true end;
-//! - `R <t>` (chaos): read before the lock file is renamed away, back, or replaced.
+//! - `R <before> <after>` (chaos): read just before and just after the lock file was
+//!   renamed away, back, or replaced (the chaos thread may be preempted on either side).
 //!
 //! Recorded holds lie inside the true holds, so a recorded overlap is a true one.
 #![cfg(target_os = "linux")]
@@ -369,22 +370,29 @@ fn chaos(
             }
             "rename" => {
                 let old = lock.with_extension("old");
-                run.event(Group::Os, &format!("R {}", monotonic_ns()));
-                if std::fs::rename(&lock, &old).is_ok() {
+                if rename_logged(run, &lock, &old).is_ok() {
                     std::thread::sleep(rng.millis(0, 20));
-                    run.event(Group::Os, &format!("R {}", monotonic_ns()));
-                    std::fs::rename(&old, &lock).unwrap();
+                    rename_logged(run, &old, &lock).unwrap();
                 }
             }
             _ => {
                 let fresh = lock.with_extension("new");
                 std::fs::write(&fresh, b"").unwrap();
-                run.event(Group::Os, &format!("R {}", monotonic_ns()));
-                std::fs::rename(&fresh, &lock).unwrap();
+                rename_logged(run, &fresh, &lock).unwrap();
             }
         }
     }
     counts
+}
+
+/// Renames `from` to `to` and logs `R <before> <after>`: the rename took effect somewhere in
+/// between (the chaos thread may be preempted on either side of the call).
+fn rename_logged(run: &Run, from: &Path, to: &Path) -> std::io::Result<()> {
+    let before = monotonic_ns();
+    std::fs::rename(from, to)?;
+    let after = monotonic_ns();
+    run.event(Group::Os, &format!("R {before} {after}"));
+    Ok(())
 }
 
 /// Removes the soft marker once it has been empty, as one file, for a second; `true` then.
@@ -464,7 +472,7 @@ fn check(log: &Path, end: u64) -> Verdict {
             ["K", pid, t] => {
                 kills.insert(pid.to_owned(), num(t));
             }
-            ["R", t] => renames.push(num(t)),
+            ["R", before, after] => renames.push((num(before), num(after))),
             _ => panic!("malformed chaos log line {line:?}"),
         }
     }
@@ -489,10 +497,14 @@ fn check(log: &Path, end: u64) -> Verdict {
     for next in &holds {
         current.retain(|h| h.leave > next.enter);
         for earlier in &current {
-            // Excused: the lock file was renamed or replaced after one of the two acquires
-            // began and before the later hold entered: the two may hold different inodes.
+            // Excused: the lock file may have been renamed or replaced after one of the two
+            // acquires began and before the later hold entered (a rename's interval meets
+            // that window): the two may hold different inodes.
             let from = earlier.start.min(next.start);
-            if renames.iter().any(|&r| r >= from && r <= next.enter) {
+            if renames
+                .iter()
+                .any(|&(before, after)| after >= from && before <= next.enter)
+            {
                 excused += 1;
             } else {
                 violations.push((earlier.clone(), next.clone()));
