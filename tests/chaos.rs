@@ -31,7 +31,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{ChildProcess, monotonic_ns};
-use tokio_filelock::{FileLock, SoftFileLock};
+use tokio_filelock::{FileLock, Lock, SoftFileLock};
 
 /// The Python peer, kept in the repository.
 const PY_CHAOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/py_chaos.py");
@@ -59,10 +59,10 @@ fn run_role(role: &str, args: &[String]) {
     common::say("ready");
     match role {
         "os_sync" => sync_worker(&FileLock::new(lock), &log, stop),
-        "soft_sync" => sync_soft_worker(&SoftFileLock::new(lock), &log, stop),
-        "os_async" => common::runtime().block_on(async_worker(FileLock::new(lock), &log, stop)),
+        "soft_sync" => sync_worker(&SoftFileLock::new(lock), &log, stop),
+        "os_async" => common::runtime().block_on(async_worker(&FileLock::new(lock), &log, stop)),
         "soft_async" => {
-            common::runtime().block_on(async_soft_worker(SoftFileLock::new(lock), &log, stop))
+            common::runtime().block_on(async_worker(&SoftFileLock::new(lock), &log, stop))
         }
         "os_move" => common::runtime().block_on(moving_worker(FileLock::new(lock), log, stop)),
         other => panic!("unknown role {other}"),
@@ -130,7 +130,8 @@ fn leave(log: &Log, id: &str) {
     log.record(&format!("L {id} {}", monotonic_ns()));
 }
 
-fn sync_worker(lock: &FileLock, log: &Log, stop: &Path) {
+/// Acquires and releases through the `Lock` trait (any backend) on this thread.
+fn sync_worker(lock: &dyn Lock, log: &Log, stop: &Path) {
     while !stop.exists() {
         let start = monotonic_ns();
         let Ok(guard) = lock.blocking_acquire_timeout(ACQUIRE_TIMEOUT) else {
@@ -143,33 +144,8 @@ fn sync_worker(lock: &FileLock, log: &Log, stop: &Path) {
     }
 }
 
-fn sync_soft_worker(lock: &SoftFileLock, log: &Log, stop: &Path) {
-    while !stop.exists() {
-        let start = monotonic_ns();
-        let Ok(guard) = lock.blocking_acquire_timeout(ACQUIRE_TIMEOUT) else {
-            continue;
-        };
-        let id = enter(log, start);
-        std::thread::sleep(hold_pause());
-        leave(log, &id);
-        drop(guard);
-    }
-}
-
-async fn async_worker(lock: FileLock, log: &Log, stop: &Path) {
-    while !stop.exists() {
-        let start = monotonic_ns();
-        let Ok(guard) = lock.acquire_timeout(ACQUIRE_TIMEOUT).await else {
-            continue;
-        };
-        let id = enter(log, start);
-        tokio::time::sleep(hold_pause()).await;
-        leave(log, &id);
-        drop(guard);
-    }
-}
-
-async fn async_soft_worker(lock: SoftFileLock, log: &Log, stop: &Path) {
+/// Acquires and releases through the `Lock` trait (any backend) in a Tokio task.
+async fn async_worker(lock: &dyn Lock, log: &Log, stop: &Path) {
     while !stop.exists() {
         let start = monotonic_ns();
         let Ok(guard) = lock.acquire_timeout(ACQUIRE_TIMEOUT).await else {
