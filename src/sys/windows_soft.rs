@@ -231,6 +231,13 @@ pub(crate) fn hostname() -> Vec<u8> {
     name.to_string_lossy().into_owned().into_bytes()
 }
 
+/// Whether this process may write the file at `path`, as Python filelock's
+/// `raise_on_not_writable_file` asks it on Windows: not when its read-only attribute is
+/// set. `true` when it cannot tell.
+pub(crate) fn may_write(path: &Path) -> bool {
+    fs::symlink_metadata(path).map_or(true, |meta| !meta.permissions().readonly())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,11 +281,4 @@ mod tests {
         assert_eq!(lstat(&a).unwrap_err().kind(), io::ErrorKind::NotFound);
         assert!(lstat(dir.path()).unwrap().directory);
     }
-}
-
-/// Whether this process may write the file at `path`, as Python filelock's
-/// `raise_on_not_writable_file` asks it on Windows: not when its read-only attribute is
-/// set. `true` when it cannot tell.
-pub(crate) fn may_write(path: &Path) -> bool {
-    fs::symlink_metadata(path).map_or(true, |meta| !meta.permissions().readonly())
 }

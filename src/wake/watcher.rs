@@ -371,7 +371,7 @@ impl Drop for Subscription {
 }
 
 /// Tests: returns once the watcher has handed out every event that came before the call.
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 pub(crate) fn flush() {
     let Some(watcher) = WATCHER.get() else { return };
     let (rounds, changed) = &watcher.rounds;
@@ -480,8 +480,10 @@ mod tests {
         assert_eq!(subscribers(wd), 0);
     }
 
+    #[cfg(target_os = "linux")]
     struct Unpark(std::thread::Thread);
 
+    #[cfg(target_os = "linux")]
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
             self.0.unpark();
