@@ -106,3 +106,8 @@ fn poll_cancel() {}
 #[test]
 #[ignore = "tests/watcher.rs is Linux only: it reads the watcher thread's state in /proc/self/task"]
 fn watcher() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/parity.rs is Unix only: symlinked directories, modes and users"]
+fn parity() {}
