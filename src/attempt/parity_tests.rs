@@ -4,24 +4,8 @@
 
 use std::path::Path;
 
-use crate::sys::FLOCK_UNSUPPORTED;
+use crate::sys::FlockUnsupported as Unsupported;
 use crate::{Error, FileLock};
-
-/// `flock` reports "unsupported" on this thread while the value lives.
-struct Unsupported;
-
-impl Unsupported {
-    fn on() -> Self {
-        FLOCK_UNSUPPORTED.set(true);
-        Unsupported
-    }
-}
-
-impl Drop for Unsupported {
-    fn drop(&mut self) {
-        FLOCK_UNSUPPORTED.set(false);
-    }
-}
 
 fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()

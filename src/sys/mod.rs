@@ -192,7 +192,27 @@ pub(crate) fn try_lock(file: &File, mode: LockMode) -> TryLock {
 thread_local! {
     /// Tests: make every `try_lock` on this thread report an unsupported `flock`, as on a
     /// file system without it (none can be mounted on a test machine without privileges).
-    pub(crate) static FLOCK_UNSUPPORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static FLOCK_UNSUPPORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tests: while a value lives, every `try_lock` on this thread reports an unsupported
+/// `flock` (see `FLOCK_UNSUPPORTED`).
+#[cfg(test)]
+pub(crate) struct FlockUnsupported;
+
+#[cfg(test)]
+impl FlockUnsupported {
+    pub(crate) fn on() -> Self {
+        FLOCK_UNSUPPORTED.set(true);
+        FlockUnsupported
+    }
+}
+
+#[cfg(test)]
+impl Drop for FlockUnsupported {
+    fn drop(&mut self) {
+        FLOCK_UNSUPPORTED.set(false);
+    }
 }
 
 /// Releases the OS lock held through `file` (std's `unlock`). Callers close the file after.

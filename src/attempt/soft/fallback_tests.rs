@@ -6,23 +6,8 @@
 use std::path::Path;
 
 use super::identity;
-use crate::sys::FLOCK_UNSUPPORTED;
+use crate::sys::FlockUnsupported as Unsupported;
 use crate::{Error, FileLock, SoftFileLock};
-
-struct Unsupported;
-
-impl Unsupported {
-    fn on() -> Self {
-        FLOCK_UNSUPPORTED.set(true);
-        Unsupported
-    }
-}
-
-impl Drop for Unsupported {
-    fn drop(&mut self) {
-        FLOCK_UNSUPPORTED.set(false);
-    }
-}
 
 fn our_record() -> Vec<u8> {
     identity::ours().to_bytes()
