@@ -196,11 +196,11 @@ thread_local! {
 }
 
 /// Tests: while a value lives, every `try_lock` on this thread reports an unsupported
-/// `flock` (see `FLOCK_UNSUPPORTED`).
-#[cfg(test)]
+/// `flock` (see `FLOCK_UNSUPPORTED`). The tests that use it are Unix-only.
+#[cfg(all(test, unix))]
 pub(crate) struct FlockUnsupported;
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 impl FlockUnsupported {
     pub(crate) fn on() -> Self {
         FLOCK_UNSUPPORTED.set(true);
@@ -208,7 +208,7 @@ impl FlockUnsupported {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 impl Drop for FlockUnsupported {
     fn drop(&mut self) {
         FLOCK_UNSUPPORTED.set(false);
