@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_filelock::FileLock;
@@ -13,26 +12,6 @@ use tokio_filelock::FileLock;
 #[test]
 fn child_entry() {
     common::child_entry(common::hold_role);
-}
-
-/// Whether some waiter of this crate holds a place in the line of the lock file `lock`
-/// (a byte lock in `<lock>.queue`).
-fn someone_in_line(lock: &Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut queue = lock.as_os_str().to_owned();
-    queue.push(".queue");
-    let Ok(file) = std::fs::File::open(queue) else {
-        return false;
-    };
-    // SAFETY (test): plain data, all zeroes is valid; `l_pid` must be 0 for OFD commands.
-    let mut probe: libc::flock = unsafe { std::mem::zeroed() };
-    probe.l_type = libc::F_WRLCK as libc::c_short;
-    probe.l_whence = libc::SEEK_SET as libc::c_short;
-    probe.l_start = 1;
-    // SAFETY (test): `file` is open and `probe` a valid, writable `struct flock`.
-    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut probe) };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-    probe.l_type != libc::F_UNLCK as libc::c_short
 }
 
 /// Holds the lock, lets a child start waiting for it, then releases and re-acquires at
@@ -48,7 +27,7 @@ fn the_waiting_process_goes_first(
     let held = lock.blocking_acquire().unwrap();
     let mut child = common::spawn("hold", &[path.to_str().unwrap()]);
     let deadline = Instant::now() + common::CHILD_WAIT;
-    while !someone_in_line(&path) {
+    while !common::someone_in_line(&path) {
         assert!(Instant::now() < deadline, "the child never lined up");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -92,6 +71,6 @@ fn an_unfair_handle_does_not_line_up() {
         .unwrap_err();
     assert!(err.is_timeout());
     assert!(queue.exists());
-    assert!(!someone_in_line(&path));
+    assert!(!common::someone_in_line(&path));
     drop(held);
 }

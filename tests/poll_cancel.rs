@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -58,24 +57,6 @@ fn watches() -> usize {
                 .count()
         })
         .sum()
-}
-
-/// Whether a waiter holds a place in the line (a byte lock in `<lock>.queue`).
-fn someone_in_line(lock: &Path) -> bool {
-    let mut queue = lock.as_os_str().to_owned();
-    queue.push(".queue");
-    let Ok(file) = std::fs::File::open(queue) else {
-        return false;
-    };
-    // SAFETY (test): plain data, all zeroes is valid; `l_pid` must be 0 for OFD commands.
-    let mut probe: libc::flock = unsafe { std::mem::zeroed() };
-    probe.l_type = libc::F_WRLCK as libc::c_short;
-    probe.l_whence = libc::SEEK_SET as libc::c_short;
-    probe.l_start = 1;
-    // SAFETY (test): `file` is open and `probe` a valid, writable `struct flock`.
-    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut probe) };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-    probe.l_type != libc::F_UNLCK as libc::c_short
 }
 
 /// One run: a child holds the lock; an acquire is polled (each poll after its waker was
@@ -136,7 +117,7 @@ async fn run(path: &Path, drop_after: usize) -> (usize, bool) {
     assert!(!lock.is_locked(), "k = {drop_after}");
     assert_eq!(watches(), 0, "k = {drop_after}: a watch is left");
     assert!(
-        !someone_in_line(path),
+        !common::someone_in_line(path),
         "k = {drop_after}: a place in line is left"
     );
     if polls < RELEASE_AFTER {

@@ -317,3 +317,24 @@ pub fn start_together<T>(children: &mut [T], child: impl Fn(&mut T) -> &mut Chil
         child(element).tell("go");
     }
 }
+
+/// Whether some waiter of this crate holds a place in the line of the lock file `lock`
+/// (a byte lock in `<lock>.queue`).
+#[cfg(target_os = "linux")]
+pub fn someone_in_line(lock: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut queue = lock.as_os_str().to_owned();
+    queue.push(".queue");
+    let Ok(file) = std::fs::File::open(queue) else {
+        return false;
+    };
+    // SAFETY (test): plain data, all zeroes is valid; `l_pid` must be 0 for OFD commands.
+    let mut probe: libc::flock = unsafe { std::mem::zeroed() };
+    probe.l_type = libc::F_WRLCK as libc::c_short;
+    probe.l_whence = libc::SEEK_SET as libc::c_short;
+    probe.l_start = 1;
+    // SAFETY (test): `file` is open and `probe` a valid, writable `struct flock`.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut probe) };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    probe.l_type != libc::F_UNLCK as libc::c_short
+}
