@@ -118,12 +118,18 @@ async fn admin(server: &pg::PgServer) -> tokio_postgres::Client {
 
 /// Backend pids of the sessions holding `name`'s advisory lock.
 async fn holders(admin: &tokio_postgres::Client, name: &str) -> Vec<i32> {
+    advisory_pids(admin, name, 1).await
+}
+
+/// Backend pids of the sessions holding an advisory lock on `name`'s key: `objsubid` 1 for
+/// the lock itself (one bigint key), 2 for the two-key lock of its halves.
+async fn advisory_pids(admin: &tokio_postgres::Client, name: &str, objsubid: i16) -> Vec<i32> {
     let key = PgLock::key(name) as u64;
     admin
         .query(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND classid = $1 AND objid = $2 AND objsubid = 1",
-            &[&((key >> 32) as u32), &(key as u32)],
+             AND classid = $1 AND objid = $2 AND objsubid = $3",
+            &[&((key >> 32) as u32), &(key as u32), &objsubid],
         )
         .await
         .unwrap()
@@ -825,16 +831,7 @@ async fn listener(
 
 /// Sessions holding `name`'s waiter mark (the two-key advisory lock of the key's halves).
 async fn marks(admin: &tokio_postgres::Client, name: &str) -> usize {
-    let key = PgLock::key(name) as u64;
-    admin
-        .query(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND classid = $1 AND objid = $2 AND objsubid = 2",
-            &[&((key >> 32) as u32), &(key as u32)],
-        )
-        .await
-        .unwrap()
-        .len()
+    advisory_pids(admin, name, 2).await.len()
 }
 
 /// A release notifies other clients only when one waits: with nobody waiting (a plain
