@@ -125,7 +125,6 @@ mod error;
 mod file_lock;
 mod guard;
 mod holder;
-mod lease_heartbeat;
 mod lock_trait;
 mod lost;
 mod mode;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::attempt::Protocol;
 use crate::attempt::soft::LeaseTerms;
-use crate::lease_heartbeat::{self, CompromiseHook};
+use crate::driver::heartbeat::{self as lease_heartbeat, CompromiseHook};
 use crate::{Error, FileLock, FileLockBuilder, Holder, LockGuard, Lost, WaitEvent};
 
 /// Python filelock's default lease duration.

@@ -6,6 +6,7 @@
 
 pub(crate) mod asynchronous;
 mod config;
+pub(crate) mod heartbeat;
 pub(crate) mod holder_lookup;
 pub(crate) mod schedule;
 pub(crate) mod synchronous;
