@@ -118,6 +118,11 @@ impl FileLock {
         FileLock { state, config }
     }
 
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
     /// The lock file's path: the one given, made absolute against the working directory
     /// when the handle was made (lexically: symlinks are not resolved), so that a later
     /// change of directory does not move the lock.

@@ -81,6 +81,15 @@ struct Opened {
     created: bool,
 }
 
+/// What [`Attempt::run_inline`] did.
+#[derive(Debug)]
+pub(crate) enum Inline {
+    /// The attempt was made.
+    Done(Outcome),
+    /// Not made: it needs a call that may wait; run it where that is allowed.
+    Hop(Attempt),
+}
+
 /// What one attempt found.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -136,6 +145,42 @@ impl Attempt {
         Ok(self)
     }
 
+    /// Makes one non-blocking attempt where waiting is not allowed (a Tokio worker), on a
+    /// file system known to be local: the OS lock only, on the file this acquire keeps open
+    /// or else an existing lock file (no file or directory is created). `Inline::Hop` gives
+    /// the attempt back, untried, when it needs more (creating the file, the soft protocol):
+    /// run it with [`Attempt::run`] where waiting is allowed.
+    pub(crate) fn run_inline(mut self) -> Result<Inline, Error> {
+        if self.is_soft() {
+            return Ok(Inline::Hop(self));
+        }
+        if self.open.is_none() {
+            let create_mode = self.permissions.unwrap_or(DEFAULT_CREATE_MODE);
+            match sys::open(&self.path, create_mode, Create::Never) {
+                Ok(file) => {
+                    self.open = Some(Opened {
+                        file,
+                        id: None,
+                        created: false,
+                    });
+                }
+                Err(OpenFailure::MissingParent | OpenFailure::Again | OpenFailure::Busy) => {
+                    return Ok(Inline::Hop(self));
+                }
+                Err(failure) => return Err(self.open_error(failure)),
+            }
+        }
+        self.run().map(Inline::Done)
+    }
+
+    /// Whether the lock file's directory is on a file system known to be local (see
+    /// `sys::is_local`); `None` when that cannot be told (the directory is missing). May
+    /// wait on a network file system: call it where waiting is allowed.
+    pub(crate) fn file_system_is_local(&self) -> Option<bool> {
+        let dir = self.path.parent()?;
+        sys::is_local(dir).ok()
+    }
+
     /// Makes one non-blocking attempt.
     pub(crate) fn run(mut self) -> Result<Outcome, Error> {
         if self.protocol.soft_flavour().is_some() {
@@ -143,7 +188,12 @@ impl Attempt {
         }
         for _ in 0..MAX_RACES {
             let (opened, kept) = match self.open.take() {
-                Some(opened) => (opened, true),
+                // Opened by an earlier, contended attempt (which learnt its identity), or
+                // just now by `run_inline`.
+                Some(opened) => {
+                    let kept = opened.id.is_some();
+                    (opened, kept)
+                }
                 None => match self.open_file()? {
                     Some(opened) => (opened, false),
                     None => {
@@ -373,19 +423,32 @@ impl Attempt {
                 Err(OpenFailure::MissingParent) => self.create_parent()?,
                 Err(OpenFailure::Again) => continue,
                 Err(OpenFailure::Busy) => return Ok(None),
-                Err(OpenFailure::NotAFile(kind)) => {
-                    return Err(Error::NotAFile {
-                        path: self.path.to_path_buf(),
-                        kind,
-                    });
-                }
-                Err(OpenFailure::Failed(e)) => return Err(Error::io(&self.path, Op::Open, e)),
-                Err(OpenFailure::InspectFailed(e)) => {
-                    return Err(Error::io(&self.path, Op::Inspect, e));
-                }
+                Err(failure) => return Err(self.open_error(failure)),
             }
         }
         Err(self.parent_kept_disappearing())
+    }
+
+    /// The error for an open that failed for good.
+    fn open_error(&self, failure: OpenFailure) -> Error {
+        match failure {
+            OpenFailure::NotAFile(kind) => Error::NotAFile {
+                path: self.path.to_path_buf(),
+                kind,
+            },
+            OpenFailure::InspectFailed(e) => Error::io(&self.path, Op::Inspect, e),
+            OpenFailure::Failed(e) => Error::io(&self.path, Op::Open, e),
+            OpenFailure::Again | OpenFailure::Busy | OpenFailure::Exists => Error::io(
+                &self.path,
+                Op::Open,
+                io::Error::other("the open kept racing"),
+            ),
+            OpenFailure::MissingParent => Error::io(
+                &self.path,
+                Op::Open,
+                io::Error::from(io::ErrorKind::NotFound),
+            ),
+        }
     }
 
     fn parent_kept_disappearing(&self) -> Error {

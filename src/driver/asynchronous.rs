@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::schedule::Wait;
 use super::{Acquisition, Described, Step};
-use crate::attempt::{Attempt, Outcome};
+use crate::attempt::{Attempt, Inline, Outcome};
 use crate::state::deadlock;
 use crate::wake::{self, Waiter, Woke};
 use crate::{Error, LockGuard, Op};
@@ -75,23 +75,54 @@ pub(crate) async fn acquire(
                 return Ok(guard);
             }
         }
-        acquisition.attempting();
-        waiter.attempt_started();
         // Armed before the attempt, in the same job: a release after the attempt's lock
         // call is seen by the watch.
         let arm = waiter.wants_watch();
-        let span = acquisition.span().clone();
+        // Inline, on this worker, when nothing in it can wait: no watch to arm, and a file
+        // system known to be local (DESIGN semantics 4). Else, or for what the inline
+        // attempt cannot do (create the file), the hop to the blocking pool.
+        let inline = arm.is_none() && acquisition.may_run_inline();
+        acquisition.attempting(if inline { "worker" } else { "blocking pool" });
+        waiter.attempt_started();
         let mut fair = waiter.take_fair();
-        let (watch, fair, outcome) = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let watch = arm.map(|path| wake::arm(&path, attempt.is_soft()));
-            let outcome = super::attempt_in_line(attempt, fair.as_mut());
-            (watch, fair, outcome)
-        })
-        .await
-        .map_err(|join| joined(acquisition.path(), join))?;
-        waiter.armed(watch);
-        waiter.put_fair(fair);
+        // `Ok`: made inline (its outcome); `Err`: the attempt, for the blocking pool.
+        let inline = if inline {
+            match super::attempt_inline(attempt, fair.as_mut()) {
+                Ok(Inline::Done(outcome)) => Ok(Ok(outcome)),
+                Err(error) => Ok(Err(error)),
+                Ok(Inline::Hop(back)) => {
+                    tracing::debug!(
+                        target: "tokio_filelock",
+                        "the attempt needs the blocking pool (the lock file is missing)"
+                    );
+                    Err(back)
+                }
+            }
+        } else {
+            Err(attempt)
+        };
+        let outcome = match inline {
+            Ok(outcome) => {
+                waiter.put_fair(fair);
+                outcome
+            }
+            Err(attempt) => {
+                let span = acquisition.span().clone();
+                let state = acquisition.state.clone();
+                let (watch, fair, outcome) = tokio::task::spawn_blocking(move || {
+                    let _entered = span.enter();
+                    super::learn_locality(&state, &attempt);
+                    let watch = arm.map(|path| wake::arm(&path, attempt.is_soft()));
+                    let outcome = super::attempt_here(attempt, fair.as_mut());
+                    (watch, fair, outcome)
+                })
+                .await
+                .map_err(|join| joined(acquisition.path(), join))?;
+                waiter.armed(watch);
+                waiter.put_fair(fair);
+                outcome
+            }
+        };
         let outcome = outcome?;
         let busy_file = match &outcome {
             Outcome::Busy { id, .. } => *id,
@@ -165,5 +196,152 @@ pub(crate) fn joined(path: &std::path::Path, join: tokio::task::JoinError) -> Er
     match join.try_into_panic() {
         Ok(panic) => std::panic::resume_unwind(panic),
         Err(join) => Error::io(path, Op::Spawn, io::Error::other(join)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    use crate::state::Locality;
+
+    /// Records where each `attempt` event says its attempt ran (the `on` field).
+    #[derive(Clone, Default)]
+    struct Where(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Where {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            struct On(Option<String>);
+            impl Visit for On {
+                fn record_str(&mut self, field: &Field, value: &str) {
+                    if field.name() == "on" {
+                        self.0 = Some(value.to_owned());
+                    }
+                }
+                fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                    if field.name() == "message"
+                        && format!("{value:?}").starts_with("the attempt needs the blocking pool")
+                    {
+                        self.0 = Some("then blocking pool".to_owned());
+                    }
+                }
+            }
+            let mut on = On(None);
+            event.record(&mut on);
+            if let Some(on) = on.0 {
+                self.0.lock().unwrap().push(on);
+            }
+        }
+    }
+
+    /// A waiter's retries after a wake-up run inline too: only the attempt that arms the
+    /// file watch takes the hop.
+    #[test]
+    fn a_waiter_retries_inline_and_wins_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contended.lock");
+        let lock = crate::FileLock::new(&path);
+        lock.state().set_locality(Some(true));
+        let seen = Where::default();
+        let (held, is_held) = std::sync::mpsc::channel();
+        let releaser = {
+            let seen = seen.clone();
+            // The holder is another thread: the same owner waiting forever on its own hold
+            // would be `WouldDeadlock`.
+            std::thread::spawn(move || {
+                let holder = crate::FileLock::new(&path).blocking_acquire().unwrap();
+                held.send(()).unwrap();
+                // Once the waiter is past its first attempts (its watch armed), let go.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while seen.0.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                drop(holder);
+            })
+        };
+        is_held.recv().unwrap();
+        let subscriber = tracing_subscriber::registry().with(seen.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(async { drop(lock.acquire().await.unwrap()) })
+        });
+        releaser.join().unwrap();
+        let seen = seen.0.lock().unwrap().clone();
+        assert_eq!(seen[..2], ["worker", "blocking pool"], "{seen:?}");
+        assert_eq!(seen.last().map(String::as_str), Some("worker"), "{seen:?}");
+        assert_eq!(
+            seen.iter().filter(|on| *on == "blocking pool").count(),
+            1,
+            "{seen:?}"
+        );
+    }
+
+    /// Three acquire + release cycles of one handle, on a current-thread runtime; returns
+    /// where each attempt ran.
+    fn cycles(lock: &crate::FileLock) -> Vec<String> {
+        let seen = Where::default();
+        let subscriber = tracing_subscriber::registry().with(seen.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(async {
+                for _ in 0..3 {
+                    drop(lock.acquire().await.unwrap());
+                }
+            })
+        });
+        let seen = seen.0.lock().unwrap().clone();
+        seen
+    }
+
+    /// DESIGN semantics 4: on a local file system, once the handle knows it (asked on the
+    /// blocking pool, by its first attempt), attempts run inline on the worker.
+    #[test]
+    fn attempts_run_inline_once_the_file_system_is_known_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = crate::FileLock::new(dir.path().join("local.lock"));
+        assert_eq!(
+            cycles(&lock),
+            ["blocking pool", "worker", "worker"],
+            "the temporary directory is local (see sys::local_fs's tests)"
+        );
+        assert_eq!(lock.state().locality(), Locality::Local);
+    }
+
+    /// Network, FUSE and unknown file systems keep the hop for every attempt.
+    #[test]
+    fn attempts_on_a_file_system_not_known_local_take_the_hop() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = crate::FileLock::new(dir.path().join("remote.lock"));
+        // As `learn_locality` records an NFS, FUSE or unknown file system.
+        lock.state().set_locality(Some(false));
+        assert_eq!(
+            cycles(&lock),
+            ["blocking pool", "blocking pool", "blocking pool"]
+        );
+    }
+
+    /// A lock file deleted after the handle learnt its file system is local: the inline
+    /// attempt does not create it (nor a directory) on the worker, it hands the attempt to
+    /// the blocking pool.
+    #[test]
+    fn a_missing_lock_file_is_created_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("gone.lock");
+        let lock = crate::FileLock::new(&path);
+        lock.state().set_locality(Some(true));
+        assert_eq!(
+            cycles(&lock),
+            ["worker", "then blocking pool", "worker", "worker"]
+        );
+        assert!(path.exists());
     }
 }

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attempt::Probe;
-use crate::attempt::{Attempt, Outcome, Protocol};
+use crate::attempt::{Attempt, Inline, Outcome, Protocol};
 use crate::state::deadlock;
 use crate::state::owner::Owner;
-use crate::state::{Key, State};
+use crate::state::{Key, Locality, State};
 use crate::sys::FileId;
 use crate::{Error, LockGuard, LockMode, Reentrancy};
 use schedule::{Schedule, Wait};
@@ -33,25 +33,56 @@ pub(crate) enum Step {
     Retry(Attempt, Duration),
 }
 
-/// One attempt, in its place in the cross-process line (`wake::Fair`): no lock call when a
-/// live earlier waiter goes first. Runs where file system calls may run.
-pub(crate) fn attempt_in_line(
+/// One attempt, in its place in the cross-process line (`wake::Fair`), where file system
+/// calls may wait (the blocking pool, the sync facade's thread).
+pub(crate) fn attempt_here(
     attempt: Attempt,
     fair: Option<&mut crate::wake::Fair>,
 ) -> Result<Outcome, Error> {
+    match in_line(attempt, fair, |attempt| attempt.run().map(Inline::Done))? {
+        Inline::Done(outcome) => Ok(outcome),
+        Inline::Hop(attempt) => attempt.run(), // not given back by `run`
+    }
+}
+
+/// One attempt, in its place in the cross-process line, on a Tokio worker with the lock
+/// file on a local file system: as far as [`Attempt::run_inline`] goes, giving the attempt
+/// back (`Inline::Hop`) for what may wait.
+pub(crate) fn attempt_inline(
+    attempt: Attempt,
+    fair: Option<&mut crate::wake::Fair>,
+) -> Result<Inline, Error> {
+    in_line(attempt, fair, Attempt::run_inline)
+}
+
+/// No lock call when a live earlier waiter goes first (`Fair::defer`); else `run`.
+fn in_line(
+    attempt: Attempt,
+    fair: Option<&mut crate::wake::Fair>,
+    run: impl FnOnce(Attempt) -> Result<Inline, Error>,
+) -> Result<Inline, Error> {
     let Some(fair) = fair else {
-        return attempt.run();
+        return run(attempt);
     };
     let outcome = if fair.defer(attempt.is_soft()) {
-        attempt.deferred()?
+        Inline::Done(attempt.deferred()?)
     } else {
-        attempt.run()?
+        run(attempt)?
     };
     match &outcome {
-        Outcome::Won(_) => fair.won(),
-        Outcome::Busy { attempt, .. } => fair.busy(attempt.is_soft()),
+        Inline::Done(Outcome::Won(_)) => fair.won(),
+        Inline::Done(Outcome::Busy { attempt, .. }) => fair.busy(attempt.is_soft()),
+        Inline::Hop(_) => {}
     }
     Ok(outcome)
+}
+
+/// Where waiting is allowed, before an attempt: finds out whether the lock file's file
+/// system is local, if the handle (`state`) does not know yet.
+pub(crate) fn learn_locality(state: &State, attempt: &Attempt) {
+    if state.locality() == Locality::Unknown {
+        state.set_locality(attempt.file_system_is_local());
+    }
 }
 
 /// One acquire in progress: who asks, for what, and how long it may wait.
@@ -204,18 +235,26 @@ impl Acquisition {
         crate::wake::Waiter::new(path, self.mode).with_fair(fair)
     }
 
+    /// Whether attempts of this acquire may run inline on a Tokio worker: its lock file is
+    /// on a file system known to be local (asked once per handle, on the blocking pool).
+    pub(crate) fn may_run_inline(&self) -> bool {
+        self.state.locality() == Locality::Local
+    }
+
     /// The lock file.
     pub(crate) fn path(&self) -> &std::path::Path {
         self.state.path()
     }
 
-    /// Counts and logs an attempt about to run.
-    pub(crate) fn attempting(&mut self) {
+    /// Counts and logs an attempt about to run, and where: `"worker"` (inline on a Tokio
+    /// worker), `"blocking pool"`, or `"caller"` (the sync facade's thread).
+    pub(crate) fn attempting(&mut self, on: &'static str) {
         self.attempts = self.attempts.saturating_add(1);
         tracing::debug!(
             target: "tokio_filelock",
             attempt = self.attempts,
             mode = ?self.mode,
+            on,
             "attempt"
         );
     }

@@ -23,14 +23,14 @@ pub(crate) fn acquire(
     let start = Instant::now();
     let mut waiter = acquisition.waiter();
     loop {
-        acquisition.attempting();
+        acquisition.attempting("caller");
         waiter.attempt_started();
         // Armed before the attempt: a release after its lock call is seen by the watch.
         if let Some(path) = waiter.wants_watch() {
             waiter.armed(Some(wake::arm(&path, attempt.is_soft())));
         }
         let mut fair = waiter.take_fair();
-        let outcome = super::attempt_in_line(attempt, fair.as_mut());
+        let outcome = super::attempt_here(attempt, fair.as_mut());
         waiter.put_fair(fair);
         let outcome = outcome?;
         let busy_file = match &outcome {

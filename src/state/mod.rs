@@ -10,7 +10,7 @@
 //! holding, counted, not only the owner that took it first.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) mod deadlock;
@@ -92,6 +92,20 @@ pub(crate) struct State {
     /// An OS-lock acquire found `flock` unsupported and fell back to the soft protocol:
     /// later acquires go straight to it (as Python filelock remembers).
     fell_back_to_soft: AtomicBool,
+    /// Whether the lock file's file system is known to be local (see [`Locality`]), asked
+    /// once per handle.
+    locality: AtomicU8,
+}
+
+/// What a handle knows of its lock file's file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Locality {
+    /// Not asked yet (or the answer could not be had: the directory was missing).
+    Unknown,
+    /// Local: a non-blocking attempt waits on no one and may run inline.
+    Local,
+    /// Network, FUSE or not known: every attempt takes the hop.
+    Remote,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -103,6 +117,7 @@ impl State {
             path,
             holdings: Mutex::new(Vec::new()),
             fell_back_to_soft: AtomicBool::new(false),
+            locality: AtomicU8::new(0),
         }
     }
 
@@ -118,6 +133,25 @@ impl State {
     /// Whether an acquire of this lock fell back to the soft protocol.
     pub(crate) fn fell_back_to_soft(&self) -> bool {
         self.fell_back_to_soft.load(Ordering::Relaxed)
+    }
+
+    /// What is known of the lock file's file system.
+    pub(crate) fn locality(&self) -> Locality {
+        match self.locality.load(Ordering::Relaxed) {
+            1 => Locality::Local,
+            2 => Locality::Remote,
+            _ => Locality::Unknown,
+        }
+    }
+
+    /// Records whether the lock file's file system is local (`None`: could not be told).
+    pub(crate) fn set_locality(&self, local: Option<bool>) {
+        let value = match local {
+            Some(true) => 1,
+            Some(false) => 2,
+            None => 0,
+        };
+        self.locality.store(value, Ordering::Relaxed);
     }
 
     /// Remembers that an acquire of this lock fell back to the soft protocol.

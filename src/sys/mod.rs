@@ -13,6 +13,8 @@ use crate::{LockMode, NodeKind};
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::{FileId, inspect, open, path_id, release, set_permissions};
+mod local_fs;
+pub(crate) use local_fs::is_local;
 #[cfg(any(unix, windows))]
 mod marker_node;
 #[cfg(unix)]
