@@ -298,8 +298,7 @@ mod tests {
                 }
             })
         });
-        let seen = seen.0.lock().unwrap().clone();
-        seen
+        seen.0.lock().unwrap().clone()
     }
 
     /// DESIGN semantics 4: on a local file system, once the handle knows it (asked on the
