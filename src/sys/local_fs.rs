@@ -87,7 +87,10 @@ pub(crate) fn is_local(dir: &Path) -> io::Result<bool> {
         .map(|&c| c as u8)
         .collect();
     let fuse = name.starts_with(b"fuse") || name.ends_with(b"fuse");
-    Ok(buf.f_flags as u64 & libc::MNT_LOCAL as u64 != 0 && !fuse)
+    // The types differ: `u32` and `c_int` on macOS, `u64` on FreeBSD.
+    #[allow(clippy::unnecessary_cast)]
+    let local = buf.f_flags as u64 & libc::MNT_LOCAL as u64 != 0;
+    Ok(local && !fuse)
 }
 
 /// Elsewhere (Windows, other Unixes): not known, so never inline.
