@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Acquisition, Step};
 use crate::attempt::{Attempt, Outcome};
-use crate::wake::{self, Waiter, Woke};
+use crate::wake::{Waiter, Woke};
 use crate::{Error, LockGuard};
 
 /// Acquires on the calling thread, parked between attempts.
@@ -27,7 +27,7 @@ pub(crate) fn acquire(
         waiter.attempt_started();
         // Armed before the attempt: a release after its lock call is seen by the watch.
         if let Some(path) = waiter.wants_watch() {
-            waiter.armed(Some(wake::arm(&path, attempt.is_soft())));
+            waiter.arm_here(&path, attempt.is_soft());
         }
         let mut fair = waiter.take_fair();
         let outcome = super::attempt_here(attempt, fair.as_mut());

@@ -31,6 +31,7 @@
 //! touches no process-wide state of its user's (no panic hook, no signal handler).
 
 mod fair;
+mod own_watch;
 mod queue;
 mod waiter;
 pub(crate) mod watcher;

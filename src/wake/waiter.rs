@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use super::fair::Fair;
+use super::own_watch::OwnWatch;
 use super::queue::Place;
 use super::watcher::{self, Subscription};
 use crate::LockMode;
@@ -33,6 +34,9 @@ pub(crate) struct Waiter {
     mode: LockMode,
     place: Option<Place>,
     watch: Option<Subscription>,
+    /// The sync facade's watch on its thread's own notifier (see `own_watch`), used
+    /// instead of `watch` where it could be made.
+    own: Option<OwnWatch>,
     /// Creating a watch failed once (no inotify, instance limit): do not try again.
     watch_failed: bool,
     /// The queue's attempt count (in `mode`) when this waiter last looked.
@@ -58,6 +62,7 @@ impl Waiter {
             mode,
             place: None,
             watch: None,
+            own: None,
             watch_failed: false,
             seen_attempts: 0,
             woke_by_watch: false,
@@ -90,6 +95,7 @@ impl Waiter {
             && !watches_disabled()
             && !self.watch_failed
             && self.watch.as_ref().is_none_or(|w| !w.is_alive())
+            && self.own.as_ref().is_none_or(|w| !w.is_alive())
             && self.place.as_ref().is_some_and(Place::is_head);
         wanted.then(|| self.path.clone())
     }
@@ -131,6 +137,26 @@ impl Waiter {
                 self.watch_failed = true;
             }
             None => {}
+        }
+    }
+
+    /// The sync facade's [`Waiter::armed`]: arms the watch (asked for by
+    /// [`Waiter::wants_watch`]) on the calling thread's own notifier where it can have one,
+    /// else on the watcher thread's. Looks up the path: runs where file system calls may.
+    pub(crate) fn arm_here(&mut self, path: &Path, soft: bool) {
+        let release = if soft {
+            Release::Unlink
+        } else {
+            Release::Close
+        };
+        match OwnWatch::new(path, release) {
+            Some(Ok(own)) => {
+                self.watch = None;
+                self.own = Some(own);
+            }
+            // The file is gone (released soft lock): the next attempt arms again.
+            Some(Err(_)) => {}
+            None => self.armed(Some(arm(path, soft))),
         }
     }
 
@@ -203,7 +229,10 @@ impl Waiter {
     pub(crate) fn wait_blocking(&mut self, sleep: Duration, spread: bool) -> Woke {
         let (sleep, use_watch) = self.prepare(sleep, spread);
         let deadline = std::time::Instant::now() + sleep;
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let waker = match &self.own {
+            Some(own) if use_watch => own.waker(),
+            _ => Waker::from(Arc::new(Unpark(std::thread::current()))),
+        };
         let mut cx = Context::from_waker(&waker);
         loop {
             if let Poll::Ready(woke) = self.poll_signal(&mut cx, use_watch) {
@@ -213,8 +242,21 @@ impl Waiter {
             if left.is_zero() {
                 return Woke::Timer;
             }
-            // A spurious unpark only polls again.
-            std::thread::park_timeout(left);
+            match self.own.as_mut().filter(|_| use_watch) {
+                // Woken by the kernel on an event, or by the waker on a wake-up of this
+                // process (then polled above).
+                Some(own) => {
+                    if own.wait(left) {
+                        self.woke_by_watch = true;
+                        if let Some(fair) = &mut self.fair {
+                            fair.woken();
+                        }
+                        return Woke::Signal;
+                    }
+                }
+                // A spurious unpark only polls again.
+                None => std::thread::park_timeout(left),
+            }
         }
     }
 
@@ -297,6 +339,7 @@ impl Drop for Waiter {
         // The watch first: its instance may go back to the pool, which the departure of
         // the process's last waiter (dropping the place) then empties.
         self.watch = None;
+        self.own = None;
         self.place = None;
     }
 }
@@ -555,6 +598,43 @@ mod tests {
         waiter.armed(Some(arm(&path, false)));
         let parked = std::thread::spawn(move || waiter.wait_blocking(LONG, true));
         drop(std::fs::File::open(&path).unwrap());
+        assert_eq!(parked.join().unwrap(), Woke::Signal);
+    }
+
+    /// The sync facade arms its watch on a notifier of its own (not the watcher thread's),
+    /// so the kernel wakes the waiting thread itself: a close elsewhere ends its wait.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_close_elsewhere_wakes_a_sync_waiter_through_its_own_notifier() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = lined_up(&dir, "own-watch.lock", &[LockMode::Exclusive]).remove(0);
+        let path = waiter.wants_watch().expect("the head wants a watch");
+        waiter.arm_here(&path, false);
+        assert!(waiter.own.is_some() && waiter.watch.is_none());
+        assert!(waiter.wants_watch().is_none(), "armed");
+        let parked = std::thread::spawn(move || waiter.wait_blocking(LONG, true));
+        drop(std::fs::File::open(&path).unwrap());
+        assert_eq!(parked.join().unwrap(), Woke::Signal);
+    }
+
+    /// ... and a release in this process ends it too (through the waker, which interrupts
+    /// the notifier's wait).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_release_in_this_process_wakes_a_sync_waiter_on_its_own_notifier() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = lined_up(&dir, "own-release.lock", &[LockMode::Exclusive]).remove(0);
+        let path = waiter.wants_watch().expect("the head wants a watch");
+        waiter.arm_here(&path, false);
+        assert!(waiter.own.is_some());
+        let id = waiter.place.as_ref().unwrap().file();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let parked = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            waiter.wait_blocking(LONG, true)
+        });
+        rx.recv().unwrap();
+        super::super::released(id);
         assert_eq!(parked.join().unwrap(), Woke::Signal);
     }
 
