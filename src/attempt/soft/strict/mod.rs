@@ -12,8 +12,10 @@
 //!
 //! Unix only; on other platforms every attempt reports `Error::Unsupported`.
 
+#[cfg(unix)]
 use std::path::Path;
 
+#[cfg(unix)]
 use crate::Error;
 
 #[cfg(unix)]
@@ -43,6 +45,7 @@ pub(crate) use unsupported::{Claims, StrictOutcome, attempt, claims, force_break
 
 /// What a claim says: an intent competes for the lock, a held claim records the winner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(unix), allow(dead_code))] // no claim is read where the protocol is not
 pub(crate) enum ClaimState {
     Intent,
     Held,
@@ -65,6 +68,7 @@ pub(crate) struct Claim {
 
 /// A protocol error (Python's `SoftFileLockProtocolError`): the lock's files are not as
 /// the protocol needs them, and waiting will not change that.
+#[cfg(unix)]
 pub(super) fn protocol(lock: &Path, entry: Option<&str>, reason: impl Into<String>) -> Error {
     Error::StrictProtocol {
         path: lock.to_path_buf(),
@@ -74,6 +78,7 @@ pub(super) fn protocol(lock: &Path, entry: Option<&str>, reason: impl Into<Strin
 }
 
 /// Text another process wrote (a file name, a host), escaped and bounded for messages.
+#[cfg(unix)]
 pub(super) fn shown(bytes: &[u8]) -> String {
     crate::display_text::Untrusted::new(bytes, crate::display_text::MAX_HOST).to_string()
 }

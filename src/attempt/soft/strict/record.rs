@@ -67,7 +67,8 @@ pub(super) fn parse(token: &str, bytes: &[u8]) -> Option<Owner> {
 /// The host name from lower-case hex of UTF-8, refused when it is empty of meaning to
 /// Python (not printable, or with white space).
 fn decode_host(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return None;
     }
     let bytes: Vec<u8> = (0..hex.len())
