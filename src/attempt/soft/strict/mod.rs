@@ -38,6 +38,8 @@ mod sentinel;
 #[cfg(unix)]
 pub(crate) use attempt::{Claims, StrictOutcome, attempt, claims, force_break, found, release};
 
+#[cfg(all(test, unix))]
+mod no_exchange_tests;
 #[cfg(not(unix))]
 mod unsupported;
 #[cfg(not(unix))]
