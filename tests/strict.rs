@@ -60,6 +60,11 @@ fn run_role(role: &str, args: &[String]) {
             }
             common::say("done");
         }
+        // args: a directory this user may not write.
+        "unwritable" => {
+            check_unwritable(Path::new(&args[0]));
+            common::say("checked");
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -535,22 +540,51 @@ fn a_soft_marker_of_an_exited_holder_at_the_lock_path_is_refused_not_broken() {
     assert_eq!(fs::read_to_string(&lock).unwrap(), marker, "never broken");
 }
 
+/// The unprivileged user the permission check runs as when the tests run as root (root
+/// bypasses permission bits), as in tests/bad_input.rs.
+const NOBODY: u32 = 65534;
+
+/// In `dir`, where this user may not write: the strict lock is refused at once with the
+/// permission error, and nothing is made.
+fn check_unwritable(dir: &Path) {
+    let lock = dir.join("strict.lock");
+    let e = refused(&lock);
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(names(dir).is_empty(), "nothing made");
+}
+
 #[test]
 fn an_unwritable_directory_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let probe = dir.path().join("uid-probe");
     fs::write(&probe, b"").unwrap();
     let root = fs::metadata(&probe).unwrap().uid() == 0;
-    if root {
-        common::skipped(
-            "an_unwritable_directory_is_refused_at_once",
-            "root ignores permission bits (tests/bad_input.rs runs such checks as nobody)",
-        );
+    fs::remove_file(&probe).unwrap();
+    if !root {
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
+        check_unwritable(dir.path());
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         return;
     }
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
-    let lock = lock_path(&dir);
-    let e = refused(&lock);
+    // Root ignores permission bits: check in a child process running as `nobody`, in a
+    // directory it may enter but not write.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    let arg = dir.path().to_str().unwrap();
+    let spawned = common::spawn_with("unwritable", &[arg], |command| {
+        use std::os::unix::process::CommandExt;
+        command.uid(NOBODY).gid(NOBODY);
+    });
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            common::skipped(
+                "an_unwritable_directory_is_refused_at_once",
+                &format!("cannot start a child process as uid {NOBODY}: {e}"),
+            );
+            return;
+        }
+    };
+    child.expect("checked");
+    assert!(child.wait_success(), "the unprivileged child failed");
 }
