@@ -65,8 +65,10 @@ use crate::{
 ///   or an unparsable file seen unchanged for 2 s, is refused: a strict lock never breaks
 ///   another protocol's marker.
 /// - Waiting polls (50 ms at most by default); a release in this process wakes its
-///   waiters at once. `LockGuard::lost()` watches the sentinel only: a claim removed by
-///   hand during the hold is not reported.
+///   waiters at once.
+/// - A claim removed by hand during the hold makes the guard's
+///   [`lost()`](LockGuard::lost) resolve with [`Lost::ClaimRemoved`](crate::Lost::ClaimRemoved);
+///   its release then removes what is left of its claims, without an error.
 /// - Unix only (Python's Windows variant renames open files with delete dispositions,
 ///   which this crate does not do yet): elsewhere every acquire returns
 ///   [`Error::Unsupported`].

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use tokio_filelock::{Error, NodeKind, Op, StrictSoftFileLock};
+use tokio_filelock::{Error, Lost, NodeKind, Op, StrictSoftFileLock};
 
 /// Python's strict sentinel.
 const SENTINEL: &[u8] = b"1\nfilelock-strict-v1\x00\n0\n";
@@ -315,6 +315,30 @@ fn a_sigkilled_rust_holders_claims_stay_until_python_breaks_them() {
         .blocking_try_acquire()
         .unwrap();
     assert!(guard.is_some());
+}
+
+#[tokio::test]
+async fn a_claim_removed_while_held_makes_the_guard_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = StrictSoftFileLock::new(lock_path(&dir));
+    let guard = lock.acquire().await.unwrap();
+    assert!(!guard.is_lost());
+    let claims = lock.claims().await.unwrap();
+    let held = claims.iter().find(|c| c.is_held()).unwrap();
+    lock.force_break(held.name()).await.unwrap();
+    assert!(guard.is_lost());
+    match tokio::time::timeout(Duration::from_secs(10), guard.lost()).await {
+        Ok(Lost::ClaimRemoved { claim, path }) => {
+            assert_eq!(claim, held.name());
+            assert_eq!(path, lock.path());
+        }
+        other => panic!("expected the held claim reported removed, got {other:?}"),
+    }
+    guard.release().unwrap();
+    assert!(
+        lock.claims().await.unwrap().is_empty(),
+        "release removes what is left of ours (the intent)"
+    );
 }
 
 #[test]

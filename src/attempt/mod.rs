@@ -521,9 +521,53 @@ pub(crate) struct Held {
     on_release: fn(FileId),
 }
 
+/// What to look at to tell whether a hold is still in place (see [`Held::watch`]): taken
+/// from the hold, checked without it.
+#[derive(Debug, Clone)]
+pub(crate) enum Watch {
+    /// The lock file (or marker) must still be at the path.
+    File { path: Arc<Path>, id: FileId },
+    /// A strict lock's claims must still stand.
+    Claims(soft::strict::Claims),
+}
+
+/// How a hold was found gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Gone {
+    /// The lock file (or marker) was unlinked, renamed away or replaced.
+    File,
+    /// This claim of a strict lock was removed (its file name).
+    Claim(String),
+}
+
+impl Watch {
+    /// `Some` when the hold is proven gone (one or two `lstat`s); an I/O error other than
+    /// "not found" proves nothing.
+    pub(crate) fn gone(&self) -> Option<Gone> {
+        match self {
+            Watch::File { path, id } => match sys::still_names(path, *id) {
+                Ok(false) => Some(Gone::File),
+                Ok(true) | Err(_) => None,
+            },
+            Watch::Claims(claims) => soft::strict::missing(claims).map(Gone::Claim),
+        }
+    }
+}
+
 impl Held {
     pub(crate) fn id(&self) -> FileId {
         self.id
+    }
+
+    /// What tells whether this hold is still in place.
+    pub(crate) fn watch(&self) -> Watch {
+        match &self.strict {
+            Some(claims) => Watch::Claims(claims.clone()),
+            None => Watch::File {
+                path: self.path.clone(),
+                id: self.id,
+            },
+        }
     }
 
     /// A soft marker (won by the soft protocol, or after a fallback to it).

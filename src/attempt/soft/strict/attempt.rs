@@ -33,7 +33,7 @@ use crate::{Error, Op};
 const DEFAULT_MODE: u32 = 0o666;
 
 /// The claims of a won strict lock: what its release removes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Claims {
     held: PathBuf,
     intent: PathBuf,
@@ -183,6 +183,19 @@ impl Doorway<'_> {
         }
         Ok(())
     }
+}
+
+/// The file name of a claim of ours that is no longer there (removed by hand while
+/// held), if one is not. An I/O error other than "not found" proves nothing.
+pub(crate) fn missing(claims: &Claims) -> Option<String> {
+    [&claims.held, &claims.intent]
+        .into_iter()
+        .find_map(|path| match sys::lstat(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Some(path.file_name()?.to_string_lossy().into_owned())
+            }
+            _ => None,
+        })
 }
 
 /// Unlinks one of our claims; one already gone is fine.

@@ -36,14 +36,18 @@ mod scan;
 mod sentinel;
 
 #[cfg(unix)]
-pub(crate) use attempt::{Claims, StrictOutcome, attempt, claims, force_break, found, release};
+pub(crate) use attempt::{
+    Claims, StrictOutcome, attempt, claims, force_break, found, missing, release,
+};
 
 #[cfg(all(test, unix))]
 mod no_exchange_tests;
 #[cfg(not(unix))]
 mod unsupported;
 #[cfg(not(unix))]
-pub(crate) use unsupported::{Claims, StrictOutcome, attempt, claims, force_break, found, release};
+pub(crate) use unsupported::{
+    Claims, StrictOutcome, attempt, claims, force_break, found, missing, release,
+};
 
 /// What a claim says: an intent competes for the lock, a held claim records the winner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

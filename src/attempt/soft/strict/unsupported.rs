@@ -20,7 +20,7 @@ fn unsupported(lock: &Path) -> Error {
 }
 
 /// Never made on these platforms.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Claims;
 
 /// Never made on these platforms.
@@ -50,4 +50,8 @@ pub(crate) fn force_break(lock: &Path, _name: &str) -> Result<(), Error> {
 
 pub(crate) fn found(_lock: &Path) -> Found {
     Found::default()
+}
+
+pub(crate) fn missing(_claims: &Claims) -> Option<String> {
+    None
 }
