@@ -341,6 +341,39 @@ async fn a_claim_removed_while_held_makes_the_guard_lost() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_wait_leaves_no_claim_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = StrictSoftFileLock::new(lock_path(&dir));
+    let guard = lock.acquire().await.unwrap();
+    let ours: Vec<String> = lock
+        .claims()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let contender = StrictSoftFileLock::new(lock.path());
+    // Dropped while it waits (after several contended attempts).
+    // (With a finite wait: an infinite one by this same owner is `WouldDeadlock` at once.)
+    let waiting = contender.acquire_timeout(Duration::from_secs(3600));
+    let cancelled = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+    assert!(
+        cancelled.is_err(),
+        "still waiting when dropped: {cancelled:?}"
+    );
+    let after: Vec<String> = lock
+        .claims()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    assert_eq!(after, ours, "only the holder's claims stand");
+    guard.release().unwrap();
+    assert!(contender.try_acquire().await.unwrap().is_some());
+}
+
 #[test]
 fn force_break_takes_only_one_public_claim_name() {
     let dir = tempfile::tempdir().unwrap();
