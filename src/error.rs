@@ -204,6 +204,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// A [`StrictSoftFileLock`](crate::StrictSoftFileLock)'s files are not as its protocol
+    /// needs them, and waiting would not change that (Python filelock's
+    /// `SoftFileLockProtocolError`): an entry in its claim directory that is no claim of
+    /// this protocol version, a malformed claim record, a coordination directory that is
+    /// not a real directory or belongs to another account, a soft-lock marker at the lock
+    /// path whose holder has exited, a file system without hard links. Returned at once;
+    /// nothing is removed. Inspect the entry before removing it by hand.
+    #[error(
+        "the strict lock '{}' cannot be used: {reason}{}",
+        path.display(),
+        entry.as_ref().map(|e| format!(" (entry '{e}')")).unwrap_or_default()
+    )]
+    StrictProtocol {
+        /// The lock file.
+        path: PathBuf,
+        /// The claim directory entry at fault, if one is (escaped for display).
+        entry: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The lock server ([`PgLock`](crate::postgres::PgLock)) could not be used: it cannot
     /// be reached, refused the login, has no such database, failed a query, or the session
     /// broke while acquiring. Returned at once, never by waiting out the timeout.
@@ -270,6 +291,7 @@ impl Error {
             | Error::InvalidSpec { path, .. }
             | Error::LeaseMismatch { path, .. }
             | Error::InvalidSetting { path, .. }
+            | Error::StrictProtocol { path, .. }
             | Error::Server { path, .. } => path,
         }
     }
@@ -296,6 +318,7 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::MarkerReplaced { .. } => io::ErrorKind::Other,
+            Error::StrictProtocol { .. } => io::ErrorKind::InvalidData,
             Error::InvalidSpec { .. }
             | Error::InvalidSetting { .. }
             | Error::LeaseMismatch { .. } => io::ErrorKind::InvalidInput,
@@ -352,6 +375,9 @@ pub enum Op {
     WriteMarker,
     /// Breaking a stale soft lock marker.
     BreakStale,
+    /// Publishing, listing or removing a strict lock's claims (or making their
+    /// directories).
+    Claim,
 }
 
 impl fmt::Display for Op {
@@ -365,6 +391,7 @@ impl fmt::Display for Op {
             Op::Spawn => "run an attempt for",
             Op::WriteMarker => "write the marker into",
             Op::BreakStale => "break the stale marker of",
+            Op::Claim => "publish or remove the strict claims of",
         })
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::attempt::Gone;
 use crate::lost::{FILE_CHECK_INTERVAL, Lost, LostFuture, Remote};
 use crate::state::owner::Owner;
 use crate::state::{Key, State};
@@ -99,6 +100,8 @@ impl LockGuard {
     ///   one `lstat` every 500 ms while the future is polled (on Tokio's blocking pool), so
     ///   it costs nothing when nobody waits for it. On Windows, where a released lock file
     ///   is deleted, it also resolves after the guard is released.
+    /// - [`StrictSoftFileLock`](crate::StrictSoftFileLock): one of the hold's claims was
+    ///   removed (by hand, with `force_break`): [`Lost::ClaimRemoved`], checked as above.
     /// - [`PgLock`](crate::postgres::PgLock): the server session ended or broke
     ///   (terminated, connection cut, server restarted): at once when the client sees the
     ///   connection end, within about 2 s (TCP keepalives) when the network goes silent.
@@ -240,16 +243,15 @@ impl Drop for LockGuard {
     }
 }
 
-/// `Some` when the file `key` holds is no longer at the lock path. An I/O error other than
-/// "not found" proves nothing: not lost.
+/// `Some` when the file `key` holds is no longer at the lock path (or, for a strict lock,
+/// one of its claims is gone). An I/O error other than "not found" proves nothing: not
+/// lost.
 fn file_lost(state: &State, key: Key) -> Option<Lost> {
-    let id = state.held_id(key)?;
-    match crate::sys::still_names(state.path(), id) {
-        Ok(false) => Some(Lost::FileReplaced {
-            path: state.path().to_path_buf(),
-        }),
-        Ok(true) | Err(_) => None,
-    }
+    let path = state.path().to_path_buf();
+    Some(match state.held_watch(key)?.gone()? {
+        Gone::File => Lost::FileReplaced { path },
+        Gone::Claim(claim) => Lost::ClaimRemoved { path, claim },
+    })
 }
 
 impl fmt::Debug for LockGuard {

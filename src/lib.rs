@@ -136,6 +136,8 @@ mod reentrancy;
 mod soft_file_lease;
 mod soft_file_lock;
 mod state;
+mod strict_claim;
+mod strict_soft_file_lock;
 mod sync;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
 mod sys;
@@ -153,6 +155,8 @@ pub use open::open;
 pub use reentrancy::Reentrancy;
 pub use soft_file_lease::{SoftFileLease, SoftFileLeaseBuilder};
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
+pub use strict_claim::StrictClaim;
+pub use strict_soft_file_lock::{StrictSoftFileLock, StrictSoftFileLockBuilder};
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).
 #[cfg(doctest)]

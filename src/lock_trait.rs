@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{Error, FileLock, Holder, LockGuard, SoftFileLease, SoftFileLock};
+use crate::{Error, FileLock, Holder, LockGuard, SoftFileLease, SoftFileLock, StrictSoftFileLock};
 
 /// What every lock of this crate offers, as an object-safe trait: [`FileLock`],
 /// [`SoftFileLock`] and, with feature `postgres`, [`PgLock`](crate::postgres::PgLock).
@@ -151,6 +151,12 @@ impl OnFileLock for SoftFileLock {
     }
 }
 
+impl OnFileLock for StrictSoftFileLock {
+    fn file_lock(&self) -> &FileLock {
+        StrictSoftFileLock::file_lock(self)
+    }
+}
+
 /// Implements [`Lock`] for a file lock type by forwarding to the [`FileLock`] it runs on
 /// (for a soft lock, whose shared acquires then fail with [`Error::Unsupported`]).
 macro_rules! file_lock_impl {
@@ -198,6 +204,10 @@ macro_rules! file_lock_impl {
 file_lock_impl!(FileLock, |lock| lock.path().display().to_string());
 file_lock_impl!(SoftFileLock, |lock| format!(
     "soft:{}",
+    lock.path().display()
+));
+file_lock_impl!(StrictSoftFileLock, |lock| format!(
+    "strict:{}",
     lock.path().display()
 ));
 

@@ -25,6 +25,15 @@ pub enum Lost {
         /// The lock path.
         path: PathBuf,
     },
+    /// A [`StrictSoftFileLock`](crate::StrictSoftFileLock)'s claim was removed while held
+    /// (by hand, with `force_break`): the next contender may enter while this holder
+    /// still runs.
+    ClaimRemoved {
+        /// The lock path.
+        path: PathBuf,
+        /// The file name of the claim that is gone.
+        claim: String,
+    },
     /// The server session that held the lock ended or broke (terminated by an
     /// administrator, connection cut, server restarted): the server released the lock, and
     /// someone else may hold it now.
@@ -79,6 +88,7 @@ impl Lost {
     pub fn path(&self) -> &Path {
         match self {
             Lost::FileReplaced { path }
+            | Lost::ClaimRemoved { path, .. }
             | Lost::SessionEnded { path, .. }
             | Lost::LeaseCompromised { path, .. } => path,
         }
@@ -91,6 +101,11 @@ impl fmt::Display for Lost {
             Lost::FileReplaced { path } => write!(
                 f,
                 "the lock file '{}' was removed or replaced while held",
+                path.display()
+            ),
+            Lost::ClaimRemoved { path, claim } => write!(
+                f,
+                "the strict lock '{}' lost its claim {claim}: it was removed while held",
                 path.display()
             ),
             Lost::SessionEnded { path, reason } => write!(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::display_text::redact;
-use crate::{Error, FileLock, Lock, SoftFileLease, SoftFileLock};
+use crate::{Error, FileLock, Lock, SoftFileLease, SoftFileLock, StrictSoftFileLock};
 
 /// The lock a spec names, with default settings:
 ///
@@ -11,6 +11,7 @@ use crate::{Error, FileLock, Lock, SoftFileLease, SoftFileLock};
 /// |---|---|
 /// | `PATH` (anything below) | [`FileLock`] on `PATH` |
 /// | `soft:PATH` | [`SoftFileLock`] on `PATH` |
+/// | `strict:PATH` | [`StrictSoftFileLock`] on `PATH` |
 /// | `lease:PATH`, `lease:PATH?duration=30&heartbeat=10` | [`SoftFileLease`] on `PATH` ([`SoftFileLease::builder_from_spec`]) |
 /// | `postgres://user@host:port/db?lock=NAME` (or `postgresql://`) | [`PgLock`](crate::postgres::PgLock) named `NAME` (feature `postgres`); the other query parameters are the connection's ([`PgLock::from_url`](crate::postgres::PgLock::from_url)) |
 ///
@@ -35,6 +36,12 @@ pub fn open(spec: &str) -> Result<Box<dyn Lock>, Error> {
         }
         return Ok(Box::new(SoftFileLock::new(path)));
     }
+    if let Some(path) = spec.strip_prefix("strict:") {
+        if path.is_empty() {
+            return Err(invalid("`strict:` needs a path after it"));
+        }
+        return Ok(Box::new(StrictSoftFileLock::new(path)));
+    }
     if spec.starts_with("lease:") {
         return Ok(Box::new(SoftFileLease::builder_from_spec(spec)?.build()));
     }
@@ -53,7 +60,7 @@ pub fn open(spec: &str) -> Result<Box<dyn Lock>, Error> {
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     {
         return Err(invalid(
-            "unknown scheme (known: a path, `soft:PATH`, `lease:PATH`, `postgres://...?lock=NAME`)",
+            "unknown scheme (known: a path, `soft:PATH`, `strict:PATH`, `lease:PATH`, `postgres://...?lock=NAME`)",
         ));
     }
     Ok(Box::new(FileLock::new(spec)))
@@ -75,6 +82,11 @@ mod tests {
         );
         assert!(matches!(open(""), Err(Error::InvalidSpec { .. })));
         assert!(matches!(open("soft:"), Err(Error::InvalidSpec { .. })));
+        assert_eq!(
+            open(&format!("strict:{t}")).unwrap().spec(),
+            format!("strict:{t}")
+        );
+        assert!(matches!(open("strict:"), Err(Error::InvalidSpec { .. })));
         assert_eq!(
             open(&format!("lease:{t}?duration=1.5")).unwrap().spec(),
             format!("lease:{t}?duration=1.5&heartbeat=0.5")

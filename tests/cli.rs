@@ -254,6 +254,30 @@ fn soft_uses_the_marker_file_lock() {
     );
 }
 
+#[test]
+fn a_strict_spec_uses_the_claim_lock() {
+    let (_dir, path) = lock_path();
+    let spec = format!("strict:{}", path.display());
+    let mut holder = shell_holding(FILELOCK, "-x", Path::new(&spec));
+    // The claims name the CLI process (the shell is its child).
+    let lock = tokio_filelock::StrictSoftFileLock::new(&path);
+    let claims = lock.blocking_claims().unwrap();
+    assert_eq!(claims.len(), 2, "{claims:?}");
+    assert!(claims.iter().all(|c| c.pid() == holder.id()), "{claims:?}");
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    assert_eq!(run(FILELOCK, &["-n", &spec, "true"]).status.code(), Some(1));
+    let out = run(FILELOCK, &["--who", &spec]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("held by pid {}", holder.id())),
+        "{stdout}"
+    );
+    assert!(holder.wait_success());
+    assert!(lock.blocking_claims().unwrap().is_empty(), "released");
+    assert_eq!(run(FILELOCK, &["-n", &spec, "true"]).status.code(), Some(0));
+}
+
 // ---- side by side with util-linux flock(1) ---------------------------------------------
 //
 // Each check below runs the same command line through `filelock` and through flock(1) on

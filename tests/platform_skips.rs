@@ -111,3 +111,8 @@ fn watcher() {}
 #[test]
 #[ignore = "tests/parity.rs is Unix only: symlinked directories, modes and users"]
 fn parity() {}
+
+#[cfg(not(unix))]
+#[test]
+#[ignore = "tests/strict.rs is Unix only: the strict lock is Unix only, and its tests use SIGKILL, FIFOs, symlinks and Python interop"]
+fn strict() {}

@@ -21,6 +21,7 @@ mod parity_tests;
 use crate::sys::{self, Create, FileId, OpenFailure, TryLock};
 use crate::{Error, LockMode, Op};
 use soft::SoftOutcome;
+use soft::strict::StrictOutcome;
 
 /// How many times one attempt re-opens after a race (lock file replaced, renamed away or
 /// deleted under us, directory removed between creating it and opening the file) before
@@ -40,6 +41,8 @@ pub(crate) enum Protocol {
     Soft,
     /// The marker file protocol with a lease record (`SoftFileLease`).
     Lease(soft::LeaseTerms),
+    /// The claim protocol of `StrictSoftFileLock`.
+    Strict,
 }
 
 impl Protocol {
@@ -48,7 +51,7 @@ impl Protocol {
         match self {
             Protocol::Soft => Some(soft::Flavour::Legacy),
             Protocol::Lease(terms) => Some(soft::Flavour::Lease(terms)),
-            Protocol::Os { .. } => None,
+            Protocol::Os { .. } | Protocol::Strict => None,
         }
     }
 }
@@ -128,13 +131,14 @@ impl Attempt {
     /// Whether the next attempt speaks the soft (marker file) protocol (what a file watch
     /// should wait for: a marker is unlinked on release, a locked file is closed).
     pub(crate) fn is_soft(&self) -> bool {
-        self.protocol.soft_flavour().is_some()
+        self.protocol.soft_flavour().is_some() || self.protocol == Protocol::Strict
     }
 
     /// Sets the protocol. The soft protocol is exclusive only: a shared request is
     /// `Error::Unsupported`, at once.
     pub(crate) fn with_protocol(mut self, protocol: Protocol) -> Result<Self, Error> {
-        if protocol.soft_flavour().is_some() && self.mode == LockMode::Shared {
+        let soft = protocol.soft_flavour().is_some() || protocol == Protocol::Strict;
+        if soft && self.mode == LockMode::Shared {
             return Err(Error::Unsupported {
                 path: self.path.to_path_buf(),
                 reason: "a soft lock is exclusive only; shared locks need the OS lock",
@@ -186,6 +190,9 @@ impl Attempt {
         if self.protocol.soft_flavour().is_some() {
             return self.run_soft();
         }
+        if self.protocol == Protocol::Strict {
+            return self.run_strict();
+        }
         for _ in 0..MAX_RACES {
             let (opened, kept) = match self.open.take() {
                 // Opened by an earlier, contended attempt (which learnt its identity), or
@@ -224,6 +231,7 @@ impl Attempt {
                         path: self.path,
                         preserve_lock_file: self.preserve_lock_file,
                         soft: false,
+                        strict: None,
                         on_release: self.on_release,
                     }));
                 }
@@ -295,6 +303,9 @@ impl Attempt {
         match self.protocol {
             Protocol::Soft | Protocol::Lease(_) => Some(Probe::Soft {
                 marker: self.path.clone(),
+            }),
+            Protocol::Strict => Some(Probe::Strict {
+                lock: self.path.clone(),
             }),
             Protocol::Os { .. } => id.map(|id| Probe::Os {
                 id,
@@ -389,8 +400,36 @@ impl Attempt {
             path: self.path,
             preserve_lock_file: false,
             soft: true,
+            strict: None,
             on_release: self.on_release,
         }))
+    }
+
+    /// One attempt of the strict (claim) protocol. Contention names the sentinel's
+    /// identity, so that a release in this process wakes its waiters.
+    fn run_strict(self) -> Result<Outcome, Error> {
+        for _ in 0..MAX_RACES {
+            match soft::strict::attempt(&self.path, self.permissions)? {
+                StrictOutcome::Won(sentinel, claims) => {
+                    let id = self.inspect(&sentinel)?.id;
+                    return Ok(Outcome::Won(Held {
+                        file: Some(sentinel),
+                        id,
+                        path: self.path,
+                        preserve_lock_file: true,
+                        soft: true,
+                        strict: Some(claims),
+                        on_release: self.on_release,
+                    }));
+                }
+                StrictOutcome::Busy => {
+                    let id = sys::path_id(&self.path).ok().flatten();
+                    return Ok(Outcome::Busy { attempt: self, id });
+                }
+                StrictOutcome::MissingParent => self.create_parent()?,
+            }
+        }
+        Err(self.parent_kept_disappearing())
     }
 
     /// Opens the file, creating it and missing parents. `Ok(None)` means "busy" (Windows).
@@ -536,15 +575,62 @@ pub(crate) struct Held {
     id: FileId,
     path: Arc<Path>,
     preserve_lock_file: bool,
-    /// A soft marker: released by an identity-checked unlink.
+    /// A soft marker (or a strict lock's sentinel): released by an identity-checked unlink
+    /// (a strict lock by removing its claims).
     soft: bool,
+    /// A strict lock's claims, removed on release.
+    strict: Option<soft::strict::Claims>,
     /// Told of the release (see `Attempt::on_release`).
     on_release: fn(FileId),
+}
+
+/// What to look at to tell whether a hold is still in place (see [`Held::watch`]): taken
+/// from the hold, checked without it.
+#[derive(Debug, Clone)]
+pub(crate) enum Watch {
+    /// The lock file (or marker) must still be at the path.
+    File { path: Arc<Path>, id: FileId },
+    /// A strict lock's claims must still stand.
+    Claims(soft::strict::Claims),
+}
+
+/// How a hold was found gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Gone {
+    /// The lock file (or marker) was unlinked, renamed away or replaced.
+    File,
+    /// This claim of a strict lock was removed (its file name).
+    Claim(String),
+}
+
+impl Watch {
+    /// `Some` when the hold is proven gone (one or two `lstat`s); an I/O error other than
+    /// "not found" proves nothing.
+    pub(crate) fn gone(&self) -> Option<Gone> {
+        match self {
+            Watch::File { path, id } => match sys::still_names(path, *id) {
+                Ok(false) => Some(Gone::File),
+                Ok(true) | Err(_) => None,
+            },
+            Watch::Claims(claims) => soft::strict::missing(claims).map(Gone::Claim),
+        }
+    }
 }
 
 impl Held {
     pub(crate) fn id(&self) -> FileId {
         self.id
+    }
+
+    /// What tells whether this hold is still in place.
+    pub(crate) fn watch(&self) -> Watch {
+        match &self.strict {
+            Some(claims) => Watch::Claims(claims.clone()),
+            None => Watch::File {
+                path: self.path.clone(),
+                id: self.id,
+            },
+        }
     }
 
     /// A soft marker (won by the soft protocol, or after a fallback to it).
@@ -566,7 +652,10 @@ impl Held {
         }
     }
 
-    fn release_file(&self, file: File) -> Result<(), Error> {
+    fn release_file(&mut self, file: File) -> Result<(), Error> {
+        if let Some(claims) = self.strict.take() {
+            return soft::strict::release(file, claims, &self.path);
+        }
         if self.soft {
             return soft::release(file, &self.path);
         }

@@ -19,6 +19,8 @@ pub(crate) enum Probe {
     Os { id: FileId, wanted: LockMode },
     /// The soft lock's marker at this path.
     Soft { marker: Arc<Path> },
+    /// The claims of the strict lock at this path.
+    Strict { lock: Arc<Path> },
 }
 
 /// What a holder lookup found: the holder, if it can be named, and what else a timeout
@@ -35,6 +37,6 @@ impl Probe {
     /// marker), so that even a single attempt may name it. The OS lock's lookup reads
     /// `/proc/locks`, which can wait for an RCU grace period (milliseconds).
     pub(crate) fn is_cheap(&self) -> bool {
-        matches!(self, Probe::Soft { .. })
+        matches!(self, Probe::Soft { .. } | Probe::Strict { .. })
     }
 }

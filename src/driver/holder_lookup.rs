@@ -209,6 +209,7 @@ fn find(probe: &Probe) -> Found {
             empty_marker: false,
         },
         Probe::Soft { marker } => soft::found(marker),
+        Probe::Strict { lock } => soft::strict::found(lock),
     }
 }
 
@@ -256,6 +257,7 @@ fn os_path_holder(path: &Path) -> Result<Option<Holder>, Error> {
 pub(crate) fn path_holder(path: &Path, protocol: Protocol) -> Result<Option<Holder>, Error> {
     match protocol {
         Protocol::Soft | Protocol::Lease(_) => Ok(soft::holder(path)),
+        Protocol::Strict => Ok(soft::strict::found(path).holder),
         Protocol::Os { .. } => os_path_holder(path),
     }
 }

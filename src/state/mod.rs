@@ -248,6 +248,14 @@ impl State {
             .map(AsRawFd::as_raw_fd)
     }
 
+    /// What tells whether the hold of `key` is still in place, if it holds one.
+    pub(crate) fn held_watch(&self, key: Key) -> Option<crate::attempt::Watch> {
+        self.holdings()
+            .iter()
+            .find(|h| h.key == key)
+            .map(|h| h.held.watch())
+    }
+
     /// The identity of the file (or marker) `key` holds, if it holds one.
     pub(crate) fn held_id(&self, key: Key) -> Option<crate::sys::FileId> {
         self.holdings()

@@ -21,6 +21,10 @@ mod marker_node;
 pub(crate) mod unix_soft;
 #[cfg(unix)]
 pub(crate) use unix_soft as soft_calls;
+#[cfg(unix)]
+pub(crate) mod unix_strict;
+#[cfg(unix)]
+pub(crate) use unix_strict as strict_calls;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod procfs;

@@ -77,7 +77,7 @@ fn classify_open_error(path: &Path, err: io::Error) -> OpenFailure {
     }
 }
 
-fn node_kind(ft: &fs::FileType) -> Option<NodeKind> {
+pub(super) fn node_kind(ft: &fs::FileType) -> Option<NodeKind> {
     Some(if ft.is_file() {
         return None;
     } else if ft.is_dir() {

@@ -87,6 +87,11 @@ fn c_path(path: &Path) -> io::Result<CString> {
 /// Atomically exchanges the nodes at `a` and `b` (both must exist). `Unsupported` where the
 /// platform or file system cannot (see [`exchange_unsupported`]).
 pub(crate) fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    if EXCHANGE_UNSUPPORTED.get() {
+        // What NFS answers `renameat2(RENAME_EXCHANGE)`.
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let (a, b) = (c_path(a)?, c_path(b)?);
     exchange_c(&a, &b)
 }
@@ -136,6 +141,34 @@ fn exchange_c(a: &CString, b: &CString) -> io::Result<()> {
 )))]
 fn exchange_c(_a: &CString, _b: &CString) -> io::Result<()> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: make every [`exchange`] on this thread fail as on a file system without
+    /// `RENAME_EXCHANGE` (NFS: `EINVAL`); none can be mounted on a test machine without
+    /// privileges.
+    static EXCHANGE_UNSUPPORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tests: while a value lives, every [`exchange`] on this thread fails as on a file system
+/// that cannot exchange names (see `EXCHANGE_UNSUPPORTED`).
+#[cfg(test)]
+pub(crate) struct ExchangeUnsupported;
+
+#[cfg(test)]
+impl ExchangeUnsupported {
+    pub(crate) fn on() -> Self {
+        EXCHANGE_UNSUPPORTED.set(true);
+        ExchangeUnsupported
+    }
+}
+
+#[cfg(test)]
+impl Drop for ExchangeUnsupported {
+    fn drop(&mut self) {
+        EXCHANGE_UNSUPPORTED.set(false);
+    }
 }
 
 /// `true` when an exchange error means "this platform or file system cannot exchange"

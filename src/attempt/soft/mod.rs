@@ -9,6 +9,8 @@
 //! - [`record`]: Python 4.x's protocol 2 owner record (`filelock/2`, leases).
 //! - [`lease`]: what a lease writes, when a contender takes a lease over, and the holder's
 //!   refresh.
+//! - [`strict`]: the strict protocol (`StrictSoftFileLock`): claims published by hard
+//!   link under `<lock>.filelock/claims/`.
 //!
 //! Unix and Windows only: elsewhere every soft attempt reports `Error::Unsupported`.
 
@@ -49,6 +51,7 @@ mod marker;
 mod record;
 #[cfg(any(unix, windows))]
 mod stale;
+pub(crate) mod strict;
 #[cfg(windows)]
 mod take_over;
 

@@ -353,6 +353,7 @@ enum CliLock {
     File(FileLock),
     Lease(tokio_filelock::SoftFileLease),
     Soft(SoftFileLock),
+    Strict(tokio_filelock::StrictSoftFileLock),
     #[cfg(feature = "postgres")]
     Pg(tokio_filelock::postgres::PgLock),
 }
@@ -363,6 +364,7 @@ impl CliLock {
             CliLock::File(lock) => lock.path(),
             CliLock::Lease(lock) => lock.path(),
             CliLock::Soft(lock) => lock.path(),
+            CliLock::Strict(lock) => lock.path(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.path(),
         }
@@ -373,6 +375,7 @@ impl CliLock {
             CliLock::File(lock) => lock.blocking_holder(),
             CliLock::Lease(lock) => lock.blocking_holder(),
             CliLock::Soft(lock) => lock.blocking_holder(),
+            CliLock::Strict(lock) => lock.blocking_holder(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.blocking_holder(),
         }
@@ -394,6 +397,12 @@ impl CliLock {
                 source: None,
             }),
             (CliLock::Soft(lock), _) => lock.blocking_acquire(),
+            (CliLock::Strict(lock), LockMode::Shared) => Err(Error::Unsupported {
+                path: lock.path().to_path_buf(),
+                reason: "a strict soft lock is exclusive only; shared locks need the OS lock",
+                source: None,
+            }),
+            (CliLock::Strict(lock), _) => lock.blocking_acquire(),
             #[cfg(feature = "postgres")]
             (CliLock::Pg(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
             #[cfg(feature = "postgres")]
@@ -403,7 +412,7 @@ impl CliLock {
 }
 
 /// The lock the options ask for: the OS lock, with `--soft` (or `soft:PATH`) the
-/// marker-file lock, for `postgres://...?lock=NAME` a PostgreSQL lock.
+/// marker-file lock, for `strict:PATH` the strict (claim) lock, for `postgres://...?lock=NAME` a PostgreSQL lock.
 fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
     macro_rules! configure {
         ($builder:expr) => {{
@@ -437,6 +446,11 @@ fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
     if let Some(path) = spec.strip_prefix("soft:") {
         return Ok(CliLock::Soft(configure!(SoftFileLock::builder(path))));
     }
+    if let Some(path) = spec.strip_prefix("strict:") {
+        return Ok(CliLock::Strict(configure!(
+            tokio_filelock::StrictSoftFileLock::builder(path)
+        )));
+    }
     Ok(if options.soft {
         CliLock::Soft(configure!(SoftFileLock::builder(file)))
     } else {
@@ -444,11 +458,12 @@ fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
     })
 }
 
-/// Whether `file` names something other than a lock file: a `soft:`, `lease:` or
+/// Whether `file` names something other than a lock file: a `soft:`, `strict:`, `lease:` or
 /// `postgres://` spec.
 fn is_spec(file: &Path) -> bool {
     file.to_str().is_some_and(|s| {
         s.starts_with("soft:")
+            || s.starts_with("strict:")
             || s.starts_with("lease:")
             || s.starts_with("postgres://")
             || s.starts_with("postgresql://")
