@@ -193,6 +193,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The files of a [`SoftReadWriteLock`](crate::SoftReadWriteLock) break its protocol
+    /// (a malformed generation record, a log with no readable snapshot or too many names)
+    /// or a hold could not withdraw from its log before its stale threshold: Python
+    /// filelock's `SoftFileLockProtocolError`. Returned at once: the lock fails closed.
+    #[error("the read-write lock '{}' cannot be used: {reason}", path.display())]
+    Protocol {
+        /// The lock path (the protocol's files are under `<path>.rw/`).
+        path: PathBuf,
+        /// What is wrong, naming the file when one is to blame.
+        reason: String,
+    },
+
     /// A lock spec ([`open`](crate::open), the CLI) or a lock name that can never name a
     /// lock: empty, an unknown scheme, a `postgres://` URL without `lock=` or that does not
     /// parse, a backend this build does not include.
@@ -270,6 +282,7 @@ impl Error {
             | Error::InvalidSpec { path, .. }
             | Error::LeaseMismatch { path, .. }
             | Error::InvalidSetting { path, .. }
+            | Error::Protocol { path, .. }
             | Error::Server { path, .. } => path,
         }
     }
@@ -296,6 +309,7 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::MarkerReplaced { .. } => io::ErrorKind::Other,
+            Error::Protocol { .. } => io::ErrorKind::InvalidData,
             Error::InvalidSpec { .. }
             | Error::InvalidSetting { .. }
             | Error::LeaseMismatch { .. } => io::ErrorKind::InvalidInput,
@@ -352,6 +366,14 @@ pub enum Op {
     WriteMarker,
     /// Breaking a stale soft lock marker.
     BreakStale,
+    /// Reading a [`SoftReadWriteLock`](crate::SoftReadWriteLock)'s generation log or
+    /// holder records.
+    ReadLog,
+    /// Committing a generation to a [`SoftReadWriteLock`](crate::SoftReadWriteLock)'s log.
+    Commit,
+    /// Writing (creating, refreshing, removing) a
+    /// [`SoftReadWriteLock`](crate::SoftReadWriteLock) holder record.
+    WriteRecord,
 }
 
 impl fmt::Display for Op {
@@ -365,6 +387,9 @@ impl fmt::Display for Op {
             Op::Spawn => "run an attempt for",
             Op::WriteMarker => "write the marker into",
             Op::BreakStale => "break the stale marker of",
+            Op::ReadLog => "read the generation log of",
+            Op::Commit => "commit a generation of",
+            Op::WriteRecord => "write the holder record of",
         })
     }
 }

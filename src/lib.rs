@@ -135,6 +135,7 @@ pub mod postgres;
 mod reentrancy;
 mod soft_file_lease;
 mod soft_file_lock;
+mod soft_read_write_lock;
 mod state;
 mod sync;
 #[allow(unsafe_code)] // the one module that may: every block has a SAFETY comment
@@ -153,6 +154,7 @@ pub use open::open;
 pub use reentrancy::Reentrancy;
 pub use soft_file_lease::{SoftFileLease, SoftFileLeaseBuilder};
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
+pub use soft_read_write_lock::{SoftReadWriteLock, SoftReadWriteLockBuilder};
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).
 #[cfg(doctest)]

@@ -15,6 +15,8 @@ mod unix;
 pub(crate) use unix::{FileId, inspect, open, path_id, release, set_permissions};
 #[cfg(any(unix, windows))]
 mod marker_node;
+#[cfg(any(unix, windows))]
+pub(crate) mod rw_records;
 #[cfg(unix)]
 pub(crate) mod unix_soft;
 #[cfg(unix)]

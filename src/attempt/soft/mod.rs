@@ -9,6 +9,8 @@
 //! - [`record`]: Python 4.x's protocol 2 owner record (`filelock/2`, leases).
 //! - [`lease`]: what a lease writes, when a contender takes a lease over, and the holder's
 //!   refresh.
+//! - [`rw`]: the read-write protocol (`SoftReadWriteLock`): a generation log and holder
+//!   records under `<lock>.rw/`.
 //!
 //! Unix and Windows only: elsewhere every soft attempt reports `Error::Unsupported`.
 
@@ -47,6 +49,8 @@ pub(crate) mod lease;
 mod marker;
 #[cfg(any(unix, windows))]
 mod record;
+#[cfg(any(unix, windows))]
+pub(crate) mod rw;
 #[cfg(any(unix, windows))]
 mod stale;
 #[cfg(windows)]
