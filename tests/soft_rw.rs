@@ -1,0 +1,329 @@
+//! `SoftReadWriteLock`: Python filelock 4.3.1's `SoftReadWriteLock` on disk. Interop with
+//! Python processes both ways (readers share, writers exclude, a SIGKILLed holder is
+//! recovered after the stale threshold, a SIGSTOPped holder is taken over and its
+//! `lost()` resolves, a counter kept exact by mixed writers); writer preference and
+//! cancellation; the heartbeat period and the stale threshold under paused time; bad input
+//! returned at once.
+#![cfg(unix)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_filelock::{CompromiseReason, Error, Lost, SoftReadWriteLock};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn child_entry() {
+    common::child_entry(run_role);
+}
+
+fn lock(path: &str, heartbeat: &str, stale: &str) -> SoftReadWriteLock {
+    SoftReadWriteLock::builder(path)
+        .heartbeat_interval(Duration::from_secs_f64(heartbeat.parse().unwrap()))
+        .stale_threshold(Duration::from_secs_f64(stale.parse().unwrap()))
+        .poll_interval(Duration::from_millis(50))
+        .build()
+}
+
+fn run_role(role: &str, args: &[String]) {
+    match role {
+        // args: path, read|write, heartbeat, stale. Holds (sync) until told; on a line,
+        // says whether the hold was lost (waiting up to 10 s for the heartbeat to notice),
+        // then releases and says how that went.
+        "hold" => {
+            let lock = lock(&args[0], &args[2], &args[3]);
+            let guard = match args[1].as_str() {
+                "read" => lock.blocking_acquire_shared(),
+                _ => lock.blocking_acquire(),
+            }
+            .unwrap();
+            common::say(format!(
+                "acquired {} {}",
+                std::process::id(),
+                guard.fencing_token().unwrap()
+            ));
+            let _ = common::hear();
+            let start = std::time::Instant::now();
+            while !guard.is_lost() && start.elapsed() < 10 * SECOND {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let lost = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_millis(10), guard.lost())
+                        .await
+                        .ok()
+                });
+            match lost {
+                Some(Lost::LeaseCompromised { reason, .. }) => {
+                    common::say(format!("lost {reason}"))
+                }
+                other => common::say(format!("not lost {other:?}")),
+            }
+            match guard.release() {
+                Ok(()) => common::say("released ok"),
+                Err(e) => common::say(format!("released error {e}")),
+            }
+        }
+        // args: lock path, counter path, n.
+        "count" => {
+            let lock = lock(&args[0], "1", "3");
+            let n: u32 = args[2].parse().unwrap();
+            common::ready_steady_go();
+            for _ in 0..n {
+                let _guard = lock.blocking_acquire().unwrap();
+                let value: u64 = std::fs::read_to_string(&args[1])
+                    .map(|s| s.trim().parse().unwrap_or(0))
+                    .unwrap_or(0);
+                std::fs::write(&args[1], (value + 1).to_string()).unwrap();
+            }
+            common::say("done");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Python filelock's `SoftReadWriteLock` (tests/interop/py_soft_rw.py); killed and reaped
+/// on drop.
+fn python(args: &[&str]) -> common::ChildProcess {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/py_soft_rw.py");
+    let mut command = Command::new(common::tools::python());
+    command.arg(script).args(args);
+    common::spawn_command(command)
+}
+
+/// One non-blocking attempt by Python: `true` if it got the lock.
+fn python_gets(path: &Path, mode: &str) -> bool {
+    let mut child = python(&["try", path.to_str().unwrap(), mode]);
+    let message = child.next_message();
+    assert!(child.wait_success());
+    match message.as_str() {
+        "busy" => false,
+        m if m.starts_with("got ") => true,
+        m => panic!("unexpected {m:?}"),
+    }
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) with a PID of a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
+}
+
+/// `(pid, generation)` from an "acquired <pid> <generation>" message.
+fn acquired(message: &str) -> (u32, u64) {
+    let mut words = message
+        .strip_prefix("acquired ")
+        .unwrap_or_else(|| panic!("unexpected message {message:?}"))
+        .split(' ');
+    let pid = words.next().unwrap().parse().unwrap();
+    let generation = words.next().unwrap().parse().unwrap();
+    (pid, generation)
+}
+
+fn lock_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data.lock")
+}
+
+/// The protocol's directory, `<path>.rw`.
+fn root(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.rw", path.display()))
+}
+
+/// The newest generation's record, as HEAD names it.
+fn head(path: &Path) -> String {
+    let text = std::fs::read_to_string(root(path).join("gen/HEAD")).unwrap();
+    text.split_once('\n').unwrap().1.to_owned()
+}
+
+fn holders(path: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root(path).join("holders"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+// ---- interop: readers and writers of both languages ----------------------------------
+
+#[tokio::test]
+async fn rust_and_python_readers_share_and_exclude_writers_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let rust = lock(path.to_str().unwrap(), "1", "3");
+
+    // A Python reader holds: a Rust reader joins it, a Rust writer is kept out.
+    let mut py_reader = python(&["hold", path.to_str().unwrap(), "read", "1", "3"]);
+    acquired(&py_reader.next_message());
+    let rust_reader = rust
+        .try_acquire_shared()
+        .await
+        .unwrap()
+        .expect("readers share");
+    assert!(
+        rust.try_acquire().await.unwrap().is_none(),
+        "Python's reader excludes a Rust writer"
+    );
+    assert!(!python_gets(&path, "write"), "and a Python writer");
+    py_reader.tell("release");
+    py_reader.expect("released");
+    // The Rust reader alone still keeps a Python writer out; a Python reader joins it.
+    assert!(
+        !python_gets(&path, "write"),
+        "a Rust reader excludes a Python writer"
+    );
+    assert!(
+        python_gets(&path, "read"),
+        "a Python reader joins a Rust reader"
+    );
+    rust_reader.release().unwrap();
+
+    // A Rust writer holds: Python readers and writers are kept out.
+    let writer = rust.acquire_timeout(10 * SECOND).await.unwrap();
+    assert!(!python_gets(&path, "read"));
+    assert!(!python_gets(&path, "write"));
+    writer.release().unwrap();
+    // A Python writer holds: Rust readers and writers are kept out.
+    let mut py_writer = python(&["hold", path.to_str().unwrap(), "write", "1", "3"]);
+    let (_, generation) = acquired(&py_writer.next_message());
+    assert!(rust.try_acquire_shared().await.unwrap().is_none());
+    assert!(rust.try_acquire().await.unwrap().is_none());
+    py_writer.tell("release");
+    py_writer.expect("released");
+    let next = rust.try_acquire().await.unwrap().expect("free again");
+    assert!(
+        next.fencing_token().unwrap() > generation,
+        "generations increase across languages"
+    );
+    next.release().unwrap();
+    let empty = format!("filelock-rw/1\ngeneration={}\n", head_generation(&path));
+    assert_eq!(head(&path), empty, "the newest generation names nobody");
+    assert!(
+        holders(&path).is_empty(),
+        "every record removed: {:?}",
+        holders(&path)
+    );
+}
+
+fn head_generation(path: &Path) -> u64 {
+    head(path)
+        .lines()
+        .find_map(|l| l.strip_prefix("generation="))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_counter_stays_exact_under_mixed_rust_and_python_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let counter = dir.path().join("counter");
+    let (p, c) = (path.to_str().unwrap(), counter.to_str().unwrap());
+    const N: usize = 15;
+    let mut rust: Vec<_> = (0..2)
+        .map(|_| common::spawn("count", &[p, c, &N.to_string()]))
+        .collect();
+    let mut py: Vec<_> = (0..2)
+        .map(|_| python(&["count", p, c, &N.to_string()]))
+        .collect();
+    for child in rust.iter_mut().chain(py.iter_mut()) {
+        child.expect("ready");
+    }
+    for child in rust.iter_mut().chain(py.iter_mut()) {
+        child.tell("go");
+    }
+    for child in rust.iter_mut().chain(py.iter_mut()) {
+        child.expect_within("done", Duration::from_secs(120));
+    }
+    let value: usize = std::fs::read_to_string(&counter)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(value, 4 * N);
+}
+
+// ---- recovery of dead and paused holders ------------------------------------------------
+
+#[tokio::test]
+async fn a_sigkilled_python_writer_is_evicted_after_the_stale_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let mut py = python(&["hold", path.to_str().unwrap(), "write", "0.2", "1.0"]);
+    let (pid, generation) = acquired(&py.next_message());
+    let dead = holders(&path);
+    assert_eq!(dead.len(), 1);
+    signal(pid, libc::SIGKILL);
+    let _ = py.wait_status(10 * SECOND);
+    let rust = lock(path.to_str().unwrap(), "0.2", "1.0");
+    // A fresh observer has not yet seen the dead record unchanged for a threshold.
+    assert!(rust.try_acquire().await.unwrap().is_none());
+    let guard = rust.acquire_timeout(10 * SECOND).await.unwrap();
+    assert!(guard.fencing_token().unwrap() > generation);
+    assert!(
+        !holders(&path).contains(&dead[0]),
+        "the dead holder's record is removed"
+    );
+    assert!(
+        !head(&path).contains(&dead[0]),
+        "and its token is out of the log"
+    );
+    guard.release().unwrap();
+}
+
+#[test]
+fn a_sigkilled_rust_writer_is_evicted_by_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let mut rust = common::spawn("hold", &[path.to_str().unwrap(), "write", "0.2", "1.0"]);
+    let (pid, generation) = acquired(&rust.next_message());
+    signal(pid, libc::SIGKILL);
+    let _ = rust.wait_status(10 * SECOND);
+    let mut py = python(&["hold", path.to_str().unwrap(), "write", "0.2", "1.0"]);
+    let (_, taken) = acquired(&py.next_message());
+    assert!(taken > generation);
+    py.tell("release");
+    py.expect("released");
+    assert!(holders(&path).is_empty());
+}
+
+#[test]
+fn a_sigstopped_rust_writer_is_taken_over_and_its_lost_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let mut rust = common::spawn("hold", &[path.to_str().unwrap(), "write", "0.2", "1.0"]);
+    let (pid, generation) = acquired(&rust.next_message());
+    signal(pid, libc::SIGSTOP);
+    let mut py = python(&["hold", path.to_str().unwrap(), "write", "0.2", "1.0"]);
+    let (_, taken) = acquired(&py.next_message());
+    assert!(taken > generation, "the fencing token tells the two apart");
+    signal(pid, libc::SIGCONT);
+    rust.tell("report");
+    rust.expect("lost evicted");
+    rust.expect("released ok"); // releasing an evicted hold touches nobody else's
+    assert!(!python_gets(&path, "read"), "Python's writer still holds");
+    py.tell("release");
+    py.expect("released");
+}
+
+#[tokio::test]
+async fn a_sigstopped_python_reader_is_taken_over_and_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let mut py = python(&["hold", path.to_str().unwrap(), "read", "0.2", "1.0"]);
+    let (pid, _) = acquired(&py.next_message());
+    signal(pid, libc::SIGSTOP);
+    let rust = lock(path.to_str().unwrap(), "0.2", "1.0");
+    let guard = rust.acquire_timeout(10 * SECOND).await.unwrap();
+    signal(pid, libc::SIGCONT);
+    py.expect_within("compromised evicted", 10 * SECOND);
+    guard.release().unwrap();
+}
