@@ -327,3 +327,325 @@ async fn a_sigstopped_python_reader_is_taken_over_and_told() {
     py.expect_within("compromised evicted", 10 * SECOND);
     guard.release().unwrap();
 }
+
+// ---- writer preference and cancellation (tasks of one process) -----------------------
+
+/// Waits (bounded) until the newest generation satisfies `ready`.
+async fn until_head(path: &Path, ready: impl Fn(&str) -> bool) {
+    for _ in 0..1000 {
+        if std::fs::read_to_string(root(path).join("gen/HEAD")).is_ok_and(|h| ready(&h)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the log never got there: {:?}", head(path));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_writer_shuts_out_arriving_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let lock = lock(path.to_str().unwrap(), "10", "60");
+    let first = lock.acquire_shared().await.unwrap();
+    let writer = tokio::spawn(lock.acquire_timeout(30 * SECOND));
+    until_head(&path, |h| h.contains("writer=")).await;
+    assert!(
+        lock.try_acquire_shared().await.unwrap().is_none(),
+        "a reader arriving behind a queued writer waits"
+    );
+    assert!(!python_gets(&path, "read"), "a Python reader too");
+    first.release().unwrap();
+    let writer = writer.await.unwrap().unwrap();
+    assert!(lock.try_acquire_shared().await.unwrap().is_none());
+    writer.release().unwrap();
+    assert!(lock.try_acquire_shared().await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_or_timed_out_writer_withdraws_from_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    // A queued writer left behind would shut readers out for the whole minute.
+    let lock = lock(path.to_str().unwrap(), "20", "60");
+    let reader = lock.acquire_shared().await.unwrap();
+
+    let writer = tokio::spawn(lock.acquire());
+    until_head(&path, |h| h.contains("writer=")).await;
+    writer.abort();
+    assert!(writer.await.unwrap_err().is_cancelled());
+    until_head(&path, |h| !h.contains("writer=")).await;
+    assert!(lock.try_acquire_shared().await.unwrap().is_some());
+
+    let timed_out = lock.acquire_timeout(Duration::from_millis(200)).await;
+    assert!(
+        matches!(timed_out, Err(Error::Timeout { .. })),
+        "{timed_out:?}"
+    );
+    assert!(!head(&path).contains("writer="));
+    assert!(lock.try_acquire_shared().await.unwrap().is_some());
+    // A failed try queues and withdraws at once, as Python's does.
+    assert!(lock.try_acquire().await.unwrap().is_none());
+    assert!(!head(&path).contains("writer="));
+    assert_eq!(holders(&path).len(), 1, "only the reader's record is left");
+    reader.release().unwrap();
+}
+
+#[test]
+fn the_sync_facade_excludes_and_shares_like_the_async_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let lock = lock(path.to_str().unwrap(), "10", "60");
+    let a = lock.blocking_acquire_shared().unwrap();
+    let b = lock
+        .blocking_try_acquire_shared()
+        .unwrap()
+        .expect("readers share");
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    assert!(matches!(
+        lock.blocking_acquire_timeout(Duration::from_millis(100)),
+        Err(Error::Timeout { .. })
+    ));
+    drop((a, b));
+    let w = lock.blocking_acquire().unwrap();
+    assert!(lock.blocking_try_acquire_shared().unwrap().is_none());
+    let token = w.fencing_token().unwrap();
+    w.release().unwrap();
+    let r = lock.blocking_acquire_shared_timeout(SECOND).unwrap();
+    assert!(r.fencing_token().unwrap() > token);
+}
+
+// ---- timing under paused time ------------------------------------------------------------
+
+fn nonce(path: &Path) -> String {
+    let name = &holders(path)[0];
+    let record = std::fs::read_to_string(root(path).join("holders").join(name)).unwrap();
+    record
+        .lines()
+        .find_map(|l| l.strip_prefix("nonce="))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_heartbeat_rewrites_the_record_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let guard = lock(path.to_str().unwrap(), "10", "30")
+        .acquire()
+        .await
+        .unwrap();
+    let first = nonce(&path);
+    tokio::time::sleep(Duration::from_millis(9_900)).await;
+    assert_eq!(nonce(&path), first, "no refresh before the interval");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = nonce(&path);
+    assert_ne!(second, first, "refreshed at the interval");
+    tokio::time::sleep(Duration::from_millis(9_800)).await; // 19.9 s
+    assert_eq!(nonce(&path), second, "once per interval");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_ne!(nonce(&path), second);
+    assert!(!guard.is_lost());
+    guard.release().unwrap();
+}
+
+/// A log whose writer is `token`, whose record (with `lease=`) nobody refreshes.
+fn plant_dead_writer(path: &Path, token: &str, lease: &str) {
+    let root = root(path);
+    std::fs::create_dir_all(root.join("gen")).unwrap();
+    std::fs::create_dir_all(root.join("holders")).unwrap();
+    std::fs::write(root.join("gen/epoch"), "0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::write(
+        root.join("gen/00000000000000000001"),
+        format!("filelock-rw/1\ngeneration=1\nwriter={token}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("holders").join(token),
+        format!(
+            "filelock-rw/1\ntoken={token}\npid=1\nhost=elsewhere\nlease={lease}\nnonce=00000000000000000000000000000000\n"
+        ),
+    )
+    .unwrap();
+}
+
+const DEAD: &str = "deaddeaddeaddeaddeaddeaddeaddead";
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_writer_is_evicted_once_seen_unchanged_for_the_stale_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    plant_dead_writer(&path, DEAD, "30.0");
+    let lock = lock(path.to_str().unwrap(), "10", "30");
+    let early = lock.acquire_timeout(Duration::from_millis(29_900)).await;
+    assert!(matches!(early, Err(Error::Timeout { .. })), "{early:?}");
+    let start = tokio::time::Instant::now();
+    let guard = lock.acquire().await.unwrap();
+    let waited = start.elapsed();
+    assert!(waited >= 30 * SECOND, "evicted after {waited:?}");
+    assert!(
+        waited <= Duration::from_millis(30_300),
+        "evicted after {waited:?}"
+    );
+    assert!(!holders(&path).contains(&DEAD.to_owned()));
+    assert_eq!(
+        guard.fencing_token(),
+        Some(2),
+        "eviction and grant in one commit"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_with_a_longer_lease_is_given_its_own_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    plant_dead_writer(&path, DEAD, "60.0");
+    let lock = lock(path.to_str().unwrap(), "10", "30");
+    let start = tokio::time::Instant::now();
+    let guard = lock.acquire().await.unwrap();
+    let waited = start.elapsed();
+    assert!(
+        (60 * SECOND..=Duration::from_millis(60_300)).contains(&waited),
+        "evicted after {waited:?}"
+    );
+    guard.release().unwrap();
+}
+
+#[tokio::test]
+async fn on_compromise_and_lost_report_an_eviction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook = seen.clone();
+    let lock = SoftReadWriteLock::builder(&path)
+        .heartbeat_interval(Duration::from_millis(50))
+        .stale_threshold(SECOND)
+        .on_compromise(move |lost| hook.lock().unwrap().push(lost.clone()))
+        .build();
+    let guard = lock.acquire().await.unwrap();
+    // A peer evicts this hold: it commits a generation without it.
+    let next = head_generation(&path) + 1;
+    std::fs::write(
+        root(&path).join(format!("gen/{next:020}")),
+        format!("filelock-rw/1\ngeneration={next}\n"),
+    )
+    .unwrap();
+    let lost = tokio::time::timeout(10 * SECOND, guard.lost())
+        .await
+        .unwrap();
+    let Lost::LeaseCompromised {
+        reason, path: at, ..
+    } = &lost
+    else {
+        panic!("{lost:?}");
+    };
+    assert_eq!(*reason, CompromiseReason::Evicted);
+    assert_eq!(at, lock.path());
+    assert_eq!(
+        lost.to_string(),
+        format!("the lease '{}' was lost (evicted)", lock.path().display())
+    );
+    assert!(guard.is_lost());
+    assert_eq!(*seen.lock().unwrap(), vec![lost]);
+    guard.release().unwrap();
+    assert!(holders(&path).is_empty());
+}
+
+// ---- bad input, at once ------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_settings_and_paths_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let invalid = [
+        SoftReadWriteLock::builder(&path)
+            .heartbeat_interval(Duration::ZERO)
+            .build(),
+        SoftReadWriteLock::builder(&path)
+            .heartbeat_interval(SECOND)
+            .stale_threshold(SECOND)
+            .build(),
+        SoftReadWriteLock::builder(&path)
+            .stale_threshold(SECOND)
+            .heartbeat_interval(Duration::from_millis(100))
+            .poll_interval(SECOND)
+            .build(),
+        SoftReadWriteLock::builder(&path)
+            .poll_interval(Duration::ZERO)
+            .build(),
+    ];
+    for lock in &invalid {
+        assert!(
+            matches!(lock.acquire().await, Err(Error::InvalidSetting { .. })),
+            "{lock:?}"
+        );
+        assert!(matches!(
+            lock.blocking_try_acquire_shared(),
+            Err(Error::InvalidSetting { .. })
+        ));
+    }
+    assert!(!root(&path).exists(), "nothing was created");
+    assert!(matches!(
+        SoftReadWriteLock::new("").acquire().await,
+        Err(Error::InvalidPath { .. })
+    ));
+    // A parent that is a file: an I/O error at once, not a wait.
+    std::fs::write(dir.path().join("file"), b"").unwrap();
+    let under_file = SoftReadWriteLock::new(dir.path().join("file/x.lock"));
+    let err = under_file.acquire().await.unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_malformed_log_or_a_symlinked_root_fails_closed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    plant_dead_writer(&path, DEAD, "30.0");
+    std::fs::write(
+        root(&path).join("gen/00000000000000000002"),
+        "filelock-rw/1\ngeneration=7\n",
+    )
+    .unwrap();
+    let lock = SoftReadWriteLock::new(&path);
+    let err = tokio::time::timeout(10 * SECOND, lock.acquire_shared())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { reason, .. } if reason.contains("malformed generation record")),
+        "{err:?}"
+    );
+    assert_eq!(err.path(), lock.path());
+
+    let other = dir.path().join("other.lock");
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), root(&other)).unwrap();
+    let err = SoftReadWriteLock::new(&other)
+        .blocking_acquire()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { reason, .. } if reason.contains("symlink")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn specs_name_the_lock_and_bad_ones_are_refused() {
+    let lock = tokio_filelock::open("softrw:/tmp/x.lock?heartbeat=2&stale=7").unwrap();
+    assert_eq!(lock.spec(), "softrw:/tmp/x.lock?heartbeat=2&stale=7");
+    assert_eq!(
+        tokio_filelock::open("softrw:/tmp/x.lock").unwrap().spec(),
+        "softrw:/tmp/x.lock?heartbeat=30&stale=90"
+    );
+    for bad in [
+        "softrw:",
+        "softrw:?stale=3",
+        "softrw:/x?stale=0",
+        "softrw:/x?ttl=3",
+        "softrw:/x?stale",
+    ] {
+        assert!(
+            matches!(tokio_filelock::open(bad), Err(Error::InvalidSpec { .. })),
+            "{bad}"
+        );
+    }
+}
