@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attempt::soft::LeaseTerms;
+use crate::driver::WaitHook;
 use crate::driver::heartbeat::CompromiseHook;
 use crate::driver::schedule::Wait;
 use crate::driver::soft_rw::{self, Settings};
-use crate::{Error, LockGuard, LockMode, Lost};
+use crate::{Error, LockGuard, LockMode, Lost, WaitEvent};
 
 /// Python filelock's default heartbeat interval.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -107,6 +108,7 @@ impl SoftReadWriteLock {
             heartbeat: DEFAULT_HEARTBEAT,
             stale_threshold: None,
             on_compromise: None,
+            on_wait: None,
         }
     }
 
@@ -377,9 +379,18 @@ pub struct SoftReadWriteLockBuilder {
     heartbeat: Duration,
     stale_threshold: Option<Duration>,
     on_compromise: Option<CompromiseHook>,
+    on_wait: Option<WaitHook>,
 }
 
 impl SoftReadWriteLockBuilder {
+    /// A hook called once per acquire that starts to wait (its first attempt failed), with
+    /// the path and the mode asked for. The holder is not named
+    /// ([`WaitEvent::holder`] is `None`).
+    pub fn on_wait(mut self, hook: impl Fn(&WaitEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.on_wait = Some(WaitHook::new(hook));
+        self
+    }
+
     /// How long `acquire` and `blocking_acquire` (and the shared forms) wait. Default:
     /// forever. `Duration::ZERO`: exactly one attempt.
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -452,7 +463,7 @@ impl SoftReadWriteLockBuilder {
             heartbeat,
         };
         SoftReadWriteLock {
-            settings: Settings::new(self.path, poll, terms, self.on_compromise),
+            settings: Settings::new(self.path, poll, terms, self.on_compromise, self.on_wait),
             wait: Wait::new(self.timeout, self.blocking),
             invalid,
         }

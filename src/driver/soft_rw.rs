@@ -14,10 +14,11 @@ use tokio::time::Instant;
 use crate::attempt::soft::LeaseTerms;
 use crate::attempt::soft::lease::Refresh;
 use crate::attempt::soft::rw::{Beat, Files, Participant};
+use crate::driver::WaitHook;
 use crate::driver::heartbeat::{self, Claim, CompromiseHook, Refresher, Release};
 use crate::driver::schedule::{Schedule, Wait};
 use crate::state::State;
-use crate::{Error, LockGuard, LockMode, Op};
+use crate::{Error, LockGuard, LockMode, Op, WaitEvent};
 
 /// What every acquire of one lock shares.
 #[derive(Clone)]
@@ -27,6 +28,7 @@ pub(crate) struct Settings {
     /// `duration` is the stale threshold.
     pub(crate) terms: LeaseTerms,
     pub(crate) hook: Option<CompromiseHook>,
+    pub(crate) on_wait: Option<WaitHook>,
 }
 
 impl Settings {
@@ -37,6 +39,7 @@ impl Settings {
         poll_interval: Duration,
         terms: LeaseTerms,
         hook: Option<CompromiseHook>,
+        on_wait: Option<WaitHook>,
     ) -> Self {
         Settings {
             state: Arc::new(State::new(Arc::from(crate::sys::rw_records::canonical(
@@ -45,6 +48,7 @@ impl Settings {
             poll_interval,
             terms,
             hook,
+            on_wait,
         }
     }
 
@@ -55,6 +59,14 @@ impl Settings {
 
     fn participant(&self, mode: LockMode) -> Participant {
         Participant::new(Files::new(self.state.path()), mode, self.terms.duration)
+    }
+
+    /// The first failed attempt of an acquire that will wait: logs it, calls `on_wait`.
+    fn waiting(&self, mode: LockMode) {
+        tracing::debug!(target: "tokio_filelock", "waiting");
+        if let Some(hook) = &self.on_wait {
+            hook.call(&WaitEvent::new(self.path(), mode, None));
+        }
     }
 
     fn timeout(&self, waited: Duration) -> Error {
@@ -140,7 +152,7 @@ pub(crate) async fn acquire_async(
             };
         };
         if attempts == 1 {
-            span.in_scope(|| tracing::debug!(target: "tokio_filelock", "waiting"));
+            span.in_scope(|| settings.waiting(mode));
         }
         match crate::wake::sleep(sleep) {
             Ok(sleeping) => sleeping.await,
@@ -186,7 +198,7 @@ pub(crate) fn acquire_blocking(
             };
         };
         if attempts == 1 {
-            tracing::debug!(target: "tokio_filelock", "waiting");
+            settings.waiting(mode);
         }
         std::thread::sleep(sleep);
     }

@@ -352,6 +352,7 @@ fn run(options: &Options, action: Action) -> u8 {
 enum CliLock {
     File(FileLock),
     Lease(tokio_filelock::SoftFileLease),
+    SoftRw(tokio_filelock::SoftReadWriteLock),
     Soft(SoftFileLock),
     #[cfg(feature = "postgres")]
     Pg(tokio_filelock::postgres::PgLock),
@@ -362,6 +363,7 @@ impl CliLock {
         match self {
             CliLock::File(lock) => lock.path(),
             CliLock::Lease(lock) => lock.path(),
+            CliLock::SoftRw(lock) => lock.path(),
             CliLock::Soft(lock) => lock.path(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.path(),
@@ -372,6 +374,7 @@ impl CliLock {
         match self {
             CliLock::File(lock) => lock.blocking_holder(),
             CliLock::Lease(lock) => lock.blocking_holder(),
+            CliLock::SoftRw(_) => Ok(None),
             CliLock::Soft(lock) => lock.blocking_holder(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.blocking_holder(),
@@ -388,6 +391,8 @@ impl CliLock {
                 source: None,
             }),
             (CliLock::Lease(lock), _) => lock.blocking_acquire(),
+            (CliLock::SoftRw(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
+            (CliLock::SoftRw(lock), _) => lock.blocking_acquire(),
             (CliLock::Soft(lock), LockMode::Shared) => Err(Error::Unsupported {
                 path: lock.path().to_path_buf(),
                 reason: "a soft lock is exclusive only; shared locks need the OS lock",
@@ -434,6 +439,11 @@ fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
             tokio_filelock::SoftFileLease::builder_from_spec(spec)?
         )));
     }
+    if spec.starts_with("softrw:") {
+        return Ok(CliLock::SoftRw(configure!(
+            tokio_filelock::SoftReadWriteLock::builder_from_spec(spec)?
+        )));
+    }
     if let Some(path) = spec.strip_prefix("soft:") {
         return Ok(CliLock::Soft(configure!(SoftFileLock::builder(path))));
     }
@@ -450,6 +460,7 @@ fn is_spec(file: &Path) -> bool {
     file.to_str().is_some_and(|s| {
         s.starts_with("soft:")
             || s.starts_with("lease:")
+            || s.starts_with("softrw:")
             || s.starts_with("postgres://")
             || s.starts_with("postgresql://")
     })
