@@ -649,3 +649,27 @@ fn specs_name_the_lock_and_bad_ones_are_refused() {
         );
     }
 }
+
+#[test]
+fn the_lock_its_builder_and_its_futures_can_move_anywhere() {
+    fn send_sync_unpin_static<T: Send + Sync + Unpin + 'static>() {}
+    fn send_static<T: Send + 'static>(_: &T) {}
+    send_sync_unpin_static::<SoftReadWriteLock>();
+    send_sync_unpin_static::<tokio_filelock::SoftReadWriteLockBuilder>();
+    let lock = SoftReadWriteLock::new("/nonexistent/bounds.lock");
+    let futures = (
+        lock.acquire(),
+        lock.acquire_timeout(SECOND),
+        lock.try_acquire(),
+        lock.acquire_shared(),
+        lock.acquire_shared_timeout(SECOND),
+        lock.try_acquire_shared(),
+    );
+    drop(lock); // `'static`: they do not borrow the handle
+    send_static(&futures.0);
+    send_static(&futures.1);
+    send_static(&futures.2);
+    send_static(&futures.3);
+    send_static(&futures.4);
+    send_static(&futures.5);
+}
