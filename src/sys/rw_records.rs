@@ -199,12 +199,15 @@ pub(crate) fn list(dir: &Path, limit: usize) -> io::Result<Vec<String>> {
 /// Creates the directory `dir` owner-only (`0o700`, an existing one is fine), then checks
 /// that `dir` is a directory and not a symlink: `Ok(false)` if it is not.
 pub(crate) fn make_private_dir(dir: &Path) -> io::Result<bool> {
-    let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
-    {
+    let builder = {
         use std::os::unix::fs::DirBuilderExt;
+        let mut builder = fs::DirBuilder::new();
         builder.mode(0o700);
-    }
+        builder
+    };
+    #[cfg(not(unix))]
+    let builder = fs::DirBuilder::new();
     match builder.create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
