@@ -673,3 +673,47 @@ fn the_lock_its_builder_and_its_futures_can_move_anywhere() {
     send_static(&futures.4);
     send_static(&futures.5);
 }
+
+#[tokio::test]
+async fn waiting_forever_for_a_hold_of_ones_own_is_would_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let lock = lock(path.to_str().unwrap(), "10", "60");
+    let read = lock.acquire_shared().await.unwrap();
+    let second = lock.acquire_shared().await.unwrap(); // no writer queued: readers share
+    let err = tokio::time::timeout(10 * SECOND, lock.acquire())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, Error::WouldDeadlock { .. }), "{err:?}");
+    assert!(
+        !head(&path).contains("writer="),
+        "the would-be writer withdrew"
+    );
+    assert!(matches!(
+        lock.acquire_timeout(Duration::from_millis(100)).await,
+        Err(Error::Timeout { .. })
+    ));
+    drop((read, second));
+    let write = lock.acquire().await.unwrap();
+    let err = tokio::time::timeout(10 * SECOND, lock.acquire_shared())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, Error::WouldDeadlock { .. }), "{err:?}");
+    let other = lock.clone();
+    let mut elsewhere = tokio::spawn(async move { other.acquire_shared().await });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut elsewhere)
+            .await
+            .is_err(),
+        "another task waits instead of failing"
+    );
+    write.release().unwrap();
+    elsewhere
+        .await
+        .unwrap()
+        .expect("another task just waits")
+        .release()
+        .unwrap();
+}

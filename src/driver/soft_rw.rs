@@ -18,6 +18,8 @@ use crate::driver::WaitHook;
 use crate::driver::heartbeat::{self, Claim, CompromiseHook, Refresher, Release};
 use crate::driver::schedule::{Schedule, Wait};
 use crate::state::State;
+use crate::state::owner::Owner;
+use crate::state::rw_holds;
 use crate::{Error, LockGuard, LockMode, Op, WaitEvent};
 
 /// What every acquire of one lock shares.
@@ -69,6 +71,17 @@ impl Settings {
         }
     }
 
+    /// After a failed attempt: [`Error::WouldDeadlock`] when this acquire waits forever and
+    /// `owner` holds this path already (whatever blocks it waits for that hold).
+    fn check_deadlock(&self, wait: Wait, owner: Owner) -> Result<(), Error> {
+        if wait == Wait::Forever && rw_holds::holds(self.path(), owner) {
+            return Err(Error::WouldDeadlock {
+                path: self.path().to_path_buf(),
+            });
+        }
+        Ok(())
+    }
+
     fn timeout(&self, waited: Duration) -> Error {
         tracing::debug!(target: "tokio_filelock", waited = ?waited, "timeout");
         Error::Timeout {
@@ -116,6 +129,7 @@ pub(crate) async fn acquire_async(
 ) -> Result<Option<LockGuard>, Error> {
     let span = span(&settings, mode);
     let path = settings.state.path().clone();
+    let owner = Owner::current();
     let start = Instant::now();
     let mut schedule = Schedule::new(wait, settings.poll_interval);
     let (mut participant, ()) = on_pool(
@@ -133,7 +147,11 @@ pub(crate) async fn acquire_async(
         participant = advanced;
         if granted {
             span.in_scope(|| tracing::debug!(target: "tokio_filelock", attempts, waited = ?start.elapsed(), "acquired"));
-            return hold(&settings, mode, participant, true).map(Some);
+            return hold(&settings, mode, participant, owner, true).map(Some);
+        }
+        if let Err(e) = settings.check_deadlock(wait, owner) {
+            on_pool(&path, &span, participant, Participant::leave).await?;
+            return Err(e);
         }
         let elapsed = start.elapsed();
         let Some(sleep) = schedule.next_sleep(elapsed) else {
@@ -180,7 +198,11 @@ pub(crate) fn acquire_blocking(
         tracing::debug!(target: "tokio_filelock", attempt = attempts, "attempt");
         if participant.advance()? {
             tracing::debug!(target: "tokio_filelock", attempts, waited = ?start.elapsed(), "acquired");
-            return hold(settings, mode, participant, false).map(Some);
+            return hold(settings, mode, participant, Owner::current(), false).map(Some);
+        }
+        if let Err(e) = settings.check_deadlock(wait, Owner::current()) {
+            participant.leave()?;
+            return Err(e);
         }
         let elapsed = start.elapsed();
         let Some(sleep) = schedule.next_sleep(elapsed) else {
@@ -223,6 +245,7 @@ fn hold(
     settings: &Settings,
     mode: LockMode,
     participant: Participant,
+    owner: Owner,
     in_async: bool,
 ) -> Result<LockGuard, Error> {
     let generation = participant.generation();
@@ -242,7 +265,12 @@ fn hold(
         heartbeat::beat_blocking(&claim)?;
         None
     };
-    let release: Release = Box::new(move || crate::sync::lock(&shared).leave());
+    let ticket = rw_holds::add(settings.state.path(), owner);
+    let release: Release = Box::new(move || {
+        let left = crate::sync::lock(&shared).leave();
+        drop(ticket);
+        left
+    });
     let remote = heartbeat::watched(claim, release, task, generation);
     Ok(LockGuard::remote(settings.state.clone(), mode, remote))
 }

@@ -158,7 +158,10 @@ mod tests {
         // The record's lease (2 s) is longer than our threshold (1 s): it wins.
         assert!(!sweep.is_stale(&files, "k", &path).unwrap());
         std::fs::write(&path, b"lease=2.0\nx\n").unwrap();
-        assert!(!sweep.is_stale(&files, "k", &path).unwrap(), "a change restarts the age");
+        assert!(
+            !sweep.is_stale(&files, "k", &path).unwrap(),
+            "a change restarts the age"
+        );
         tokio::time::advance(Duration::from_millis(1999)).await;
         assert!(
             !sweep.is_stale(&files, "k", &path).unwrap(),
