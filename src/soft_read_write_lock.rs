@@ -47,8 +47,13 @@ const DEFAULT_POLL: Duration = Duration::from_millis(250);
 ///   `lost()` beside the work, and pass [`LockGuard::fencing_token`] (Python's
 ///   `generation`, strictly increasing per log) to a resource that can reject an older
 ///   holder.
-/// - Every acquire is a hold of its own (no reentrancy): a task that holds a read lock and
-///   asks for the write lock waits for itself. Python raises a `RuntimeError` there.
+/// - Every acquire is a hold of its own (no reentrancy): a second read by the same task is
+///   a second reader. A task or thread that holds the lock (read or write) and waits without
+///   a timeout for another hold of it that does not come at once gets
+///   [`Error::WouldDeadlock`](crate::Error::WouldDeadlock): it could only be waiting for
+///   itself (a write behind its own read, a read behind its own write, or a read behind a
+///   writer queued after its own read). Python re-enters the hold, or raises
+///   `RuntimeError` for an upgrade.
 /// - The file system must support hard links; one that does not fails with
 ///   [`Error::Unsupported`] at once. A malformed log fails closed with
 ///   [`Error::Protocol`].
