@@ -288,8 +288,7 @@ impl Lock for SoftReadWriteLock {
     fn blocking_try_acquire(&self) -> Result<Option<LockGuard>, Error> {
         SoftReadWriteLock::blocking_try_acquire(self)
     }
-    /// Not named yet for a read-write soft lock: `Ok(None)`.
     async fn holder(&self) -> Result<Option<Holder>, Error> {
-        Ok(None)
+        SoftReadWriteLock::holder(self).await
     }
 }

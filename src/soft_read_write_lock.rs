@@ -11,7 +11,7 @@ use crate::driver::WaitHook;
 use crate::driver::heartbeat::CompromiseHook;
 use crate::driver::schedule::Wait;
 use crate::driver::soft_rw::{self, Settings};
-use crate::{Error, LockGuard, LockMode, Lost, WaitEvent};
+use crate::{Error, Holder, LockGuard, LockMode, Lost, WaitEvent};
 
 /// Python filelock's default heartbeat interval.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -348,6 +348,32 @@ fn expect_held(guard: Option<LockGuard>) -> LockGuard {
     match guard {
         Some(guard) => guard,
         None => unreachable!("only try_* acquires give up quietly"),
+    }
+}
+
+impl SoftReadWriteLock {
+    /// Who holds the lock now, as the newest generation and the holder's record say (a
+    /// snapshot): the writer (granted or queued), else a reader, with the PID and host its
+    /// record names. `Ok(None)` when nobody does, or before the lock was ever used.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Protocol`] when the log cannot be read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads (on the blocking pool).
+    pub async fn holder(&self) -> Result<Option<Holder>, Error> {
+        soft_rw::holder_async(self.path().to_path_buf()).await
+    }
+
+    /// Sync facade of [`holder`](Self::holder).
+    ///
+    /// # Errors
+    ///
+    /// As [`holder`](Self::holder).
+    pub fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
+        soft_rw::holder(self.path())
     }
 }
 

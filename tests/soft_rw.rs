@@ -192,11 +192,33 @@ async fn rust_and_python_readers_share_and_exclude_writers_both_ways() {
     writer.release().unwrap();
     // A Python writer holds: Rust readers and writers are kept out.
     let mut py_writer = python(&["hold", path.to_str().unwrap(), "write", "1", "3"]);
-    let (_, generation) = acquired(&py_writer.next_message());
+    let (pid, generation) = acquired(&py_writer.next_message());
+    let holder = rust
+        .holder()
+        .await
+        .unwrap()
+        .expect("the log names the writer");
+    assert_eq!(
+        (holder.pid, holder.mode),
+        (pid, tokio_filelock::LockMode::Exclusive)
+    );
+    assert!(holder.host.is_some());
+    let Err(Error::Timeout { holder, .. }) = rust
+        .acquire_shared_timeout(Duration::from_millis(100))
+        .await
+    else {
+        panic!("a reader waits for Python's writer");
+    };
+    assert_eq!(
+        holder.map(|h| h.pid),
+        Some(pid),
+        "the timeout names the holder"
+    );
     assert!(rust.try_acquire_shared().await.unwrap().is_none());
     assert!(rust.try_acquire().await.unwrap().is_none());
     py_writer.tell("release");
     py_writer.expect("released");
+    assert_eq!(rust.blocking_holder().unwrap(), None);
     let next = rust.try_acquire().await.unwrap().expect("free again");
     assert!(
         next.fencing_token().unwrap() > generation,

@@ -13,14 +13,14 @@ use tokio::time::Instant;
 
 use crate::attempt::soft::LeaseTerms;
 use crate::attempt::soft::lease::Refresh;
-use crate::attempt::soft::rw::{Beat, Files, Participant};
+use crate::attempt::soft::rw::{self, Beat, Files, Participant};
 use crate::driver::WaitHook;
 use crate::driver::heartbeat::{self, Claim, CompromiseHook, Refresher, Release};
 use crate::driver::schedule::{Schedule, Wait};
 use crate::state::State;
 use crate::state::owner::Owner;
 use crate::state::rw_holds;
-use crate::{Error, LockGuard, LockMode, Op, WaitEvent};
+use crate::{Error, Holder, LockGuard, LockMode, Op, WaitEvent};
 
 /// What every acquire of one lock shares.
 #[derive(Clone)]
@@ -82,12 +82,13 @@ impl Settings {
         Ok(())
     }
 
+    /// The timeout of a wait of `waited`, naming the holder when the log does (blocking).
     fn timeout(&self, waited: Duration) -> Error {
         tracing::debug!(target: "tokio_filelock", waited = ?waited, "timeout");
         Error::Timeout {
             path: self.state.path().to_path_buf(),
             waited,
-            holder: None,
+            holder: rw::holder(self.path()).ok().flatten().map(Box::new),
             empty_marker: false,
         }
     }
@@ -160,13 +161,15 @@ pub(crate) async fn acquire_async(
             } else {
                 elapsed
             };
-            on_pool(&path, &span, participant, Participant::leave).await?;
-            let _entered = span.enter();
-            let timeout = settings.timeout(waited);
-            return if give_up_quietly {
-                Ok(None)
-            } else {
-                Err(timeout)
+            let timeout = settings.clone();
+            let (_, timeout) = on_pool(&path, &span, participant, move |p| {
+                p.leave()?;
+                Ok((!give_up_quietly).then(|| timeout.timeout(waited)))
+            })
+            .await?;
+            return match timeout {
+                Some(timeout) => Err(timeout),
+                None => Ok(None),
             };
         };
         if attempts == 1 {
@@ -212,11 +215,9 @@ pub(crate) fn acquire_blocking(
                 elapsed
             };
             participant.leave()?;
-            let timeout = settings.timeout(waited);
-            return if give_up_quietly {
-                Ok(None)
-            } else {
-                Err(timeout)
+            return match give_up_quietly {
+                true => Ok(None),
+                false => Err(settings.timeout(waited)),
             };
         };
         if attempts == 1 {
@@ -273,4 +274,17 @@ fn hold(
     });
     let remote = heartbeat::watched(claim, release, task, generation);
     Ok(LockGuard::remote(settings.state.clone(), mode, remote))
+}
+
+/// Who holds the lock on `path` now, as its log says (blocking: a few reads).
+pub(crate) fn holder(path: &Path) -> Result<Option<Holder>, Error> {
+    rw::holder(path)
+}
+
+/// [`holder`] on the blocking pool.
+pub(crate) async fn holder_async(path: std::path::PathBuf) -> Result<Option<Holder>, Error> {
+    let at = path.clone();
+    tokio::task::spawn_blocking(move || holder(&at))
+        .await
+        .map_err(|e| Error::io(&path, Op::Spawn, std::io::Error::other(e)))?
 }

@@ -374,7 +374,7 @@ impl CliLock {
         match self {
             CliLock::File(lock) => lock.blocking_holder(),
             CliLock::Lease(lock) => lock.blocking_holder(),
-            CliLock::SoftRw(_) => Ok(None),
+            CliLock::SoftRw(lock) => lock.blocking_holder(),
             CliLock::Soft(lock) => lock.blocking_holder(),
             #[cfg(feature = "postgres")]
             CliLock::Pg(lock) => lock.blocking_holder(),

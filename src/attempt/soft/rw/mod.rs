@@ -9,17 +9,20 @@
 //! - [`log`]: finding the newest snapshot, committing its successor, compaction.
 //! - [`sweep`]: staleness on the observer's own clock; removing abandoned files.
 //! - [`participant`]: joining, being granted, evicting, refreshing, withdrawing.
+//! - [`named`]: who holds it, as the log and the records say.
 //!
 //! `../../../../shared/reviews/soft-rw-protocol.md` (outside the crate) summarises it.
 
 pub(crate) mod files;
 mod log;
+mod named;
 pub(crate) mod participant;
 mod record;
 mod snapshot;
 mod sweep;
 
 pub(crate) use files::Files;
+pub(crate) use named::holder;
 pub(crate) use participant::{Beat, Participant};
 
 /// Digits of a generation file's name (zero-padded).
