@@ -193,6 +193,33 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The files of a [`StrictSoftFileLock`](crate::StrictSoftFileLock) or a
+    /// [`SoftReadWriteLock`](crate::SoftReadWriteLock) are not as their protocol needs them,
+    /// and waiting would not change that (Python filelock's `SoftFileLockProtocolError`).
+    /// Returned at once: the lock fails closed, and nothing is removed; inspect the entry
+    /// before removing it by hand.
+    ///
+    /// Strict lock: an entry in its claim directory that is no claim of this protocol
+    /// version, a malformed claim record, a coordination directory that is not a real
+    /// directory or belongs to another account, a soft-lock marker at the lock path whose
+    /// holder has exited, a file system without hard links. Read-write lock: a malformed
+    /// generation record, a log with no readable snapshot or too many names, or a hold that
+    /// could not withdraw from its log before its stale threshold.
+    #[error(
+        "the lock '{}' cannot be used: {reason}{}",
+        path.display(),
+        entry.as_ref().map(|e| format!(" (entry '{e}')")).unwrap_or_default()
+    )]
+    Protocol {
+        /// The lock path (the protocol's files are under `<path>.filelock/` for the strict
+        /// lock, `<path>.rw/` for the read-write lock).
+        path: PathBuf,
+        /// The entry at fault, if one is (escaped for display).
+        entry: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A lock spec ([`open`](crate::open), the CLI) or a lock name that can never name a
     /// lock: empty, an unknown scheme, a `postgres://` URL without `lock=` or that does not
     /// parse, a backend this build does not include.
@@ -201,27 +228,6 @@ pub enum Error {
         /// The spec (or the lock name) as given, any password removed.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
-    },
-
-    /// A [`StrictSoftFileLock`](crate::StrictSoftFileLock)'s files are not as its protocol
-    /// needs them, and waiting would not change that (Python filelock's
-    /// `SoftFileLockProtocolError`): an entry in its claim directory that is no claim of
-    /// this protocol version, a malformed claim record, a coordination directory that is
-    /// not a real directory or belongs to another account, a soft-lock marker at the lock
-    /// path whose holder has exited, a file system without hard links. Returned at once;
-    /// nothing is removed. Inspect the entry before removing it by hand.
-    #[error(
-        "the strict lock '{}' cannot be used: {reason}{}",
-        path.display(),
-        entry.as_ref().map(|e| format!(" (entry '{e}')")).unwrap_or_default()
-    )]
-    StrictProtocol {
-        /// The lock file.
-        path: PathBuf,
-        /// The claim directory entry at fault, if one is (escaped for display).
-        entry: Option<String>,
-        /// What is wrong.
         reason: String,
     },
 
@@ -291,7 +297,7 @@ impl Error {
             | Error::InvalidSpec { path, .. }
             | Error::LeaseMismatch { path, .. }
             | Error::InvalidSetting { path, .. }
-            | Error::StrictProtocol { path, .. }
+            | Error::Protocol { path, .. }
             | Error::Server { path, .. } => path,
         }
     }
@@ -318,7 +324,7 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::MarkerReplaced { .. } => io::ErrorKind::Other,
-            Error::StrictProtocol { .. } => io::ErrorKind::InvalidData,
+            Error::Protocol { .. } => io::ErrorKind::InvalidData,
             Error::InvalidSpec { .. }
             | Error::InvalidSetting { .. }
             | Error::LeaseMismatch { .. } => io::ErrorKind::InvalidInput,
@@ -378,6 +384,14 @@ pub enum Op {
     /// Publishing, listing or removing a strict lock's claims (or making their
     /// directories).
     Claim,
+    /// Reading a [`SoftReadWriteLock`](crate::SoftReadWriteLock)'s generation log or
+    /// holder records.
+    ReadLog,
+    /// Committing a generation to a [`SoftReadWriteLock`](crate::SoftReadWriteLock)'s log.
+    Commit,
+    /// Writing (creating, refreshing, removing) a
+    /// [`SoftReadWriteLock`](crate::SoftReadWriteLock) holder record.
+    WriteRecord,
 }
 
 impl fmt::Display for Op {
@@ -392,6 +406,9 @@ impl fmt::Display for Op {
             Op::WriteMarker => "write the marker into",
             Op::BreakStale => "break the stale marker of",
             Op::Claim => "publish or remove the strict claims of",
+            Op::ReadLog => "read the generation log of",
+            Op::Commit => "commit a generation of",
+            Op::WriteRecord => "write the holder record of",
         })
     }
 }

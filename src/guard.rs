@@ -102,6 +102,9 @@ impl LockGuard {
     ///   is deleted, it also resolves after the guard is released.
     /// - [`StrictSoftFileLock`](crate::StrictSoftFileLock): one of the hold's claims was
     ///   removed (by hand, with `force_break`): [`Lost::ClaimRemoved`], checked as above.
+    /// - [`SoftFileLease`](crate::SoftFileLease) and
+    ///   [`SoftReadWriteLock`](crate::SoftReadWriteLock): the heartbeat found the hold taken
+    ///   over or evicted, or its refresh kept failing ([`Lost::LeaseCompromised`]).
     /// - [`PgLock`](crate::postgres::PgLock): the server session ended or broke
     ///   (terminated, connection cut, server restarted): at once when the client sees the
     ///   connection end, within about 2 s (TCP keepalives) when the network goes silent.
@@ -163,7 +166,10 @@ impl LockGuard {
     /// without knowing it (compare it with the highest token the resource has seen).
     ///
     /// `Some` for an exclusive [`PgLock`](crate::postgres::PgLock) hold (unless fencing is
-    /// turned off); `None` for file locks and shared holds, which have none.
+    /// turned off), and for every [`SoftReadWriteLock`](crate::SoftReadWriteLock) hold, read
+    /// or write: the generation that granted it (Python's `generation`; it restarts at 1 if
+    /// the `<path>.rw/` directory is deleted). `None` for other file locks and shared
+    /// holds, which have none.
     pub fn fencing_token(&self) -> Option<u64> {
         self.remote.as_ref().and_then(|r| r.fencing_token())
     }

@@ -135,6 +135,7 @@ pub mod postgres;
 mod reentrancy;
 mod soft_file_lease;
 mod soft_file_lock;
+mod soft_read_write_lock;
 mod state;
 mod strict_claim;
 mod strict_soft_file_lock;
@@ -157,6 +158,7 @@ pub use soft_file_lease::{SoftFileLease, SoftFileLeaseBuilder};
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
 pub use strict_claim::StrictClaim;
 pub use strict_soft_file_lock::{StrictSoftFileLock, StrictSoftFileLockBuilder};
+pub use soft_read_write_lock::{SoftReadWriteLock, SoftReadWriteLockBuilder};
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).
 #[cfg(doctest)]

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use crate::{Error, FileLock, Holder, LockGuard, SoftFileLease, SoftFileLock, StrictSoftFileLock};
+use crate::{
+    Error, FileLock, Holder, LockGuard, SoftFileLease, SoftFileLock, SoftReadWriteLock,
+    StrictSoftFileLock,
+};
 
 /// What every lock of this crate offers, as an object-safe trait: [`FileLock`],
 /// [`SoftFileLock`] and, with feature `postgres`, [`PgLock`](crate::postgres::PgLock).
@@ -258,5 +261,47 @@ fn lease_is_exclusive(lease: &SoftFileLease) -> Error {
         path: lease.path().to_path_buf(),
         reason: "a lease is exclusive only",
         source: None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Lock for SoftReadWriteLock {
+    fn spec(&self) -> String {
+        format!(
+            "softrw:{}?heartbeat={}&stale={}",
+            self.path().display(),
+            self.heartbeat_interval().as_secs_f64(),
+            self.stale_threshold().as_secs_f64()
+        )
+    }
+    async fn acquire(&self) -> Result<LockGuard, Error> {
+        SoftReadWriteLock::acquire(self).await
+    }
+    async fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
+        SoftReadWriteLock::acquire_timeout(self, timeout).await
+    }
+    async fn try_acquire(&self) -> Result<Option<LockGuard>, Error> {
+        SoftReadWriteLock::try_acquire(self).await
+    }
+    async fn acquire_shared(&self) -> Result<LockGuard, Error> {
+        SoftReadWriteLock::acquire_shared(self).await
+    }
+    async fn acquire_shared_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
+        SoftReadWriteLock::acquire_shared_timeout(self, timeout).await
+    }
+    async fn try_acquire_shared(&self) -> Result<Option<LockGuard>, Error> {
+        SoftReadWriteLock::try_acquire_shared(self).await
+    }
+    fn blocking_acquire(&self) -> Result<LockGuard, Error> {
+        SoftReadWriteLock::blocking_acquire(self)
+    }
+    fn blocking_acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
+        SoftReadWriteLock::blocking_acquire_timeout(self, timeout)
+    }
+    fn blocking_try_acquire(&self) -> Result<Option<LockGuard>, Error> {
+        SoftReadWriteLock::blocking_try_acquire(self)
+    }
+    async fn holder(&self) -> Result<Option<Holder>, Error> {
+        SoftReadWriteLock::holder(self).await
     }
 }

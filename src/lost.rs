@@ -46,12 +46,16 @@ pub enum Lost {
     /// A [`SoftFileLease`](crate::SoftFileLease)'s heartbeat found its claim gone: the
     /// marker was removed, another marker replaced it (a contender took the lease over, for
     /// example after this process was paused past the lease duration), or refreshing it
-    /// kept failing until the lease could expire. The lease's `on_compromise` hook got the
-    /// same value.
+    /// kept failing until the lease could expire. Or a
+    /// [`SoftReadWriteLock`](crate::SoftReadWriteLock)'s heartbeat found the hold evicted
+    /// (its record judged stale by a peer, for example after this process was paused past
+    /// the stale threshold), or refreshing its record kept failing. The lock's
+    /// `on_compromise` hook got the same value.
     LeaseCompromised {
         /// The lock file.
         path: PathBuf,
-        /// The claim token of the lost hold (its marker's `token=`).
+        /// The claim token of the lost hold (a lease marker's `token=`; a read-write
+        /// hold's record name).
         token: String,
         /// What took the claim away.
         reason: CompromiseReason,
@@ -61,7 +65,7 @@ pub enum Lost {
 }
 
 /// Why a lease's claim was lost, in [`Lost::LeaseCompromised`]; displayed as Python
-/// filelock spells it (`marker-missing`, `owner-changed`, `refresh-failed`).
+/// filelock spells it (`marker-missing`, `owner-changed`, `refresh-failed`, `evicted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CompromiseReason {
@@ -71,6 +75,9 @@ pub enum CompromiseReason {
     OwnerChanged,
     /// Refreshing the marker failed for longer than the lease allows.
     RefreshFailed,
+    /// A [`SoftReadWriteLock`](crate::SoftReadWriteLock) hold was evicted: a peer judged
+    /// its record stale and committed a generation without it.
+    Evicted,
 }
 
 impl fmt::Display for CompromiseReason {
@@ -79,6 +86,7 @@ impl fmt::Display for CompromiseReason {
             CompromiseReason::MarkerMissing => "marker-missing",
             CompromiseReason::OwnerChanged => "owner-changed",
             CompromiseReason::RefreshFailed => "refresh-failed",
+            CompromiseReason::Evicted => "evicted",
         })
     }
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use crate::display_text::redact;
-use crate::{Error, FileLock, Lock, SoftFileLease, SoftFileLock, StrictSoftFileLock};
+use crate::{
+    Error, FileLock, Lock, SoftFileLease, SoftFileLock, SoftReadWriteLock, StrictSoftFileLock,
+};
 
 /// The lock a spec names, with default settings:
 ///
@@ -13,6 +15,7 @@ use crate::{Error, FileLock, Lock, SoftFileLease, SoftFileLock, StrictSoftFileLo
 /// | `soft:PATH` | [`SoftFileLock`] on `PATH` |
 /// | `strict:PATH` | [`StrictSoftFileLock`] on `PATH` |
 /// | `lease:PATH`, `lease:PATH?duration=30&heartbeat=10` | [`SoftFileLease`] on `PATH` ([`SoftFileLease::builder_from_spec`]) |
+/// | `softrw:PATH`, `softrw:PATH?heartbeat=30&stale=90` | [`SoftReadWriteLock`] on `PATH` ([`SoftReadWriteLock::builder_from_spec`]) |
 /// | `postgres://user@host:port/db?lock=NAME` (or `postgresql://`) | [`PgLock`](crate::postgres::PgLock) named `NAME` (feature `postgres`); the other query parameters are the connection's ([`PgLock::from_url`](crate::postgres::PgLock::from_url)) |
 ///
 /// Touches nothing: no file is opened and no connection made until the first acquire.
@@ -45,6 +48,11 @@ pub fn open(spec: &str) -> Result<Box<dyn Lock>, Error> {
     if spec.starts_with("lease:") {
         return Ok(Box::new(SoftFileLease::builder_from_spec(spec)?.build()));
     }
+    if spec.starts_with("softrw:") {
+        return Ok(Box::new(
+            SoftReadWriteLock::builder_from_spec(spec)?.build(),
+        ));
+    }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         return Ok(Box::new(crate::postgres::PgLock::from_url(spec)?));
@@ -60,7 +68,7 @@ pub fn open(spec: &str) -> Result<Box<dyn Lock>, Error> {
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     {
         return Err(invalid(
-            "unknown scheme (known: a path, `soft:PATH`, `strict:PATH`, `lease:PATH`, `postgres://...?lock=NAME`)",
+            "unknown scheme (known: a path, `soft:PATH`, `strict:PATH`, `lease:PATH`, `softrw:PATH`, `postgres://...?lock=NAME`)",
         ));
     }
     Ok(Box::new(FileLock::new(spec)))

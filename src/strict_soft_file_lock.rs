@@ -26,7 +26,7 @@ use crate::{
 /// to it, and wins if its token is still the least. Release removes both claims; the
 /// sentinel stays. No rename-exchange is needed, so it works where a
 /// [`SoftFileLock`](crate::SoftFileLock) can never break a stale marker (NFS, FreeBSD);
-/// it needs hard links (refused with [`Error::StrictProtocol`] otherwise).
+/// it needs hard links (refused with [`Error::Protocol`] otherwise).
 ///
 /// # Fail closed: a dead holder's claims stay
 ///
@@ -57,7 +57,7 @@ use crate::{
 /// - **Exclusive only** (through the [`Lock`](crate::Lock) trait, shared acquires return
 ///   [`Error::Unsupported`]).
 /// - The protocol's files are checked before use and refused at once with
-///   [`Error::StrictProtocol`] (nothing removed) when they are not its own: an entry in the
+///   [`Error::Protocol`] (nothing removed) when they are not its own: an entry in the
 ///   claim directory that is no claim, a malformed claim, a coordination directory that is
 ///   not a real directory or that belongs to another account under a sticky parent. A
 ///   symlink, directory, FIFO, socket or device at the lock path is [`Error::NotAFile`].
@@ -142,7 +142,7 @@ impl StrictSoftFileLock {
     ///
     /// # Errors
     ///
-    /// As [`FileLock::acquire`], and [`Error::StrictProtocol`] at once when the lock's
+    /// As [`FileLock::acquire`], and [`Error::Protocol`] at once when the lock's
     /// files are not the protocol's; [`Error::Unsupported`] on platforms other than Unix.
     ///
     /// # Cancel safety
@@ -280,7 +280,7 @@ impl StrictSoftFileLock {
     ///
     /// # Errors
     ///
-    /// [`Error::StrictProtocol`] when the claim directory holds something that is no claim,
+    /// [`Error::Protocol`] when the claim directory holds something that is no claim,
     /// or a malformed claim; [`Error::Unsupported`] on platforms other than Unix.
     pub fn blocking_claims(&self) -> Result<Vec<StrictClaim>, Error> {
         Ok(strict::claims(self.path())?

@@ -774,3 +774,29 @@ fn no_fork_and_missing_parents_as_flock() {
         assert!(!dir.path().join("missing").exists(), "{program}");
     }
 }
+
+#[test]
+fn a_softrw_spec_takes_python_compatible_read_and_write_locks() {
+    let (_dir, path) = lock_path();
+    let spec = format!("softrw:{}", path.display());
+    // A shell holding a read lock through filelock: another reader gets in, a writer not.
+    let mut reader = shell_holding(FILELOCK, "-s", Path::new(&spec));
+    assert_eq!(
+        run(FILELOCK, &["-s", "-n", &spec, "true"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(run(FILELOCK, &["-n", &spec, "true"]).status.code(), Some(1));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/py_soft_rw.py");
+    let python = |mode: &str| {
+        let out = run(
+            common::tools::python().to_str().unwrap(),
+            &[script, "try", path.to_str().unwrap(), mode],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(python("write").contains("@@busy"), "Python sees the reader");
+    assert!(python("read").contains("@@got"));
+    reader.close_stdin();
+    assert!(reader.wait_success());
+    assert_eq!(run(FILELOCK, &["-n", &spec, "true"]).status.code(), Some(0));
+}

@@ -74,6 +74,11 @@ fn lease() {}
 
 #[cfg(not(unix))]
 #[test]
+#[ignore = "tests/soft_rw.rs is Unix only: SIGSTOP/SIGKILL of holders and Python interop"]
+fn soft_rw() {}
+
+#[cfg(not(unix))]
+#[test]
 #[ignore = "tests/postgres.rs is Unix only: the harness starts PostgreSQL with initdb/pg_ctl as an unprivileged Unix user"]
 fn postgres() {}
 

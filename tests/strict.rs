@@ -422,7 +422,7 @@ fn protocol_reason(e: &Error) -> String {
 
 fn protocol_error(e: &Error) -> (Option<&str>, &str) {
     match e {
-        Error::StrictProtocol { entry, reason, .. } => (entry.as_deref(), reason),
+        Error::Protocol { entry, reason, .. } => (entry.as_deref(), reason),
         other => panic!("expected a protocol error, got {other:?}"),
     }
 }

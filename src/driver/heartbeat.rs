@@ -1,6 +1,8 @@
-//! The heartbeat of held leases ([`SoftFileLease`](crate::SoftFileLease)): refreshes each
-//! held lease's marker every heartbeat interval, and reports a lost claim to its guard
-//! ([`LockGuard::lost`](crate::LockGuard::lost)) and to the lease's `on_compromise` hook.
+//! The heartbeat of held leases ([`SoftFileLease`](crate::SoftFileLease)) and read-write
+//! holds ([`SoftReadWriteLock`](crate::SoftReadWriteLock)): refreshes each hold's record
+//! every heartbeat interval (through its [`Refresher`]), and reports a lost claim to its
+//! guard ([`LockGuard::lost`](crate::LockGuard::lost)) and to the lock's `on_compromise`
+//! hook.
 //!
 //! No thread per lease: an async hold is refreshed by a Tokio task (sleeping on the crate's
 //! timer, Tokio's under paused time; each refresh on the blocking pool), a sync hold by
@@ -10,7 +12,8 @@
 //! A tick follows Python filelock's `_RefreshLoop`: a refresh that finds the marker missing
 //! or replaced is forgiven once (a racing breaker may exchange a marker aside for an
 //! instant and put it back) and reported the second time in a row; a failing refresh is
-//! tolerated while the last good one is less than `duration - interval` old.
+//! tolerated while the last good one is less than `duration - interval` old. A read-write
+//! hold found evicted is reported at once (Python's `Hold.refresh`).
 
 use std::fs::File;
 use std::future::Future;
@@ -30,14 +33,38 @@ use crate::{Error, LockGuard};
 /// What a lease calls when its claim is lost.
 pub(crate) type CompromiseHook = Arc<dyn Fn(&Lost) + Send + Sync>;
 
+/// One refresh of a held claim (blocking: runs on the blocking pool or the heartbeat
+/// thread).
+pub(crate) trait Refresher: Send + Sync {
+    fn refresh(&self) -> Refresh;
+}
+
+/// How a guard lets go of a hold that a heartbeat watches over.
+pub(crate) type Release = Box<dyn FnOnce() -> Result<(), Error> + Send + Sync>;
+
+/// A lease's marker, opened to refresh its times.
+struct Marker {
+    path: PathBuf,
+    /// `None` if it was already gone when the hold began (then the claim is lost from the
+    /// start).
+    file: Option<File>,
+}
+
+impl Refresher for Marker {
+    fn refresh(&self) -> Refresh {
+        match &self.file {
+            Some(file) => lease::refresh(&self.path, file),
+            None => Refresh::MarkerMissing,
+        }
+    }
+}
+
 /// One held lease, shared by its guard and its heartbeat.
 pub(crate) struct Claim {
     path: PathBuf,
     token: String,
     terms: LeaseTerms,
-    /// Our marker, opened to refresh its times; `None` if it was already gone when the hold
-    /// began (then the claim is lost from the start).
-    file: Option<File>,
+    refresher: Box<dyn Refresher>,
     hook: Option<CompromiseHook>,
     state: Mutex<ClaimState>,
 }
@@ -71,11 +98,26 @@ impl Claim {
             Some((file, token)) => (Some(file), token.unwrap_or_default()),
             None => (None, String::new()),
         };
-        Ok(Claim {
+        let marker = Marker {
+            path: path.to_path_buf(),
+            file,
+        };
+        Ok(Claim::new(path, token, terms, Box::new(marker), hook))
+    }
+
+    /// The claim `token` on `path`, refreshed by `refresher` under `terms`.
+    pub(crate) fn new(
+        path: &Path,
+        token: String,
+        terms: LeaseTerms,
+        refresher: Box<dyn Refresher>,
+        hook: Option<CompromiseHook>,
+    ) -> Claim {
+        Claim {
             path: path.to_path_buf(),
             token,
             terms,
-            file,
+            refresher,
             hook,
             state: Mutex::new(ClaimState {
                 stopped: false,
@@ -84,7 +126,7 @@ impl Claim {
                 missed: false,
                 last_refreshed: Instant::now(),
             }),
-        })
+        }
     }
 
     fn is_stopped(&self) -> bool {
@@ -105,10 +147,7 @@ impl Claim {
         if self.is_stopped() {
             return false;
         }
-        let outcome = match &self.file {
-            Some(file) => lease::refresh(&self.path, file),
-            None => Refresh::MarkerMissing,
-        };
+        let outcome = self.refresher.refresh();
         tracing::debug!(
             target: "tokio_filelock",
             path = %self.path.display(),
@@ -132,6 +171,7 @@ impl Claim {
                     return true;
                 }
                 Refresh::MarkerMissing => (CompromiseReason::MarkerMissing, None),
+                Refresh::Evicted => (CompromiseReason::Evicted, None),
                 Refresh::OwnerChanged => (CompromiseReason::OwnerChanged, None),
                 Refresh::Failed(e) => {
                     let grace = self.terms.duration.saturating_sub(self.terms.heartbeat);
@@ -202,11 +242,12 @@ impl Future for ClaimLost {
     }
 }
 
-/// A held lease, as its guard keeps it: the marker's hold and its heartbeat.
+/// A held lease, as its guard keeps it: the hold (how to release it) and its heartbeat.
 struct LeaseHold {
-    guard: Option<LockGuard>,
+    release: Option<Release>,
     claim: Arc<Claim>,
     task: Option<tokio::task::AbortHandle>,
+    fencing_token: Option<u64>,
 }
 
 impl LeaseHold {
@@ -230,8 +271,8 @@ impl std::fmt::Debug for LeaseHold {
 impl Remote for LeaseHold {
     fn release(&mut self) -> Result<(), Error> {
         self.stop();
-        match self.guard.take() {
-            Some(guard) => guard.release(),
+        match self.release.take() {
+            Some(release) => release(),
             None => Ok(()),
         }
     }
@@ -245,7 +286,7 @@ impl Remote for LeaseHold {
     }
 
     fn fencing_token(&self) -> Option<u64> {
-        None
+        self.fencing_token
     }
 }
 
@@ -276,7 +317,15 @@ pub(crate) async fn hold_async(
         }
     };
     let (guard, claim) = claim;
-    let beating = claim.clone();
+    let task = beat_async(claim.clone());
+    Ok(wrap(guard, claim, Some(task)))
+}
+
+/// Starts the heartbeat of `claim` as a task of the calling Tokio runtime (each refresh on
+/// the blocking pool); the first refresh is due one interval from now.
+pub(crate) fn beat_async(claim: Arc<Claim>) -> tokio::task::AbortHandle {
+    let terms = claim.terms;
+    let beating = claim;
     // The first refresh is due one interval after the win, wherever the task first runs.
     let mut due = Instant::now() + terms.heartbeat;
     let task = tokio::spawn(async move {
@@ -296,7 +345,7 @@ pub(crate) async fn hold_async(
             }
         }
     });
-    Ok(wrap(guard, claim, Some(task.abort_handle())))
+    task.abort_handle()
 }
 
 /// Turns the guard of a just-won lease into one refreshed by the crate's heartbeat thread.
@@ -307,25 +356,48 @@ pub(crate) fn hold_blocking(
 ) -> Result<LockGuard, Error> {
     let path = guard.path().to_path_buf();
     let claim = Arc::new(Claim::open(&guard, &path, terms, hook)?);
-    let engine = engine().map_err(|e| Error::io(&path, crate::Op::Spawn, e))?;
+    beat_blocking(&claim)?;
+    Ok(wrap(guard, claim, None))
+}
+
+/// Has the crate's heartbeat thread refresh `claim`, first one interval from now.
+pub(crate) fn beat_blocking(claim: &Arc<Claim>) -> Result<(), Error> {
+    let engine = engine().map_err(|e| Error::io(&claim.path, crate::Op::Spawn, e))?;
     {
         let mut queue = crate::sync::lock(&engine.queue);
         queue.push((
-            std::time::Instant::now() + terms.heartbeat,
-            Arc::downgrade(&claim),
+            std::time::Instant::now() + claim.terms.heartbeat,
+            Arc::downgrade(claim),
         ));
     }
     engine.changed.notify_one();
-    Ok(wrap(guard, claim, None))
+    Ok(())
 }
 
 fn wrap(guard: LockGuard, claim: Arc<Claim>, task: Option<tokio::task::AbortHandle>) -> LockGuard {
     guard.wrapped(|guard| {
         Box::new(LeaseHold {
-            guard: Some(guard),
+            release: Some(Box::new(move || guard.release())),
             claim,
             task,
+            fencing_token: None,
         })
+    })
+}
+
+/// The hold of a watched claim, for a guard: `release` lets go of it, `task` is its async
+/// heartbeat (`None`: the heartbeat thread's).
+pub(crate) fn watched(
+    claim: Arc<Claim>,
+    release: Release,
+    task: Option<tokio::task::AbortHandle>,
+    fencing_token: Option<u64>,
+) -> Box<dyn Remote> {
+    Box::new(LeaseHold {
+        release: Some(release),
+        claim,
+        task,
+        fencing_token,
     })
 }
 

@@ -9,6 +9,7 @@ mod config;
 pub(crate) mod heartbeat;
 pub(crate) mod holder_lookup;
 pub(crate) mod schedule;
+pub(crate) mod soft_rw;
 pub(crate) mod synchronous;
 
 pub(crate) use config::{Config, WaitHook};

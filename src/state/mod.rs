@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) mod deadlock;
 pub(crate) mod owner;
+pub(crate) mod rw_holds;
 pub(crate) mod singletons;
 
 use crate::attempt::Held;

@@ -17,6 +17,8 @@ mod local_fs;
 pub(crate) use local_fs::is_local;
 #[cfg(any(unix, windows))]
 mod marker_node;
+#[cfg(any(unix, windows))]
+pub(crate) mod rw_records;
 #[cfg(unix)]
 pub(crate) mod unix_soft;
 #[cfg(unix)]

@@ -85,6 +85,9 @@ pub(crate) enum Refresh {
     OwnerChanged,
     /// A call failed; the marker may still be ours.
     Failed(io::Error),
+    /// The read-write protocol's heartbeat: our record is gone or replaced, or the log no
+    /// longer names us (a peer evicted this hold). Reported at once.
+    Evicted,
 }
 
 /// Our lease marker at `path`, opened for refreshing, with its claim token: `None` when

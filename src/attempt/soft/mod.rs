@@ -11,6 +11,8 @@
 //!   refresh.
 //! - [`strict`]: the strict protocol (`StrictSoftFileLock`): claims published by hard
 //!   link under `<lock>.filelock/claims/`.
+//! - [`rw`]: the read-write protocol (`SoftReadWriteLock`): a generation log and holder
+//!   records under `<lock>.rw/`.
 //!
 //! Unix and Windows only: elsewhere every soft attempt reports `Error::Unsupported`.
 
@@ -49,6 +51,8 @@ pub(crate) mod lease;
 mod marker;
 #[cfg(any(unix, windows))]
 mod record;
+#[cfg(any(unix, windows))]
+pub(crate) mod rw;
 #[cfg(any(unix, windows))]
 mod stale;
 pub(crate) mod strict;

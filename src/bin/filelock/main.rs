@@ -352,6 +352,7 @@ fn run(options: &Options, action: Action) -> u8 {
 enum CliLock {
     File(FileLock),
     Lease(tokio_filelock::SoftFileLease),
+    SoftRw(tokio_filelock::SoftReadWriteLock),
     Soft(SoftFileLock),
     Strict(tokio_filelock::StrictSoftFileLock),
     #[cfg(feature = "postgres")]
@@ -363,6 +364,7 @@ impl CliLock {
         match self {
             CliLock::File(lock) => lock.path(),
             CliLock::Lease(lock) => lock.path(),
+            CliLock::SoftRw(lock) => lock.path(),
             CliLock::Soft(lock) => lock.path(),
             CliLock::Strict(lock) => lock.path(),
             #[cfg(feature = "postgres")]
@@ -374,6 +376,7 @@ impl CliLock {
         match self {
             CliLock::File(lock) => lock.blocking_holder(),
             CliLock::Lease(lock) => lock.blocking_holder(),
+            CliLock::SoftRw(lock) => lock.blocking_holder(),
             CliLock::Soft(lock) => lock.blocking_holder(),
             CliLock::Strict(lock) => lock.blocking_holder(),
             #[cfg(feature = "postgres")]
@@ -391,6 +394,8 @@ impl CliLock {
                 source: None,
             }),
             (CliLock::Lease(lock), _) => lock.blocking_acquire(),
+            (CliLock::SoftRw(lock), LockMode::Shared) => lock.blocking_acquire_shared(),
+            (CliLock::SoftRw(lock), _) => lock.blocking_acquire(),
             (CliLock::Soft(lock), LockMode::Shared) => Err(Error::Unsupported {
                 path: lock.path().to_path_buf(),
                 reason: "a soft lock is exclusive only; shared locks need the OS lock",
@@ -443,6 +448,11 @@ fn lock(options: &Options, file: &Path) -> Result<CliLock, Error> {
             tokio_filelock::SoftFileLease::builder_from_spec(spec)?
         )));
     }
+    if spec.starts_with("softrw:") {
+        return Ok(CliLock::SoftRw(configure!(
+            tokio_filelock::SoftReadWriteLock::builder_from_spec(spec)?
+        )));
+    }
     if let Some(path) = spec.strip_prefix("soft:") {
         return Ok(CliLock::Soft(configure!(SoftFileLock::builder(path))));
     }
@@ -465,6 +475,7 @@ fn is_spec(file: &Path) -> bool {
         s.starts_with("soft:")
             || s.starts_with("strict:")
             || s.starts_with("lease:")
+            || s.starts_with("softrw:")
             || s.starts_with("postgres://")
             || s.starts_with("postgresql://")
     })

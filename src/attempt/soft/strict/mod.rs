@@ -76,7 +76,7 @@ pub(crate) struct Claim {
 /// the protocol needs them, and waiting will not change that.
 #[cfg(unix)]
 pub(super) fn protocol(lock: &Path, entry: Option<&str>, reason: impl Into<String>) -> Error {
-    Error::StrictProtocol {
+    Error::Protocol {
         path: lock.to_path_buf(),
         entry: entry.map(|e| shown(e.as_bytes())),
         reason: reason.into(),
