@@ -33,27 +33,37 @@ fn holder(path: &Path) -> std::thread::JoinHandle<()> {
     })
 }
 
-/// The worst lag (µs) of a 1 ms ticker while the row waits [`HOLD`] for the lock. The
+/// A 1 ms ticker on the current runtime: set `ticking` false to stop it; its task returns
+/// the worst lag it saw.
+fn ticker(ticking: Arc<AtomicBool>) -> tokio::task::JoinHandle<Duration> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(1));
+        let mut worst = Duration::ZERO;
+        while ticking.load(Ordering::Relaxed) {
+            let due = interval.tick().await;
+            worst = worst.max(tokio::time::Instant::now() - due);
+        }
+        worst
+    })
+}
+
+/// The worst lag (µs) of a 1 ms ticker for [`HOLD`] with nothing else on the runtime (the
+/// baseline: how busy the machine is), then while the row waits [`HOLD`] for the lock. The
 /// runtime has one worker (what the waiter and the ticker share); `block_on` and `NoIo` wait
 /// where those flavors wait.
 pub fn stall(row: Row, path: &Path) {
     let flavor = row.flavor();
     let rt = runtime::for_flavor(flavor, 1);
     let ours = FileLock::new(path);
-    let ticking = Arc::new(AtomicBool::new(true));
-    let lag = rt.block_on(async {
-        let ticker = {
-            let ticking = ticking.clone();
-            tokio::spawn(async move {
-                let mut interval = tokio::time::interval(Duration::from_millis(1));
-                let mut worst = Duration::ZERO;
-                while ticking.load(Ordering::Relaxed) {
-                    let due = interval.tick().await;
-                    worst = worst.max(tokio::time::Instant::now() - due);
-                }
-                worst
-            })
-        };
+    let (alone, waiting) = rt.block_on(async {
+        let ticking = Arc::new(AtomicBool::new(true));
+        let alone = ticker(ticking.clone());
+        tokio::time::sleep(HOLD).await;
+        ticking.store(false, Ordering::Relaxed);
+        let alone = alone.await.unwrap();
+
+        let ticking = Arc::new(AtomicBool::new(true));
+        let waiting = ticker(ticking.clone());
         // Let the ticker start before the wait begins.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let held = holder(path);
@@ -66,9 +76,9 @@ pub fn stall(row: Row, path: &Path) {
         }
         ticking.store(false, Ordering::Relaxed);
         held.join().unwrap();
-        ticker.await.unwrap()
+        (alone, waiting.await.unwrap())
     });
-    say(format!("lag {}", lag.as_micros()));
+    say(format!("lag {} {}", alone.as_micros(), waiting.as_micros()));
 }
 
 /// The cancel probe: says `completed <ms>` when the timeout could not fire (the acquire
@@ -99,11 +109,16 @@ pub fn cancel(row: Row, path: &Path) {
     drop(rt);
 }
 
-/// Parent side of [`stall`]: the worst ticker lag (µs).
-pub fn run_stall(row: Row, path: &Path) -> f64 {
+/// Parent side of [`stall`]: the worst ticker lag (µs) alone and while waiting.
+pub fn run_stall(row: Row, path: &Path) -> (f64, f64) {
     let mut child = Proc::start(&["stall", row.id(), path.to_str().unwrap()]);
     let line = child.hear();
-    line.strip_prefix("lag ").unwrap().parse().unwrap()
+    let lags: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (lags[0], lags[1])
 }
 
 /// What a cancelled wait left behind.
