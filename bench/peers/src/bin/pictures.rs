@@ -188,7 +188,7 @@ where
             (FONT, 15),
         )
         .margin(8)
-        .x_label_area_size(28)
+        .x_label_area_size(34)
         .y_label_area_size(36)
         .build_cartesian_2d(0f64..span_ms, -0.5f64..(procs as f64 - 0.5))?;
     chart
@@ -196,6 +196,7 @@ where
         .disable_y_mesh()
         .y_labels(procs)
         .y_label_formatter(&|v| format!("p{}", v.round() as i64))
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .x_desc("ms since the first hold")
         .label_style((FONT, 11))
         .draw()?;
