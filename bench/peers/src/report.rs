@@ -1,7 +1,7 @@
 //! Runs every measurement of every row and writes the section (Markdown) and the data file.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cycle;
 use crate::handoff::{self, Release};
@@ -32,12 +32,19 @@ pub struct Results {
 
 pub fn measure(dir: &Path, quick: bool) -> Results {
     let (batches, per_batch, samples) = if quick { (5, 50, 10) } else { (30, 200, 100) };
+    let paths: Vec<(Row, PathBuf)> = Row::ALL
+        .into_iter()
+        .map(|row| {
+            let path = dir.join(format!("{}.lock", row.id()));
+            std::fs::write(&path, b"").unwrap();
+            (row, path)
+        })
+        .collect();
+    eprintln!("peers: cycles");
+    let cycles = cycle::cycles_us(&paths, batches, per_batch);
     let mut rows = Vec::new();
-    for row in Row::ALL {
+    for ((row, path), cycle_us) in paths.into_iter().zip(cycles) {
         eprintln!("peers: {}", row.id());
-        let path = dir.join(format!("{}.lock", row.id()));
-        std::fs::write(&path, b"").unwrap();
-        let cycle_us = cycle::cycle_us(row, &path, batches, per_batch);
         let handoff = handoff::samples(row, &path, Release::Close, samples);
         let unlock_only = (row == Row::Raw || row.is_ours())
             .then(|| handoff::samples(row, &path, Release::UnlockKeepOpen, samples));
@@ -120,14 +127,15 @@ pub fn markdown(results: &Results, quick: bool) -> String {
         "Each crate as a user would call it, against the raw `std::fs::File::lock` baseline \
          measured in the same run (`cargo run --release -p tokio-filelock-peers`). *Cycle*: \
          open + lock + unlock + close of an existing lock file, nobody else on it (median of \
-         {} batches); this crate's rows reuse one `FileLock` handle, as a program would. \
+         {} rounds in which every row runs one batch in turn); this crate's rows reuse one `FileLock` handle, as a program would. \
          *Hand-off*: this process holds the lock with a raw `flock`, a waiter of the row in \
          another process waits (5-20 ms already), the holder unlocks and closes at a recorded \
          CLOCK_MONOTONIC time and the waiter records when its acquire returns ({} hand-offs \
          per row). Async peers run in a spawned task of a 2-worker runtime. *Waiting blocks a \
          Tokio worker*: the worst lag of a 1 ms ticker on the same 1-worker runtime while the \
-         row waits 300 ms, against the same ticker alone for 300 ms just before (\"yes\" from \
-         2 ms above it). *Cancelled wait*: `tokio::time::timeout(50 ms)` \
+         row waits 300 ms, against the same ticker alone for 300 ms just before; each the \
+         best of 5 tries (a stall shows in every try, a busy moment of the machine in one); \
+         \"yes\" from 2 ms above the ticker alone. *Cancelled wait*: `tokio::time::timeout(50 ms)` \
          around the acquire while the lock is held 300 ms; then the threads of the process \
          found in the `flock` system call (`/proc/self/task/*/syscall`), and whether the lock \
          is free 50 ms after the holder lets go. The probes run in a fresh process each.\n",
