@@ -138,7 +138,11 @@ pub fn markdown(results: &Results, quick: bool) -> String {
          \"yes\" from 2 ms above the ticker alone. *Cancelled wait*: `tokio::time::timeout(50 ms)` \
          around the acquire while the lock is held 300 ms; then the threads of the process \
          found in the `flock` system call (`/proc/self/task/*/syscall`), and whether the lock \
-         is free 50 ms after the holder lets go. The probes run in a fresh process each.\n",
+         is free 50 ms after the holder lets go. The probes run in a fresh process each. A \
+         row whose acquire hops to another thread (`spawn_blocking`: this crate's async rows, \
+         fs4 tokio's `open`, async-fd-lock) pays a thread wake-up per hop; on a busy machine \
+         (see the load average above) a wake-up waits for a CPU, so those rows vary most \
+         from run to run.\n",
         if quick { 5 } else { 30 },
         results.samples
     );

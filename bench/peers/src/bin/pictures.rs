@@ -84,9 +84,14 @@ fn handoff_cdf(text: &str, out: &Path) -> Result<()> {
             .enumerate()
             .flat_map(|(k, &v)| [(v, k as f64 / n), (v, (k + 1) as f64 / n)]);
         let p50 = values[values.len() / 2];
+        let p50 = if p50 >= 10_000.0 {
+            format!("{:.1} ms", p50 / 1000.0)
+        } else {
+            format!("{p50:.0} µs")
+        };
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(format!("{name} (p50 {p50:.0} µs)"))
+            .label(format!("{name} (p50 {p50})"))
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
@@ -276,7 +281,16 @@ fn peers(text: &str, out: &Path) -> Result<()> {
                 }
                 labels[n - 1 - i as usize].clone()
             })
-            .x_label_formatter(&|v| format!("{v}x"))
+            .x_label_formatter(&|v| {
+                // Only the powers of ten: the others crowd a short log axis.
+                let decade = v.log10();
+                if (decade - decade.round()).abs() < 1e-9 {
+                    format!("{v}x")
+                } else {
+                    String::new()
+                }
+            })
+            .max_light_lines(1)
             .label_style((FONT, 12))
             .draw()?;
         chart.draw_series(rows.iter().zip(&ratios).enumerate().map(|(i, (r, &x))| {
