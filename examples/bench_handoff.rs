@@ -9,6 +9,10 @@
 //! cargo run --release --example bench_handoff -- --one-attempt # one section only
 //! ```
 //!
+//! `HANDOFF_SAMPLES=file` writes every cross-process hand-off sample and
+//! `FAIRNESS_TIMELINE=file` every hold of the fairness runs: `scripts/bench.sh` draws its
+//! pictures from them (`bench/peers`, binary `pictures`).
+//!
 //! Linux is the target (CLOCK_MONOTONIC is shared by all processes, so a time taken in
 //! one process can be compared with a time taken in another).
 
@@ -429,6 +433,27 @@ except Timeout:
         let sync = handoff_samples(&path, Proc::rust("waiter-sync", &[p]), samples);
         let python = python_filelock()
             .then(|| handoff_samples(&path, Proc::python(PY_WAITER, &[p]), samples.min(60)));
+
+        if let Ok(out) = std::env::var("HANDOFF_SAMPLES") {
+            // Every sample (µs), one per line after its series' name: the CDF picture.
+            let mut series = vec![
+                ("kernel: blocking flock", &flock),
+                ("async in a task", &task),
+                ("async in block_on", &ours),
+                ("async without IO", &noio),
+                ("sync facade", &sync),
+            ];
+            if let Some(py) = &python {
+                series.push(("Python filelock", py));
+            }
+            let mut text = String::new();
+            for (name, samples) in series {
+                for us in samples.iter() {
+                    text.push_str(&format!("{name}\t{us:.2}\n"));
+                }
+            }
+            std::fs::write(out, text).unwrap();
+        }
 
         println!("## Cross-process hand-off latency\n");
         println!(
