@@ -148,6 +148,15 @@ impl FileLockBuilder {
         self
     }
 
+    /// Lets `token` stop this handle's waiting acquires, async and sync alike, from any
+    /// thread or task: a cancelled wait ends at once with
+    /// [`Error::Cancelled`](crate::Error::Cancelled) (Python filelock's `cancel_check`).
+    /// See [`CancelToken`](crate::CancelToken).
+    pub fn cancel_token(mut self, token: &crate::CancelToken) -> Self {
+        self.config.cancel = Some(token.inner().clone());
+        self
+    }
+
     /// Where `flock` reports that the file system does not support it (`ENOSYS`,
     /// `EOPNOTSUPP`: some NFS, FUSE and Lustre mounts), take the lock with the soft (marker
     /// file) protocol of [`SoftFileLock`](crate::SoftFileLock) instead, as Python filelock's

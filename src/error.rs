@@ -75,6 +75,19 @@ pub enum Error {
         empty_marker: bool,
     },
 
+    /// The acquire's [`CancelToken`](crate::CancelToken) was cancelled while it waited (Python
+    /// filelock's `cancel_check`). The lock was not taken.
+    #[error(
+        "the wait for the lock '{}' was cancelled after {waited:?}",
+        path.display()
+    )]
+    Cancelled {
+        /// The lock file.
+        path: PathBuf,
+        /// How long the acquire had waited.
+        waited: Duration,
+    },
+
     /// The current owner (task, or thread outside a task) holds this lock file already,
     /// through this handle or another, and asked to wait forever: that wait could never end.
     ///
@@ -287,6 +300,7 @@ impl Error {
     pub fn path(&self) -> &Path {
         match self {
             Error::Timeout { path, .. }
+            | Error::Cancelled { path, .. }
             | Error::WouldDeadlock { path }
             | Error::UpgradeNotSupported { path }
             | Error::InvalidPath { path, .. }
@@ -324,6 +338,7 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::MarkerReplaced { .. } => io::ErrorKind::Other,
+            Error::Cancelled { .. } => io::ErrorKind::Other,
             Error::Protocol { .. } => io::ErrorKind::InvalidData,
             Error::InvalidSpec { .. }
             | Error::InvalidSetting { .. }

@@ -119,6 +119,7 @@
 
 mod attempt;
 mod builder;
+mod cancel_token;
 mod display_text;
 mod driver;
 mod error;
@@ -145,6 +146,7 @@ mod sys;
 mod wake;
 
 pub use builder::FileLockBuilder;
+pub use cancel_token::CancelToken;
 pub use error::{Error, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
@@ -156,9 +158,9 @@ pub use open::open;
 pub use reentrancy::Reentrancy;
 pub use soft_file_lease::{SoftFileLease, SoftFileLeaseBuilder};
 pub use soft_file_lock::{SoftFileLock, SoftFileLockBuilder};
+pub use soft_read_write_lock::{SoftReadWriteLock, SoftReadWriteLockBuilder};
 pub use strict_claim::StrictClaim;
 pub use strict_soft_file_lock::{StrictSoftFileLock, StrictSoftFileLockBuilder};
-pub use soft_read_write_lock::{SoftReadWriteLock, SoftReadWriteLockBuilder};
 
 /// The README's code blocks compile (`cargo test` runs them as doc tests).
 #[cfg(doctest)]

@@ -388,6 +388,13 @@ impl SoftFileLeaseBuilder {
         self
     }
 
+    /// Lets `token` stop this handle's waiting acquires. As
+    /// [`FileLockBuilder::cancel_token`].
+    pub fn cancel_token(mut self, token: &crate::CancelToken) -> Self {
+        self.inner = self.inner.cancel_token(token);
+        self
+    }
+
     /// How long `acquire` and `blocking_acquire` wait. Default: forever. As
     /// [`FileLockBuilder::timeout`].
     pub fn timeout(mut self, timeout: Duration) -> Self {

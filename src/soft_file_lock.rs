@@ -321,6 +321,8 @@ impl SoftFileLockBuilder {
         timeout(Duration);
         /// `false`: every acquire makes exactly one attempt. Default: `true`.
         blocking(bool);
+        /// Lets the token stop this handle's waiting acquires ([`crate::CancelToken`]).
+        cancel_token(&crate::CancelToken);
         /// The longest sleep between two attempts. Default: 50 ms.
         poll_interval(Duration);
         /// Permission bits of the marker; group and other write bits are always dropped

@@ -390,6 +390,8 @@ impl StrictSoftFileLockBuilder {
         timeout(Duration);
         /// `false`: every acquire makes exactly one attempt. Default: `true`.
         blocking(bool);
+        /// Lets the token stop this handle's waiting acquires ([`crate::CancelToken`]).
+        cancel_token(&crate::CancelToken);
         /// The longest sleep between two attempts. Default: 50 ms.
         poll_interval(Duration);
         /// Permission bits of the sentinel and the claims (group and other write bits are

@@ -164,6 +164,9 @@ async fn wait_turn(
             .wait(sleep, !ends_at_deadline)
             .await
             .map_err(|e| Error::io(acquisition.path(), Op::Spawn, e))?;
+        if woke == Woke::Cancelled {
+            return Err(acquisition.cancelled(start.elapsed()));
+        }
         if woke == Woke::Signal || !waiter.may_skip() {
             return Ok(());
         }

@@ -23,6 +23,8 @@ pub(crate) struct Config {
     pub(crate) protocol: Protocol,
     /// Waiters take turns across processes (`wake::Fair`).
     pub(crate) fair: bool,
+    /// Ends the waits of this handle's acquires when cancelled.
+    pub(crate) cancel: Option<crate::wake::Cancel>,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
                 fallback_to_soft: true,
             },
             fair: true,
+            cancel: None,
         }
     }
 }

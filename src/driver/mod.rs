@@ -116,6 +116,8 @@ pub(crate) struct Acquisition {
     /// An OS lock whose attempts may fall back to the soft protocol: a fallback is
     /// remembered in the state.
     may_fall_back: bool,
+    /// Ends this acquire's waits when cancelled.
+    cancel: Option<crate::wake::Cancel>,
 }
 
 impl Acquisition {
@@ -176,6 +178,7 @@ impl Acquisition {
             fair: config.fair,
             create_mode: config.permissions.unwrap_or(0o666),
             may_fall_back,
+            cancel: config.cancel.clone(),
         };
         Ok((acquisition, attempt))
     }
@@ -233,7 +236,18 @@ impl Acquisition {
             self.create_mode,
             self.fair && self.wait != Wait::Once,
         );
-        crate::wake::Waiter::new(path, self.mode).with_fair(fair)
+        crate::wake::Waiter::new(path, self.mode)
+            .with_fair(fair)
+            .with_cancel(self.cancel.as_ref())
+    }
+
+    /// The error of a wait ended by the cancel token, `waited` after the first attempt.
+    pub(crate) fn cancelled(&self, waited: Duration) -> Error {
+        tracing::debug!(target: "tokio_filelock", waited = ?waited, "cancelled");
+        Error::Cancelled {
+            path: self.state.path().to_path_buf(),
+            waited,
+        }
     }
 
     /// Whether attempts of this acquire may run inline on a Tokio worker: its lock file is

@@ -77,6 +77,9 @@ fn wait_turn(
     loop {
         let ends_at_deadline = acquisition.is_final_sleep(start.elapsed(), sleep);
         let woke = waiter.wait_blocking(sleep, !ends_at_deadline);
+        if woke == Woke::Cancelled {
+            return Err(acquisition.cancelled(start.elapsed()));
+        }
         if woke == Woke::Signal || !waiter.may_skip() {
             return Ok(());
         }

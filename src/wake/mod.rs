@@ -30,12 +30,14 @@
 //! thread, and the same wake-ups unpark it. No Tokio reactor is needed, and the crate
 //! touches no process-wide state of its user's (no panic hook, no signal handler).
 
+pub(crate) mod cancel;
 mod fair;
 mod own_watch;
 mod queue;
 mod waiter;
 pub(crate) mod watcher;
 
+pub(crate) use cancel::Cancel;
 pub(crate) use fair::Fair;
 pub(crate) use queue::released;
 pub(crate) use waiter::{Waiter, Woke, arm};

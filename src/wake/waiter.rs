@@ -24,6 +24,8 @@ pub(crate) enum Woke {
     Signal,
     /// The backoff timer ran out.
     Timer,
+    /// The acquire's cancel token was cancelled: give up.
+    Cancelled,
 }
 
 /// The wake-up state of one async acquire. Dropping it (with the acquire future) leaves
@@ -47,6 +49,8 @@ pub(crate) struct Waiter {
     watch_misses: u32,
     /// The place in the cross-process line (`None` while an attempt has it).
     fair: Option<Fair>,
+    /// The cancel token that may end this acquire's waits.
+    cancel: Option<super::cancel::Registration>,
 }
 
 /// After this many attempts in a row woken by the watch and finding the lock busy, one wait
@@ -68,7 +72,14 @@ impl Waiter {
             woke_by_watch: false,
             watch_misses: 0,
             fair: None,
+            cancel: None,
         }
+    }
+
+    /// Lets `cancel` end this waiter's waits.
+    pub(crate) fn with_cancel(mut self, cancel: Option<&super::Cancel>) -> Self {
+        self.cancel = cancel.map(super::Cancel::register);
+        self
     }
 
     /// Joins the cross-process line (see [`Fair`]) as well.
@@ -282,6 +293,11 @@ impl Waiter {
     /// Ready with [`Woke::Signal`] once a release in this process or the watch woke this
     /// waiter.
     fn poll_signal(&mut self, cx: &mut Context<'_>, use_watch: bool) -> Poll<Woke> {
+        if let Some(cancel) = &self.cancel
+            && cancel.poll(cx).is_ready()
+        {
+            return Poll::Ready(Woke::Cancelled);
+        }
         let woken = if let Some(place) = &self.place
             && place.poll_woken(cx).is_ready()
         {
@@ -636,6 +652,50 @@ mod tests {
         rx.recv().unwrap();
         super::super::released(id);
         assert_eq!(parked.join().unwrap(), Woke::Signal);
+    }
+
+    /// A cancel token ends a sync wait at once, parked or on its own notifier (a wait that
+    /// nothing cuts short would outlast the bound).
+    #[test]
+    fn a_cancel_ends_a_sync_wait_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for own in [false, true] {
+            let cancel = super::super::Cancel::default();
+            let mut waiter = lined_up(&dir, &format!("cancel-{own}.lock"), &[LockMode::Exclusive])
+                .remove(0)
+                .with_cancel(Some(&cancel));
+            if own && cfg!(target_os = "linux") {
+                let path = waiter.wants_watch().expect("the head wants a watch");
+                waiter.arm_here(&path, false);
+                assert!(waiter.own.is_some());
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            let parked = std::thread::spawn(move || {
+                tx.send(()).unwrap();
+                waiter.wait_blocking(LONG, true)
+            });
+            rx.recv().unwrap();
+            cancel.cancel();
+            assert_eq!(
+                parked.join().unwrap(),
+                Woke::Cancelled,
+                "own notifier: {own}"
+            );
+        }
+    }
+
+    /// ... and an async wait.
+    #[tokio::test]
+    async fn a_cancel_ends_an_async_wait_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = super::super::Cancel::default();
+        let mut waiter = lined_up(&dir, "cancel-async.lock", &[LockMode::Exclusive])
+            .remove(0)
+            .with_cancel(Some(&cancel));
+        let waiting = tokio::spawn(async move { waiter.wait(LONG, true).await.unwrap() });
+        tokio::task::yield_now().await;
+        cancel.cancel();
+        assert_eq!(waiting.await.unwrap(), Woke::Cancelled);
     }
 
     /// Polls a future once with a no-op waker.
