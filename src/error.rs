@@ -204,6 +204,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The `on_acquired` hook (for example
+    /// [`FileLockBuilder::on_acquired`](crate::FileLockBuilder::on_acquired)) failed: the
+    /// hold it was called for has been released, and the acquire fails with the hook's
+    /// error as the source.
+    #[error("the on_acquired hook of the lock '{}' failed: {source}", path.display())]
+    OnAcquired {
+        /// The lock file.
+        path: PathBuf,
+        /// What the hook returned.
+        #[source]
+        source: crate::HookError,
+    },
+
     /// The lock server ([`PgLock`](crate::postgres::PgLock)) could not be used: it cannot
     /// be reached, refused the login, has no such database, failed a query, or the session
     /// broke while acquiring. Returned at once, never by waiting out the timeout.
@@ -270,6 +283,7 @@ impl Error {
             | Error::InvalidSpec { path, .. }
             | Error::LeaseMismatch { path, .. }
             | Error::InvalidSetting { path, .. }
+            | Error::OnAcquired { path, .. }
             | Error::Server { path, .. } => path,
         }
     }
@@ -295,7 +309,7 @@ impl Error {
             },
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
-            Error::MarkerReplaced { .. } => io::ErrorKind::Other,
+            Error::MarkerReplaced { .. } | Error::OnAcquired { .. } => io::ErrorKind::Other,
             Error::InvalidSpec { .. }
             | Error::InvalidSetting { .. }
             | Error::LeaseMismatch { .. } => io::ErrorKind::InvalidInput,
@@ -352,6 +366,9 @@ pub enum Op {
     WriteMarker,
     /// Breaking a stale soft lock marker.
     BreakStale,
+    /// Removing a soft lock's marker by force
+    /// ([`SoftFileLock::break_lock`](crate::SoftFileLock::break_lock)).
+    BreakLock,
 }
 
 impl fmt::Display for Op {
@@ -365,6 +382,7 @@ impl fmt::Display for Op {
             Op::Spawn => "run an attempt for",
             Op::WriteMarker => "write the marker into",
             Op::BreakStale => "break the stale marker of",
+            Op::BreakLock => "remove by force the marker of",
         })
     }
 }

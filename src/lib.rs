@@ -117,6 +117,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod acquired;
 mod attempt;
 mod builder;
 mod display_text;
@@ -141,6 +142,7 @@ mod sync;
 mod sys;
 mod wake;
 
+pub use acquired::{Acquired, HookError};
 pub use builder::FileLockBuilder;
 pub use error::{Error, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;

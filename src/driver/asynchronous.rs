@@ -82,10 +82,11 @@ pub(crate) async fn acquire(
         let arm = waiter.wants_watch();
         let span = acquisition.span().clone();
         let mut fair = waiter.take_fair();
+        let on_acquired = acquisition.on_acquired();
         let (watch, fair, outcome) = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let watch = arm.map(|path| wake::arm(&path, attempt.is_soft()));
-            let outcome = super::attempt_in_line(attempt, fair.as_mut());
+            let outcome = super::attempt_in_line(attempt, fair.as_mut(), on_acquired.as_ref());
             (watch, fair, outcome)
         })
         .await

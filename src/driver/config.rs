@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::schedule::Wait;
+use crate::acquired::AcquiredHook;
 use crate::attempt::Protocol;
 use crate::{Reentrancy, WaitEvent};
 
@@ -23,6 +24,10 @@ pub(crate) struct Config {
     pub(crate) protocol: Protocol,
     /// Waiters take turns across processes (`wake::Fair`).
     pub(crate) fair: bool,
+    /// Soft protocol: a marker older than this (by mtime) is broken.
+    pub(crate) lifetime: Option<Duration>,
+    /// Called once per hold, right after it is won.
+    pub(crate) on_acquired: Option<AcquiredHook>,
 }
 
 impl Default for Config {
@@ -39,6 +44,8 @@ impl Default for Config {
                 fallback_to_soft: true,
             },
             fair: true,
+            lifetime: None,
+            on_acquired: None,
         }
     }
 }

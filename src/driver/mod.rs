@@ -17,6 +17,7 @@ pub(crate) use holder_lookup::{Described, Request};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::acquired::AcquiredHook;
 use crate::attempt::Probe;
 use crate::attempt::{Attempt, Outcome, Protocol};
 use crate::state::deadlock;
@@ -35,23 +36,42 @@ pub(crate) enum Step {
 
 /// One attempt, in its place in the cross-process line (`wake::Fair`): no lock call when a
 /// live earlier waiter goes first. Runs where file system calls may run.
+///
+/// A won hold is handed to the `on_acquired` hook, if any, here, in the same job: a hook
+/// that fails releases it (dropping it) and its error is returned.
 pub(crate) fn attempt_in_line(
     attempt: Attempt,
     fair: Option<&mut crate::wake::Fair>,
+    on_acquired: Option<&OnWon>,
 ) -> Result<Outcome, Error> {
-    let Some(fair) = fair else {
-        return attempt.run();
+    let outcome = match fair {
+        None => attempt.run()?,
+        Some(fair) => {
+            let outcome = if fair.defer(attempt.is_soft()) {
+                attempt.deferred()?
+            } else {
+                attempt.run()?
+            };
+            match &outcome {
+                Outcome::Won(_) => fair.won(),
+                Outcome::Busy { attempt, .. } => fair.busy(attempt.is_soft()),
+            }
+            outcome
+        }
     };
-    let outcome = if fair.defer(attempt.is_soft()) {
-        attempt.deferred()?
-    } else {
-        attempt.run()?
-    };
-    match &outcome {
-        Outcome::Won(_) => fair.won(),
-        Outcome::Busy { attempt, .. } => fair.busy(attempt.is_soft()),
+    if let (Outcome::Won(held), Some(on_won)) = (&outcome, on_acquired) {
+        on_won
+            .hook
+            .run(held.path(), on_won.mode, held.lock_file())?;
     }
     Ok(outcome)
+}
+
+/// An acquire's `on_acquired` hook, with the mode it asks for.
+#[derive(Clone)]
+pub(crate) struct OnWon {
+    hook: AcquiredHook,
+    mode: LockMode,
 }
 
 /// One acquire in progress: who asks, for what, and how long it may wait.
@@ -84,6 +104,8 @@ pub(crate) struct Acquisition {
     /// An OS lock whose attempts may fall back to the soft protocol: a fallback is
     /// remembered in the state.
     may_fall_back: bool,
+    /// Called with each hold this acquire wins (not on re-entry).
+    on_acquired: Option<OnWon>,
 }
 
 impl Acquisition {
@@ -103,7 +125,8 @@ impl Acquisition {
             == Protocol::Os {
                 fallback_to_soft: true,
             }
-            && mode == LockMode::Exclusive;
+            && mode == LockMode::Exclusive
+            && config.on_acquired.is_none();
         let protocol = if may_fall_back && state.fell_back_to_soft() {
             Protocol::Soft
         } else {
@@ -125,6 +148,11 @@ impl Acquisition {
                 crate::wake::released,
             )?
             .with_protocol(protocol)
+            .map(|attempt| {
+                attempt
+                    .with_lifetime(config.lifetime)
+                    .with_hook(config.on_acquired.is_some())
+            })
         })?;
         let acquisition = Acquisition {
             state: state.clone(),
@@ -144,6 +172,7 @@ impl Acquisition {
             fair: config.fair,
             create_mode: config.permissions.unwrap_or(0o666),
             may_fall_back,
+            on_acquired: config.on_acquired.clone().map(|hook| OnWon { hook, mode }),
         };
         Ok((acquisition, attempt))
     }
@@ -184,6 +213,11 @@ impl Acquisition {
                 );
                 LockGuard::new(self.state.clone(), self.key, self.owner, mode)
             }))
+    }
+
+    /// The `on_acquired` hook, for the job that runs the attempts.
+    pub(crate) fn on_acquired(&self) -> Option<OnWon> {
+        self.on_acquired.clone()
     }
 
     /// This acquire's span, for the drivers to enter (see the field).

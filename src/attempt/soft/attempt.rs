@@ -19,6 +19,7 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 #[cfg(unix)]
 use super::claim::remove_if_ours;
@@ -51,6 +52,7 @@ pub(crate) fn attempt_as(
     path: &Path,
     permissions: Option<u32>,
     flavour: Flavour,
+    lifetime: Option<Duration>,
 ) -> Result<SoftOutcome, Error> {
     let record = flavour.record();
     for _ in 0..MAX_RACES {
@@ -60,12 +62,13 @@ pub(crate) fn attempt_as(
                 return publish(file, path, permissions, &record).map(SoftOutcome::Won);
             }
             Err(e) => match e.kind() {
-                io::ErrorKind::AlreadyExists => match contend(path, permissions, flavour, &record)?
-                {
-                    Contended::Gone => continue,
-                    Contended::Busy(id) => return Ok(SoftOutcome::Busy(id)),
-                    Contended::Won(file) => return Ok(SoftOutcome::Won(file)),
-                },
+                io::ErrorKind::AlreadyExists => {
+                    match contend(path, permissions, flavour, lifetime, &record)? {
+                        Contended::Gone => continue,
+                        Contended::Busy(id) => return Ok(SoftOutcome::Busy(id)),
+                        Contended::Won(file) => return Ok(SoftOutcome::Won(file)),
+                    }
+                }
                 io::ErrorKind::NotFound => return Ok(SoftOutcome::MissingParent),
                 io::ErrorKind::Interrupted => continue,
                 _ => return Err(Error::io(path, Op::Open, e)),
@@ -106,11 +109,12 @@ fn unwritable() -> io::Error {
 }
 
 /// The marker exists: read it, and break it if it is provably stale (or, for a lease, has
-/// expired on this process's clock).
+/// expired on this process's clock), or older than `lifetime` by its mtime.
 fn contend(
     path: &Path,
     permissions: Option<u32>,
     flavour: Flavour,
+    lifetime: Option<Duration>,
     record: &[u8],
 ) -> Result<Contended, Error> {
     let node = match sys::lstat(path) {
@@ -135,7 +139,11 @@ fn contend(
         // A symlink, FIFO, socket or device is never opened: a malformed marker.
         (node, Seen::Legacy(Content::Malformed), None)
     };
+    let expired = lifetime.is_some_and(|lifetime| node.modified_ago() >= lifetime);
     let breakable = match &content {
+        // Older than the lifetime by its mtime, whatever it says (Python's
+        // `_try_break_expired_lock`): even a live or foreign holder's.
+        _ if expired => true,
         Seen::Owner(owner) => lease::may_break(path, &node, owner, flavour)?,
         // An empty file this user may not write is no marker in the making but a file it
         // can never take: say so now, as Python filelock does, rather than wait for ever.
@@ -156,6 +164,7 @@ fn contend(
         target: "tokio_filelock",
         path = %path.display(),
         marker = ?content,
+        expired,
         "breaking a stale soft lock marker"
     );
     match take_over(path, &node, permissions, record)? {
@@ -169,14 +178,14 @@ fn contend(
 
 /// What a marker says: a protocol 2 owner record (Python 4.x), or a legacy record.
 #[derive(Debug)]
-enum Seen {
+pub(super) enum Seen {
     Owner(OwnerRecord),
     Legacy(Content),
 }
 
 /// Reads the regular marker at `path`: its node, parsed content and identity; `None` if it
 /// vanished.
-fn read(path: &Path) -> io::Result<Option<(Node, Seen, Option<FileId>)>> {
+pub(super) fn read(path: &Path) -> io::Result<Option<(Node, Seen, Option<FileId>)>> {
     let file_and_content = sys::read_marker(path, marker::MAX_MARKER_LEN as u64 + 1);
     let (file, node, bytes) = match file_and_content {
         Ok(read) => read,
