@@ -79,6 +79,18 @@ pub(crate) fn unlink(path: &Path) -> io::Result<()> {
     fs::remove_file(path)
 }
 
+/// `rename(2)`.
+pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)
+}
+
+/// The names in directory `dir` (`readdir`), in no order.
+pub(crate) fn names_in(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+    fs::read_dir(dir)?
+        .map(|entry| entry.map(|entry| entry.file_name()))
+        .collect()
+}
+
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))

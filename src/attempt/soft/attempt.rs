@@ -28,6 +28,8 @@ use super::claim::{GROUP_OTHER_WRITE, MAX_RACES, create_mode, publish};
 use super::claim::{create_aside, still};
 use super::marker::{self, Content};
 use super::record::{self, OwnerRecord};
+#[cfg(unix)]
+use super::recovery;
 #[cfg(windows)]
 use super::take_over::take_over;
 use super::{Flavour, lease, stale};
@@ -155,7 +157,15 @@ fn contend(
             stale::forget(path);
             stale::holder_is_stale(holder)
         }
-        Seen::Legacy(Content::Malformed) => stale::malformed_is_old(path, &node),
+        Seen::Legacy(Content::Malformed) | Seen::Break(_) => stale::malformed_is_old(path, &node),
+    };
+    // Whose crash may have stranded a live marker next to the lock (see `recovery`): the
+    // PID the marker names, as Python passes it.
+    let breaker = match &content {
+        Seen::Legacy(Content::Holder(holder)) => Some(holder.pid),
+        Seen::Break(pid) => Some(*pid),
+        Seen::Owner(owner) if !expired => Some(owner.pid),
+        _ => None,
     };
     if !breakable {
         return Ok(Contended::Busy(id));
@@ -167,7 +177,7 @@ fn contend(
         expired,
         "breaking a stale soft lock marker"
     );
-    match take_over(path, &node, permissions, record)? {
+    match take_over(path, &node, permissions, record, breaker)? {
         Some(file) => {
             stale::forget(path);
             Ok(Contended::Won(file))
@@ -181,6 +191,9 @@ fn contend(
 pub(super) enum Seen {
     Owner(OwnerRecord),
     Legacy(Content),
+    /// Python's break record, `filelock/break\n<pid>\n`, that its `break_lock_file`
+    /// exchanges in for a marker it removes: malformed, naming the breaker.
+    Break(u32),
 }
 
 /// Reads the regular marker at `path`: its node, parsed content and identity; `None` if it
@@ -196,6 +209,8 @@ pub(super) fn read(path: &Path) -> io::Result<Option<(Node, Seen, Option<FileId>
         Seen::Legacy(Content::Malformed)
     } else if let Some(owner) = record::parse(&bytes) {
         Seen::Owner(owner)
+    } else if let Some(pid) = marker::break_record_pid(&bytes) {
+        Seen::Break(pid)
     } else {
         Seen::Legacy(marker::parse(&bytes))
     };
@@ -206,14 +221,24 @@ pub(super) fn read(path: &Path) -> io::Result<Option<(Node, Seen, Option<FileId>
 /// Breaks the stale node `seen` at `path` by exchanging our own marker in for it. `Some`
 /// with our marker's descriptor when we now hold the lock; `None` when the node changed
 /// meanwhile or cannot be exchanged here (nothing is broken then).
+///
+/// When the stale marker names a PID (`breaker`), a live marker that this PID, as a
+/// breaker killed mid-way, may have stranded next to the lock is put back first (see
+/// `recovery`); the lock then counts as held.
 #[cfg(unix)]
 fn take_over(
     path: &Path,
     seen: &Node,
     permissions: Option<u32>,
     record: &[u8],
+    breaker: Option<u32>,
 ) -> Result<Option<File>, Error> {
     if !still(path, seen) {
+        return Ok(None);
+    }
+    if let Some(breaker) = breaker
+        && recovery::restore_stranded(path, breaker, seen)
+    {
         return Ok(None);
     }
     let (aside, file) = create_aside(path, permissions)?;
@@ -436,7 +461,7 @@ mod tests {
         std::fs::write(&path, "stale\n").unwrap();
         let seen = sys::lstat(&path).unwrap();
         let record = identity::ours().to_bytes();
-        let file = take_over(&path, &seen, None, &record)
+        let file = take_over(&path, &seen, None, &record, None)
             .unwrap()
             .expect("taken over");
         assert_eq!(std::fs::read(&path).unwrap(), identity::ours().to_bytes());
@@ -480,7 +505,11 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, "1\nlive\n").unwrap();
         let record = identity::ours().to_bytes();
-        assert!(take_over(&path, &seen, None, &record).unwrap().is_none());
+        assert!(
+            take_over(&path, &seen, None, &record, None)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(std::fs::read(&path).unwrap(), b"1\nlive\n");
         assert_eq!(
             names(dir.path()),

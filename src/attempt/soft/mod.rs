@@ -49,6 +49,8 @@ mod marker;
 mod operator;
 #[cfg(any(unix, windows))]
 mod record;
+#[cfg(unix)]
+mod recovery;
 #[cfg(any(unix, windows))]
 mod stale;
 #[cfg(windows)]
