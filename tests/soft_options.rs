@@ -137,7 +137,10 @@ fn lifetime_expires_markers_that_are_never_broken_otherwise() {
     for content in [&b"4242\nhost-elsewhere\n"[..], b""] {
         std::fs::write(&path, content).unwrap();
         age(&path, Duration::from_secs(5));
-        assert!(lock.blocking_try_acquire().unwrap().is_none(), "{content:?}");
+        assert!(
+            lock.blocking_try_acquire().unwrap().is_none(),
+            "{content:?}"
+        );
         age(&path, Duration::from_secs(11));
         let guard = lock.blocking_try_acquire().unwrap().expect("expired");
         assert!(lock.blocking_is_held_by_us());
@@ -181,7 +184,10 @@ fn pid_and_is_held_by_us_read_the_marker() {
     // A protocol 2 record and a malformed marker name no PID (as Python's `pid`).
     std::fs::write(
         &path,
-        format!("filelock/2\npid={}\nhost={host}\nmode=exclusive\n", std::process::id()),
+        format!(
+            "filelock/2\npid={}\nhost={host}\nmode=exclusive\n",
+            std::process::id()
+        ),
     )
     .unwrap();
     assert_eq!(lock.blocking_pid(), None);
@@ -203,7 +209,11 @@ async fn break_lock_removes_whatever_marker_is_there() {
     assert!(lock.try_acquire().await.unwrap().is_none());
     assert!(lock.break_lock().await.unwrap());
     assert!(std::fs::symlink_metadata(&path).is_err());
-    let guard = lock.try_acquire().await.unwrap().expect("free after the break");
+    let guard = lock
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("free after the break");
     assert!(lock.is_held_by_us().await.unwrap());
     child.tell("release");
     assert_eq!(child.next_message(), "marker replaced");
@@ -260,7 +270,11 @@ fn a_live_marker_stranded_by_a_killed_breaker_is_put_back() {
     assert!(lock.blocking_try_acquire().unwrap().is_none());
     assert_eq!(inode(&path), live, "the live holder's marker is back");
     assert_eq!(lock.blocking_pid(), Some(child_pid));
-    assert_eq!(names(dir.path()), ["soft.lock"], "no .break. or .restore. file left");
+    assert_eq!(
+        names(dir.path()),
+        ["soft.lock"],
+        "no .break. or .restore. file left"
+    );
     // The holder's release finds its own marker and removes it; the lock is then free.
     child.tell("release");
     assert_eq!(child.next_message(), "released");
@@ -280,7 +294,11 @@ fn a_dead_marker_stranded_by_a_killed_breaker_is_removed_and_the_lock_taken() {
         .unwrap()
         .expect("nothing live was stranded: the dead breaker's marker is broken");
     assert!(lock.blocking_is_held_by_us());
-    assert_eq!(names(dir.path()), ["soft.lock"], "the stranded marker is removed");
+    assert_eq!(
+        names(dir.path()),
+        ["soft.lock"],
+        "the stranded marker is removed"
+    );
     guard.release().unwrap();
 }
 
@@ -294,7 +312,9 @@ fn a_live_marker_stranded_by_a_killed_recoverer_is_put_back() {
     let aside = strand(&dir, &path, breaker);
     // A recoverer claimed the stranded marker (renamed it to its restore name) and was
     // killed before exchanging it back.
-    let claimed = dir.path().join(format!("soft.lock.restore.{}.{HEX}", dead_pid()));
+    let claimed = dir
+        .path()
+        .join(format!("soft.lock.restore.{}.{HEX}", dead_pid()));
     std::fs::rename(&aside, &claimed).unwrap();
 
     let lock = SoftFileLock::new(&path);
@@ -317,11 +337,17 @@ fn a_live_breaker_is_left_to_finish() {
     let live = inode(&path);
     let aside = strand(&dir, &path, dead_pid());
     let recoverer = child.id(); // alive: its claim is its own to finish
-    let claimed = dir.path().join(format!("soft.lock.restore.{recoverer}.{HEX}"));
+    let claimed = dir
+        .path()
+        .join(format!("soft.lock.restore.{recoverer}.{HEX}"));
     std::fs::rename(&aside, &claimed).unwrap();
     let lock = SoftFileLock::new(&path);
     assert!(lock.blocking_try_acquire().unwrap().is_none());
-    assert_ne!(inode(&path), live, "a live recoverer's claim is not taken from it");
+    assert_ne!(
+        inode(&path),
+        live,
+        "a live recoverer's claim is not taken from it"
+    );
     assert!(claimed.exists());
     child.tell("release");
 }

@@ -146,6 +146,44 @@ impl Claim {
         false
     }
 
+    /// At release: records a loss the heartbeat has not reported yet (Python's
+    /// `_record_unreported_loss`), so that a pending [`LockGuard::lost`] resolves with it.
+    /// The hook is not called (in Python only the heartbeat calls `on_compromise`).
+    fn record_unreported_loss(&self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        if crate::sync::lock(&self.state).lost.is_some() {
+            return;
+        }
+        let reason = match lease::loss_at_release(&self.path, file) {
+            Some(Refresh::MarkerMissing) => CompromiseReason::MarkerMissing,
+            Some(Refresh::OwnerChanged) => CompromiseReason::OwnerChanged,
+            _ => return,
+        };
+        tracing::debug!(
+            target: "tokio_filelock",
+            path = %self.path.display(),
+            %reason,
+            "releasing a lease whose claim was lost"
+        );
+        let lost = Lost::LeaseCompromised {
+            path: self.path.clone(),
+            token: self.token.clone(),
+            reason,
+            error: None,
+        };
+        let wakers = {
+            let mut state = crate::sync::lock(&self.state);
+            if state.lost.is_some() {
+                return;
+            }
+            state.lost = Some(lost);
+            std::mem::take(&mut state.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
     /// Records the loss, calls the hook and then wakes `lost()` futures (once): the hook has
     /// run by the time `lost()` resolves or `is_lost()` says so.
     fn report(&self, reason: CompromiseReason, error: Option<String>) {
@@ -230,6 +268,9 @@ impl std::fmt::Debug for LeaseHold {
 impl Remote for LeaseHold {
     fn release(&mut self) -> Result<(), Error> {
         self.stop();
+        if self.guard.is_some() {
+            self.claim.record_unreported_loss();
+        }
         match self.guard.take() {
             Some(guard) => guard.release(),
             None => Ok(()),
