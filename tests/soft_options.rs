@@ -351,3 +351,105 @@ fn a_live_breaker_is_left_to_finish() {
     assert!(claimed.exists());
     child.tell("release");
 }
+
+// ---- SoftFileLease: the release-time check and a moved directory --------------------------
+
+/// A lease on `path` with a 30 s duration refreshed every 10 s, counting `on_compromise`
+/// calls.
+async fn hold_lease(
+    path: &Path,
+) -> (
+    tokio_filelock::LockGuard,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let guard = tokio_filelock::SoftFileLease::builder(path)
+        .lease_duration(Duration::from_secs(30))
+        .heartbeat_interval(Duration::from_secs(10))
+        .on_compromise(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })
+        .build()
+        .acquire()
+        .await
+        .unwrap();
+    (guard, calls)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_loss_the_heartbeat_has_not_seen_is_recorded_at_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let (guard, calls) = hold_lease(&path).await;
+    let mut lost = tokio_test::task::spawn(guard.lost());
+    tokio_test::assert_pending!(lost.poll());
+    // A contender replaced the marker; no heartbeat has run since (time is paused).
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, "new holder\n").unwrap();
+    let err = guard.release().unwrap_err();
+    assert!(matches!(err, Error::MarkerReplaced { .. }), "{err:?}");
+    // The pending `lost()` resolves with the reason at once (Python's
+    // `_record_unreported_loss`); `on_compromise` is the heartbeat's alone.
+    assert!(lost.is_woken());
+    match tokio_test::assert_ready!(lost.poll()) {
+        tokio_filelock::Lost::LeaseCompromised { reason, .. } => {
+            assert_eq!(reason, tokio_filelock::CompromiseReason::OwnerChanged)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(std::fs::read(&path).unwrap(), b"new holder\n", "left alone");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_marker_held_aside_by_a_breaker_is_no_loss_at_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let (guard, _) = hold_lease(&path).await;
+    let mut lost = tokio_test::task::spawn(guard.lost());
+    tokio_test::assert_pending!(lost.poll());
+    // A contender is mid-exchange: our marker under its break name, its own at the path.
+    let aside = dir.path().join(format!("soft.lock.break.1.{HEX}"));
+    std::fs::rename(&path, &aside).unwrap();
+    std::fs::write(&path, "breaker\n").unwrap();
+    let _ = guard.release();
+    tokio_test::assert_pending!(lost.poll());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_heartbeat_keeps_refreshing_a_marker_whose_directory_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub").join("lease.lock");
+    let (guard, calls) = hold_lease(&path).await;
+    let moved_dir = dir.path().join("moved");
+    std::fs::rename(dir.path().join("sub"), &moved_dir).unwrap();
+    let moved = moved_dir.join("lease.lock");
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    for round in 0..3 {
+        std::fs::File::options()
+            .write(true)
+            .open(&moved)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        // The refresh runs on the blocking pool: wait for it (bounded, real clock).
+        let start = std::time::Instant::now();
+        while std::fs::metadata(&moved).unwrap().modified().unwrap() == old
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            std::fs::metadata(&moved).unwrap().modified().unwrap() > old,
+            "round {round}: the moved marker is refreshed"
+        );
+        assert!(!guard.is_lost(), "round {round}: not reported missing");
+    }
+    let mut lost = tokio_test::task::spawn(guard.lost());
+    let _ = guard.release();
+    tokio_test::assert_pending!(lost.poll());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
