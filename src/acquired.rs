@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::{Error, LockMode};
+use crate::{Error, HookError, LockMode};
 
 /// What an `on_acquired` hook is given: the lock just won, before the acquire returns its
 /// guard (Python filelock's `on_acquired`, which gets the lock file's descriptor).
@@ -65,13 +65,12 @@ impl<'a> Acquired<'a> {
     }
 }
 
-/// What an `on_acquired` hook returns on failure: any error, kept as the source of
-/// [`Error::OnAcquired`].
-pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// The hook itself.
+type HookFn = dyn Fn(&Acquired<'_>) -> Result<(), HookError> + Send + Sync;
 
 /// An `on_acquired` hook, as a lock's settings keep it.
 #[derive(Clone)]
-pub(crate) struct AcquiredHook(Arc<dyn Fn(&Acquired<'_>) -> Result<(), HookError> + Send + Sync>);
+pub(crate) struct AcquiredHook(Arc<HookFn>);
 
 impl AcquiredHook {
     pub(crate) fn new(

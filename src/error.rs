@@ -214,7 +214,7 @@ pub enum Error {
         path: PathBuf,
         /// What the hook returned.
         #[source]
-        source: crate::HookError,
+        source: HookError,
     },
 
     /// The lock server ([`PgLock`](crate::postgres::PgLock)) could not be used: it cannot
@@ -231,6 +231,10 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
+
+/// What an `on_acquired` hook returns on failure: any error, kept as the source of
+/// [`Error::OnAcquired`].
+pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong with a lock server, in [`Error::Server`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -142,9 +142,9 @@ mod sync;
 mod sys;
 mod wake;
 
-pub use acquired::{Acquired, HookError};
+pub use acquired::Acquired;
 pub use builder::FileLockBuilder;
-pub use error::{Error, NodeKind, Op, ServerError};
+pub use error::{Error, HookError, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
 pub use holder::{Holder, HolderSession, WaitEvent};

@@ -26,15 +26,17 @@ use super::claim::remove_if_ours;
 use super::claim::{GROUP_OTHER_WRITE, MAX_RACES, create_mode, publish};
 #[cfg(unix)]
 use super::claim::{create_aside, still};
-use super::marker::{self, Content};
-use super::record::{self, OwnerRecord};
+use super::marker::Content;
 #[cfg(unix)]
 use super::recovery;
+use super::seen::{Seen, read};
 #[cfg(windows)]
 use super::take_over::take_over;
 use super::{Flavour, lease, stale};
 use crate::attempt::Found;
-use crate::sys::soft_calls::{self as sys, Node};
+#[cfg(unix)]
+use crate::sys::soft_calls::Node;
+use crate::sys::soft_calls::{self as sys};
 use crate::sys::{self as os, FileId};
 use crate::{Error, Holder, LockMode, NodeKind, Op};
 
@@ -184,38 +186,6 @@ fn contend(
         }
         None => Ok(Contended::Busy(id)),
     }
-}
-
-/// What a marker says: a protocol 2 owner record (Python 4.x), or a legacy record.
-#[derive(Debug)]
-pub(super) enum Seen {
-    Owner(OwnerRecord),
-    Legacy(Content),
-    /// Python's break record, `filelock/break\n<pid>\n`, that its `break_lock_file`
-    /// exchanges in for a marker it removes: malformed, naming the breaker.
-    Break(u32),
-}
-
-/// Reads the regular marker at `path`: its node, parsed content and identity; `None` if it
-/// vanished.
-pub(super) fn read(path: &Path) -> io::Result<Option<(Node, Seen, Option<FileId>)>> {
-    let file_and_content = sys::read_marker(path, marker::MAX_MARKER_LEN as u64 + 1);
-    let (file, node, bytes) = match file_and_content {
-        Ok(read) => read,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let content = if !node.regular {
-        Seen::Legacy(Content::Malformed)
-    } else if let Some(owner) = record::parse(&bytes) {
-        Seen::Owner(owner)
-    } else if let Some(pid) = marker::break_record_pid(&bytes) {
-        Seen::Break(pid)
-    } else {
-        Seen::Legacy(marker::parse(&bytes))
-    };
-    let id = os::inspect(&file).ok().map(|facts| facts.id);
-    Ok(Some((node, content, id)))
 }
 
 /// Breaks the stale node `seen` at `path` by exchanging our own marker in for it. `Some`

@@ -52,6 +52,8 @@ mod record;
 #[cfg(unix)]
 mod recovery;
 #[cfg(any(unix, windows))]
+mod seen;
+#[cfg(any(unix, windows))]
 mod stale;
 #[cfg(windows)]
 mod take_over;

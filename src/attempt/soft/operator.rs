@@ -5,9 +5,9 @@
 use std::io;
 use std::path::Path;
 
-use super::attempt::{Seen, read};
 use super::identity;
 use super::marker::Content;
+use super::seen::{Seen, read};
 use crate::sys::soft_calls as sys;
 use crate::{Error, Op};
 

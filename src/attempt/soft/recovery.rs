@@ -22,9 +22,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::attempt::{Seen, read};
 use super::claim::recovery_name;
 use super::marker::{Content, Holder};
+use super::seen::{Seen, read};
 use super::{identity, stale};
 use crate::sys::soft_calls::{self as sys, Node};
 
