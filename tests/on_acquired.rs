@@ -41,7 +41,10 @@ async fn file_lock_hook_gets_the_locked_file_once_per_hold() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hooked.lock");
     let (calls, seen) = counter();
+    // Kept on release (Windows deletes it otherwise), and read after release (Windows
+    // refuses reads of a locked range through another handle).
     let lock = FileLock::builder(&path)
+        .preserve_lock_file(true)
         .reentrancy(Reentrancy::Owner)
         .on_acquired(move |acquired| {
             seen.fetch_add(1, Ordering::SeqCst);
@@ -54,18 +57,18 @@ async fn file_lock_hook_gets_the_locked_file_once_per_hold() {
         .build();
     let guard = lock.acquire().await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "hold 1");
     // Re-entry by the same owner is the same hold: no call.
     let again = lock.acquire().await.unwrap();
     assert_eq!(lock.lock_counter(), 2);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     drop(again);
     drop(guard);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "hold 1");
     // A new hold, through the sync facade: called again.
     let guard = lock.blocking_acquire().unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "hold 2");
     drop(guard);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "hold 2");
 }
 
 #[tokio::test]
@@ -144,4 +147,42 @@ async fn lease_hook_runs_before_the_heartbeat_and_its_error_leaves_nothing() {
     assert_refused(refusing.blocking_acquire().unwrap_err(), &path);
     assert!(std::fs::symlink_metadata(&path).is_err(), "no marker left");
     assert!(!refusing.is_locked());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquire_cancelled_while_its_hook_runs_leaves_nothing_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cancelled.lock");
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = std::sync::Mutex::new(go_rx);
+    let lock = FileLock::builder(&path)
+        .on_acquired(move |_| {
+            started_tx.send(()).unwrap();
+            // Bounded: a regression must not hang the suite.
+            let _ = go_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(10));
+            Ok(())
+        })
+        .build();
+    let mut acquire = tokio_test::task::spawn(lock.acquire());
+    tokio_test::assert_pending!(acquire.poll());
+    // The lock is won and the hook is running on the blocking pool: cancel now.
+    started
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the hook runs");
+    drop(acquire);
+    go.send(()).unwrap();
+    // The hold the cancelled acquire won is released once its job ends: another holder
+    // gets it (woken by that release; the bound only keeps a regression from hanging).
+    let other = FileLock::new(&path);
+    let guard = other
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .await
+        .expect("released after the hook returned");
+    assert!(!lock.is_locked());
+    assert_eq!(lock.lock_counter(), 0);
+    drop(guard);
 }

@@ -453,3 +453,47 @@ async fn the_heartbeat_keeps_refreshing_a_marker_whose_directory_moved() {
     tokio_test::assert_pending!(lost.poll());
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+// ---- the recovery against Python filelock 4.3.1 ----------------------------------------------
+
+/// Python filelock's `SoftFileLock` (tests/interop/py_soft_lock.py); killed and reaped on drop.
+fn python(args: &[&str]) -> common::ChildProcess {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/py_soft_lock.py");
+    let mut command = std::process::Command::new(common::tools::python());
+    command.arg(script).args(args);
+    common::spawn_command(command)
+}
+
+#[test]
+fn python_recovers_a_stranded_rust_marker_as_we_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let (mut child, child_pid) = holder(&path);
+    let live = inode(&path);
+    strand(&dir, &path, dead_pid());
+    // One attempt of Python's SoftFileLock puts our live marker back and finds it held.
+    let mut py = python(&["try", path.to_str().unwrap(), "0"]);
+    assert_eq!(py.next_message(), "timeout");
+    assert!(py.wait_success());
+    assert_eq!(inode(&path), live);
+    assert_eq!(SoftFileLock::new(&path).blocking_pid(), Some(child_pid));
+    assert_eq!(names(dir.path()), ["soft.lock"]);
+    child.tell("release");
+    assert_eq!(child.next_message(), "released");
+}
+
+#[test]
+fn we_recover_a_stranded_python_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let mut py = python(&["hold", path.to_str().unwrap(), "60"]);
+    let message = py.next_message();
+    let py_pid: u32 = message.strip_prefix("acquired ").unwrap().parse().unwrap();
+    let live = inode(&path);
+    strand(&dir, &path, dead_pid());
+    let lock = SoftFileLock::new(&path);
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    assert_eq!(inode(&path), live, "Python's live marker is back");
+    assert_eq!(lock.blocking_pid(), Some(py_pid));
+    assert_eq!(names(dir.path()), ["soft.lock"]);
+}
