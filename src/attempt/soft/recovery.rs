@@ -81,7 +81,8 @@ fn gone(pid: u32) -> bool {
 
 /// The stranded files to recover, sorted, each with whether it is this process's own
 /// claim (to adopt rather than claim). `None` when a live breaker or recoverer may still
-/// be at work: the lock counts as held.
+/// be at work, or the directory cannot be listed (Python then breaks nothing either): the
+/// lock counts as held.
 fn stranded_candidates(path: &Path, breaker: u32) -> Option<Vec<(PathBuf, bool)>> {
     let (Some(dir), Some(lock_name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
     else {
@@ -92,7 +93,7 @@ fn stranded_candidates(path: &Path, breaker: u32) -> Option<Vec<(PathBuf, bool)>
     } else {
         dir
     };
-    let names = sys::names_in(dir).unwrap_or_default();
+    let names = sys::names_in(dir).ok()?;
     let mut candidates = Vec::new();
     for name in names.iter().filter_map(|n| n.to_str()) {
         let Some(stranded) = parse_name(lock_name, name) else {
