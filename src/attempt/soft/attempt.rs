@@ -162,11 +162,12 @@ fn contend(
         Seen::Legacy(Content::Malformed) | Seen::Break(_) => stale::malformed_is_old(path, &node),
     };
     // Whose crash may have stranded a live marker next to the lock (see `recovery`): the
-    // PID the marker names, as Python passes it.
+    // PID the marker names, as Python passes it (for an expired marker, a legacy record's
+    // only; for a lease, only when its holder is provably gone, not when it expired).
     let breaker = match &content {
         Seen::Legacy(Content::Holder(holder)) => Some(holder.pid),
-        Seen::Break(pid) => Some(*pid),
-        Seen::Owner(owner) if !expired => Some(owner.pid),
+        Seen::Break(pid) if !expired => Some(*pid),
+        Seen::Owner(owner) if !expired && lease::holder_gone(owner) => Some(owner.pid),
         _ => None,
     };
     if !breakable {

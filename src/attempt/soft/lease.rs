@@ -49,13 +49,7 @@ pub(super) fn may_break(
     owner: &OwnerRecord,
     flavour: Flavour,
 ) -> Result<bool, Error> {
-    if owner.mode != Mode::Unknown
-        && stale::holder_is_stale(&Holder {
-            pid: owner.pid,
-            host: owner.host.clone(),
-            token: owner.start,
-        })
-    {
+    if holder_gone(owner) {
         return Ok(true);
     }
     let (Mode::Lease, Flavour::Lease(terms)) = (owner.mode, flavour) else {
@@ -72,6 +66,17 @@ pub(super) fn may_break(
         });
     }
     Ok(stale::unchanged_for(path, node) >= terms.duration)
+}
+
+/// Whether the holder of the protocol 2 marker `owner` is provably gone (same host, PID
+/// dead or recycled); never for a mode of a newer protocol.
+pub(super) fn holder_gone(owner: &OwnerRecord) -> bool {
+    owner.mode != Mode::Unknown
+        && stale::holder_is_stale(&Holder {
+            pid: owner.pid,
+            host: owner.host.clone(),
+            token: owner.start,
+        })
 }
 
 /// What one refresh of a held lease found (Python's `_RefreshLoop._refresh`).
