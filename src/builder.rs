@@ -189,6 +189,37 @@ impl FileLockBuilder {
         self
     }
 
+    /// Calls `hook` right after each hold is won, before the acquire returns its guard:
+    /// once per hold, never on re-entry (Python filelock's `on_acquired`). It gets the
+    /// lock file, open and locked ([`Acquired::file`](crate::Acquired::file)), for
+    /// example to write who holds it or to clear what an earlier holder left.
+    ///
+    /// If it returns an error, the hold is released at once and the acquire fails with
+    /// [`Error::OnAcquired`](crate::Error::OnAcquired), the hook's error as its source;
+    /// nothing is left held. It runs where attempts run (on Tokio's blocking pool for
+    /// async acquires, on the calling thread for `blocking_*`), so it may do blocking I/O;
+    /// an async acquire cancelled while it runs releases the hold after it returns. A panic
+    /// in it releases the hold and goes on as a panic of the acquire.
+    ///
+    /// With a hook set, a file system without `flock` gives
+    /// [`Error::Unsupported`](crate::Error::Unsupported) instead of the
+    /// [fallback to the soft lock](Self::fallback_to_soft), as in Python filelock: the
+    /// hook would have no locked file to be given.
+    pub fn on_acquired(
+        mut self,
+        hook: impl Fn(&crate::Acquired<'_>) -> Result<(), crate::HookError> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.on_acquired = Some(crate::acquired::AcquiredHook::new(hook));
+        self
+    }
+
+    /// Soft protocol: a marker older than `lifetime` by its mtime is expired and broken
+    /// (the soft lock's builder sets it).
+    pub(crate) fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.lifetime = Some(lifetime);
+        self
+    }
+
     /// Makes the handle speak `protocol` (the soft lock's builder sets it).
     pub(crate) fn protocol(mut self, protocol: Protocol) -> Self {
         self.config.protocol = protocol;

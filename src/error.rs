@@ -244,6 +244,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The `on_acquired` hook (for example
+    /// [`FileLockBuilder::on_acquired`](crate::FileLockBuilder::on_acquired)) failed: the
+    /// hold it was called for has been released, and the acquire fails with the hook's
+    /// error as the source.
+    #[error("the on_acquired hook of the lock '{}' failed: {source}", path.display())]
+    OnAcquired {
+        /// The lock file.
+        path: PathBuf,
+        /// What the hook returned.
+        #[source]
+        source: HookError,
+    },
+
     /// The lock server ([`PgLock`](crate::postgres::PgLock)) could not be used: it cannot
     /// be reached, refused the login, has no such database, failed a query, or the session
     /// broke while acquiring. Returned at once, never by waiting out the timeout.
@@ -258,6 +271,10 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
+
+/// What an `on_acquired` hook returns on failure: any error, kept as the source of
+/// [`Error::OnAcquired`].
+pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong with a lock server, in [`Error::Server`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,6 +329,7 @@ impl Error {
             | Error::LeaseMismatch { path, .. }
             | Error::InvalidSetting { path, .. }
             | Error::Protocol { path, .. }
+            | Error::OnAcquired { path, .. }
             | Error::Server { path, .. } => path,
         }
     }
@@ -337,7 +355,7 @@ impl Error {
             },
             Error::Io { source, .. } => source.kind(),
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
-            Error::MarkerReplaced { .. } => io::ErrorKind::Other,
+            Error::MarkerReplaced { .. } | Error::OnAcquired { .. } => io::ErrorKind::Other,
             Error::Cancelled { .. } => io::ErrorKind::Other,
             Error::Protocol { .. } => io::ErrorKind::InvalidData,
             Error::InvalidSpec { .. }
@@ -407,6 +425,9 @@ pub enum Op {
     /// Writing (creating, refreshing, removing) a
     /// [`SoftReadWriteLock`](crate::SoftReadWriteLock) holder record.
     WriteRecord,
+    /// Removing a soft lock's marker by force
+    /// ([`SoftFileLock::break_lock`](crate::SoftFileLock::break_lock)).
+    BreakLock,
 }
 
 impl fmt::Display for Op {
@@ -424,6 +445,7 @@ impl fmt::Display for Op {
             Op::ReadLog => "read the generation log of",
             Op::Commit => "commit a generation of",
             Op::WriteRecord => "write the holder record of",
+            Op::BreakLock => "remove by force the marker of",
         })
     }
 }

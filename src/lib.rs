@@ -117,6 +117,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod acquired;
 mod attempt;
 mod builder;
 mod cancel_token;
@@ -145,9 +146,10 @@ mod sync;
 mod sys;
 mod wake;
 
+pub use acquired::Acquired;
 pub use builder::FileLockBuilder;
 pub use cancel_token::CancelToken;
-pub use error::{Error, NodeKind, Op, ServerError};
+pub use error::{Error, HookError, NodeKind, Op, ServerError};
 pub use file_lock::FileLock;
 pub use guard::LockGuard;
 pub use holder::{Holder, HolderSession, WaitEvent};

@@ -395,6 +395,19 @@ impl SoftFileLeaseBuilder {
         self
     }
 
+    /// Calls `hook` right after each hold is won, before its heartbeat starts and the
+    /// acquire returns: as [`SoftFileLockBuilder::on_acquired`](crate::SoftFileLockBuilder::on_acquired)
+    /// ([`Acquired::file`](crate::Acquired::file) is `None`: the marker is the lease's
+    /// record). An error from it releases the hold and fails the acquire with
+    /// [`Error::OnAcquired`].
+    pub fn on_acquired(
+        mut self,
+        hook: impl Fn(&crate::Acquired<'_>) -> Result<(), crate::HookError> + Send + Sync + 'static,
+    ) -> Self {
+        self.inner = self.inner.on_acquired(hook);
+        self
+    }
+
     /// How long `acquire` and `blocking_acquire` wait. Default: forever. As
     /// [`FileLockBuilder::timeout`].
     pub fn timeout(mut self, timeout: Duration) -> Self {

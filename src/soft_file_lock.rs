@@ -4,7 +4,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::attempt::Protocol;
+use crate::attempt::{Protocol, soft};
+use crate::driver::asynchronous;
 use crate::{Error, FileLock, FileLockBuilder, Holder, LockGuard, Reentrancy, WaitEvent};
 
 /// A cross-process lock held with a **marker file** instead of the OS lock: the lock is
@@ -26,7 +27,8 @@ use crate::{Error, FileLock, FileLockBuilder, Holder, LockGuard, Reentrancy, Wai
 ///   trait they return [`Error::Unsupported`]).
 /// - **A crashed holder's marker stays** until a waiter proves it stale: same host (and PID
 ///   namespace), and its PID is gone or now belongs to a process that started at another
-///   time (start token: boot id and start time on Linux, creation time on Windows). A
+///   time (start token: boot id and start time on Linux, creation time on Windows, start
+///   time on macOS). A
 ///   marker written on **another host
 ///   is never broken**; remove it by hand if its host is gone for good. A malformed marker
 ///   (or a symlink, FIFO, socket or device at the path) is broken once this process has
@@ -45,7 +47,7 @@ use crate::{Error, FileLock, FileLockBuilder, Holder, LockGuard, Reentrancy, Wai
 ///   breaker is paused or killed mid-way), so out-of-order breakers never leave a
 ///   non-holder's marker at the path. The temporary name, `<name>.break.<pid>.<32 hex>`,
 ///   is cut to fit 255 bytes when the lock file's name is long.
-/// - Without a start token (platforms other than Linux, Android and Windows, or inside PID
+/// - Without a start token (platforms other than Linux, Android, macOS and Windows, or inside PID
 ///   or time namespaces that hide it), a recycled PID keeps a stale marker alive.
 /// - Waiting is as for [`FileLock`]: async waiters of one process are woken in turn by a
 ///   release in that process, and on Linux the first of them watches the marker's
@@ -267,6 +269,102 @@ impl SoftFileLock {
     pub async fn holder(&self) -> Result<Option<Holder>, Error> {
         self.inner.holder().await
     }
+
+    /// The PID the marker records, as Python's `SoftFileLock.pid`: `None` when there is
+    /// no marker, or it is empty, malformed, unreadable or of another kind than
+    /// `SoftFileLock`'s own (a lease's protocol 2 record, a strict lock's sentinel;
+    /// [`holder`](Self::holder) names a lease's holder). A snapshot; blocking (one read).
+    #[must_use]
+    pub fn blocking_pid(&self) -> Option<u32> {
+        soft::recorded_pid(self.path())
+    }
+
+    /// Async form of [`blocking_pid`](Self::blocking_pid): the read runs on Tokio's
+    /// blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when there is no Tokio runtime (or it is shutting down).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn pid(&self) -> Result<Option<u32>, Error> {
+        self.off_worker(soft::recorded_pid).await
+    }
+
+    /// Whether the marker names this process, by PID, host and (when it records one) start
+    /// token, as Python's `SoftFileLock.is_lock_held_by_us`: `true` while any handle of
+    /// this process holds the lock, unlike [`is_locked`](Self::is_locked), which asks about
+    /// this handle and the current task. `false` without a well-formed marker. A snapshot;
+    /// blocking (one read).
+    #[must_use]
+    pub fn blocking_is_held_by_us(&self) -> bool {
+        soft::names_us(self.path())
+    }
+
+    /// Async form of [`blocking_is_held_by_us`](Self::blocking_is_held_by_us).
+    ///
+    /// # Errors
+    ///
+    /// As [`pid`](Self::pid).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn is_held_by_us(&self) -> Result<bool, Error> {
+        self.off_worker(soft::names_us).await
+    }
+
+    /// Removes the marker, whoever holds the lock, as Python's `SoftFileLock.break_lock`:
+    /// for an operator who knows the holder is gone (a marker from a host that is gone for
+    /// good, an empty marker of a writer killed before writing). Returns `Ok(true)` when a
+    /// marker (or whatever node: a symlink is removed, not followed) was removed,
+    /// `Ok(false)` when there was none. A live holder is not told: its release finds the
+    /// marker gone ([`Error::MarkerReplaced`]), and meanwhile someone else may take the
+    /// lock. Blocking: one `unlink`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] (operation [`Op::BreakLock`](crate::Op::BreakLock)) when the node
+    /// cannot be removed (no permission, a directory at the path, a read-only file
+    /// system); Python ignores those, this says so.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let lock = tokio_filelock::SoftFileLock::new(dir.path().join("stuck.lock"));
+    /// std::fs::write(lock.path(), "4242\nhost-gone-for-good\n").unwrap();
+    /// assert_eq!(lock.blocking_pid(), Some(4242));
+    /// assert!(lock.blocking_break_lock()?);
+    /// assert!(!lock.blocking_break_lock()?, "nothing left to remove");
+    /// # Ok::<(), tokio_filelock::Error>(())
+    /// ```
+    pub fn blocking_break_lock(&self) -> Result<bool, Error> {
+        soft::break_marker(self.path())
+    }
+
+    /// Async form of [`blocking_break_lock`](Self::blocking_break_lock): the `unlink` runs
+    /// on Tokio's blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`blocking_break_lock`](Self::blocking_break_lock), and as [`pid`](Self::pid).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future after the job started may still remove the marker.
+    pub async fn break_lock(&self) -> Result<bool, Error> {
+        self.off_worker(soft::break_marker).await?
+    }
+
+    /// Runs `job` on the marker's path on Tokio's blocking pool.
+    async fn off_worker<T: Send + 'static>(&self, job: fn(&Path) -> T) -> Result<T, Error> {
+        asynchronous::require_runtime(self.path())?;
+        let path = self.path().to_path_buf();
+        tokio::task::spawn_blocking(move || job(&path))
+            .await
+            .map_err(|join| asynchronous::joined(self.path(), join))
+    }
 }
 
 impl fmt::Debug for SoftFileLock {
@@ -313,6 +411,38 @@ impl SoftFileLockBuilder {
     pub fn on_wait(self, hook: impl Fn(&WaitEvent<'_>) + Send + Sync + 'static) -> Self {
         SoftFileLockBuilder {
             inner: self.inner.on_wait(hook),
+        }
+    }
+
+    /// Calls `hook` right after each hold is won, once per hold (not on re-entry), as
+    /// [`FileLockBuilder::on_acquired`]; here [`Acquired::file`](crate::Acquired::file)
+    /// is `None`: the marker file is the ownership record, not the hook's to write
+    /// (Python filelock has no `on_acquired` on its soft locks at all for that reason).
+    /// An error from it releases the hold (removes the marker) and fails the acquire with
+    /// [`Error::OnAcquired`](crate::Error::OnAcquired).
+    pub fn on_acquired(
+        self,
+        hook: impl Fn(&crate::Acquired<'_>) -> Result<(), crate::HookError> + Send + Sync + 'static,
+    ) -> Self {
+        SoftFileLockBuilder {
+            inner: self.inner.on_acquired(hook),
+        }
+    }
+
+    /// A marker older than `lifetime`, by its modification time against this host's
+    /// wall clock, is **expired**: broken like a stale one (through the same atomic
+    /// exchange), whoever wrote it, even a live holder on this or another host, as
+    /// Python's `SoftFileLock(lifetime=...)`. Default: none, markers never expire.
+    ///
+    /// A `SoftFileLock` holder never refreshes its marker's mtime, so a hold longer than
+    /// `lifetime` can be broken while it lasts, and two processes then hold the lock (its
+    /// release reports [`Error::MarkerReplaced`](crate::Error::MarkerReplaced)). The
+    /// host clocks (and the file server's, for a network file system) must agree to well
+    /// within `lifetime`. Python warns of both; a [`SoftFileLease`](crate::SoftFileLease)
+    /// expires by its holder's silence instead, on each contender's own clock.
+    pub fn lifetime(self, lifetime: Duration) -> Self {
+        SoftFileLockBuilder {
+            inner: self.inner.lifetime(lifetime),
         }
     }
 

@@ -385,6 +385,20 @@ impl StrictSoftFileLockBuilder {
         }
     }
 
+    /// Calls `hook` right after each hold is won, once per hold (not on re-entry), as
+    /// [`FileLockBuilder::on_acquired`]; here [`Acquired::file`](crate::Acquired::file)
+    /// is `None` (the sentinel and the claims are the protocol's, not the hook's to
+    /// write). An error from it releases the hold (withdraws the claims) and fails the
+    /// acquire with [`Error::OnAcquired`](crate::Error::OnAcquired).
+    pub fn on_acquired(
+        self,
+        hook: impl Fn(&crate::Acquired<'_>) -> Result<(), crate::HookError> + Send + Sync + 'static,
+    ) -> Self {
+        StrictSoftFileLockBuilder {
+            inner: self.inner.on_acquired(hook),
+        }
+    }
+
     forward! {
         /// How long `acquire` and `blocking_acquire` wait. Default: forever.
         timeout(Duration);

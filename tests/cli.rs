@@ -278,6 +278,57 @@ fn a_strict_spec_uses_the_claim_lock() {
     assert_eq!(run(FILELOCK, &["-n", &spec, "true"]).status.code(), Some(0));
 }
 
+#[test]
+fn a_lease_spec_holds_a_python_compatible_lease() {
+    let (_dir, path) = lock_path();
+    let spec = format!("lease:{}?duration=30", path.to_str().unwrap());
+    let mut command = Command::new(FILELOCK);
+    command.args([&spec, "sh", "-c", "echo @@acquired; cat >/dev/null"]);
+    let mut holder = common::spawn_command(command);
+    holder.expect("acquired");
+    // The marker is a protocol 2 lease record naming the CLI process.
+    let record = std::fs::read_to_string(&path).unwrap();
+    assert!(record.starts_with("filelock/2\n"), "{record:?}");
+    for line in [
+        format!("pid={}", holder.id()),
+        "mode=lease".to_owned(),
+        "duration=30.0".to_owned(),
+    ] {
+        assert!(record.lines().any(|l| l == line), "{line} in {record:?}");
+    }
+
+    // A lease of the same duration is excluded; one of another is refused at once.
+    let same = tokio_filelock::SoftFileLease::builder(&path)
+        .lease_duration(Duration::from_secs(30))
+        .build();
+    assert!(same.blocking_try_acquire().unwrap().is_none());
+    let short = tokio_filelock::SoftFileLease::builder(&path)
+        .lease_duration(Duration::from_secs(5))
+        .build();
+    assert!(matches!(
+        short.blocking_try_acquire(),
+        Err(tokio_filelock::Error::LeaseMismatch { .. })
+    ));
+    assert_eq!(run(FILELOCK, &["-n", &spec, "true"]).status.code(), Some(1));
+    let out = run(FILELOCK, &["--who", &spec]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("held by pid {}", holder.id())),
+        "{stdout}"
+    );
+
+    assert!(holder.wait_success());
+    assert!(!path.exists(), "the marker is removed on release");
+    assert_eq!(run(FILELOCK, &["-n", &spec, "true"]).status.code(), Some(0));
+    // A spec that can never work is refused before anything runs.
+    let bad = format!("lease:{}?duration=0", path.to_str().unwrap());
+    let out = run(FILELOCK, &[&bad, "sh", "-c", "echo ran"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ran"));
+    assert!(!path.exists());
+}
+
 // ---- side by side with util-linux flock(1) ---------------------------------------------
 //
 // Each check below runs the same command line through `filelock` and through flock(1) on

@@ -9,6 +9,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 mod probe;
 pub(crate) mod soft;
@@ -72,6 +73,10 @@ pub(crate) struct Attempt {
     /// The file opened by an earlier contended attempt: kept open while waiting so that a
     /// retry is one lock call, not an open, a lock and a close.
     open: Option<Opened>,
+    /// Soft protocol: a marker older than this (by mtime) is expired and broken.
+    lifetime: Option<Duration>,
+    /// An `on_acquired` hook is set: no fallback to the soft protocol (as Python filelock).
+    hooked: bool,
 }
 
 /// A lock file this acquire opened.
@@ -125,7 +130,24 @@ impl Attempt {
                 fallback_to_soft: true,
             },
             open: None,
+            lifetime: None,
+            hooked: false,
         })
+    }
+
+    /// Soft protocol: a marker older than `lifetime` by its mtime is expired, and broken
+    /// whoever holds it (`SoftFileLockBuilder::lifetime`).
+    pub(crate) fn with_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// An `on_acquired` hook is set: an unsupported `flock` is `Error::Unsupported`, never
+    /// a fallback to the soft protocol, as in Python filelock (the hook expects the locked
+    /// file, and a marker's file is its record).
+    pub(crate) fn with_hook(mut self, hooked: bool) -> Self {
+        self.hooked = hooked;
+        self
     }
 
     /// Whether the next attempt speaks the soft (marker file) protocol (what a file watch
@@ -319,6 +341,13 @@ impl Attempt {
     /// `Error::Unsupported`.
     fn fall_back(mut self, file: File, created: bool, error: io::Error) -> Result<Outcome, Error> {
         let reason = match self.protocol {
+            Protocol::Os {
+                fallback_to_soft: true,
+            } if self.hooked => Some(
+                "flock is not supported on its file system, and on_acquired is set: the soft \
+                 lock it would fall back to has no locked file to hand the hook (Python \
+                 filelock refuses the fallback then too)",
+            ),
             // The soft lock deletes its marker on release: the file would not stay, so fail
             // closed, as Python filelock does.
             Protocol::Os {
@@ -383,7 +412,7 @@ impl Attempt {
                 .protocol
                 .soft_flavour()
                 .unwrap_or(soft::Flavour::Legacy);
-            match soft::attempt_as(&self.path, self.permissions, flavour)? {
+            match soft::attempt_as(&self.path, self.permissions, flavour, self.lifetime)? {
                 SoftOutcome::Won(file) => return self.won_soft(file),
                 SoftOutcome::Busy(id) => return Ok(Outcome::Busy { attempt: self, id }),
                 SoftOutcome::MissingParent => self.create_parent()?,
@@ -636,6 +665,16 @@ impl Held {
     /// A soft marker (won by the soft protocol, or after a fallback to it).
     pub(crate) fn is_soft(&self) -> bool {
         self.soft
+    }
+
+    /// The lock file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The locked file of an OS lock (`None` for a soft marker, whose file is its record).
+    pub(crate) fn lock_file(&self) -> Option<&File> {
+        self.file.as_ref().filter(|_| !self.soft)
     }
 
     /// The locked file of an OS lock (`None` for a soft marker).

@@ -109,11 +109,12 @@ pub(crate) async fn acquire(
             Err(attempt) => {
                 let span = acquisition.span().clone();
                 let state = acquisition.state.clone();
+                let on_acquired = acquisition.on_acquired();
                 let (watch, fair, outcome) = tokio::task::spawn_blocking(move || {
                     let _entered = span.enter();
                     super::learn_locality(&state, &attempt);
                     let watch = arm.map(|path| wake::arm(&path, attempt.is_soft()));
-                    let outcome = super::attempt_here(attempt, fair.as_mut());
+                    let outcome = super::attempt_here(attempt, fair.as_mut(), on_acquired.as_ref());
                     (watch, fair, outcome)
                 })
                 .await

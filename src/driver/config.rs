@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::schedule::Wait;
+use crate::acquired::AcquiredHook;
 use crate::attempt::Protocol;
 use crate::{Reentrancy, WaitEvent};
 
@@ -25,6 +26,10 @@ pub(crate) struct Config {
     pub(crate) fair: bool,
     /// Ends the waits of this handle's acquires when cancelled.
     pub(crate) cancel: Option<crate::wake::Cancel>,
+    /// Soft protocol: a marker older than this (by mtime) is broken.
+    pub(crate) lifetime: Option<Duration>,
+    /// Called once per hold, right after it is won.
+    pub(crate) on_acquired: Option<AcquiredHook>,
 }
 
 impl Default for Config {
@@ -42,6 +47,8 @@ impl Default for Config {
             },
             fair: true,
             cancel: None,
+            lifetime: None,
+            on_acquired: None,
         }
     }
 }

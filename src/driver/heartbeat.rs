@@ -37,6 +37,12 @@ pub(crate) type CompromiseHook = Arc<dyn Fn(&Lost) + Send + Sync>;
 /// thread).
 pub(crate) trait Refresher: Send + Sync {
     fn refresh(&self) -> Refresh;
+
+    /// At release: a loss the heartbeat may not have seen yet (Python's
+    /// `_record_unreported_loss`), `None` if none (or none can be told).
+    fn loss_at_release(&self) -> Option<Refresh> {
+        None
+    }
 }
 
 /// How a guard lets go of a hold that a heartbeat watches over.
@@ -56,6 +62,10 @@ impl Refresher for Marker {
             Some(file) => lease::refresh(&self.path, file),
             None => Refresh::MarkerMissing,
         }
+    }
+
+    fn loss_at_release(&self) -> Option<Refresh> {
+        lease::loss_at_release(&self.path, self.file.as_ref()?)
     }
 }
 
@@ -186,6 +196,41 @@ impl Claim {
         false
     }
 
+    /// At release: records a loss the heartbeat has not reported yet (Python's
+    /// `_record_unreported_loss`), so that a pending [`LockGuard::lost`] resolves with it.
+    /// The hook is not called (in Python only the heartbeat calls `on_compromise`).
+    fn record_unreported_loss(&self) {
+        if crate::sync::lock(&self.state).lost.is_some() {
+            return;
+        }
+        let reason = match self.refresher.loss_at_release() {
+            Some(Refresh::MarkerMissing) => CompromiseReason::MarkerMissing,
+            Some(Refresh::OwnerChanged) => CompromiseReason::OwnerChanged,
+            _ => return,
+        };
+        tracing::debug!(
+            target: "tokio_filelock",
+            path = %self.path.display(),
+            %reason,
+            "releasing a lease whose claim was lost"
+        );
+        let lost = Lost::LeaseCompromised {
+            path: self.path.clone(),
+            token: self.token.clone(),
+            reason,
+            error: None,
+        };
+        let wakers = {
+            let mut state = crate::sync::lock(&self.state);
+            if state.lost.is_some() {
+                return;
+            }
+            state.lost = Some(lost);
+            std::mem::take(&mut state.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
     /// Records the loss, calls the hook and then wakes `lost()` futures (once): the hook has
     /// run by the time `lost()` resolves or `is_lost()` says so.
     fn report(&self, reason: CompromiseReason, error: Option<String>) {
@@ -271,6 +316,9 @@ impl std::fmt::Debug for LeaseHold {
 impl Remote for LeaseHold {
     fn release(&mut self) -> Result<(), Error> {
         self.stop();
+        if self.release.is_some() {
+            self.claim.record_unreported_loss();
+        }
         match self.release.take() {
             Some(release) => release(),
             None => Ok(()),

@@ -18,6 +18,7 @@ pub(crate) use holder_lookup::{Described, Request};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::acquired::AcquiredHook;
 use crate::attempt::Probe;
 use crate::attempt::{Attempt, Inline, Outcome, Protocol};
 use crate::state::deadlock;
@@ -36,19 +37,30 @@ pub(crate) enum Step {
 
 /// One attempt, in its place in the cross-process line (`wake::Fair`), where file system
 /// calls may wait (the blocking pool, the sync facade's thread).
+///
+/// A won hold is handed to the `on_acquired` hook, if any, here, in the same job: a hook
+/// that fails releases it (dropping it) and its error is returned.
 pub(crate) fn attempt_here(
     attempt: Attempt,
     fair: Option<&mut crate::wake::Fair>,
+    on_acquired: Option<&OnWon>,
 ) -> Result<Outcome, Error> {
-    match in_line(attempt, fair, |attempt| attempt.run().map(Inline::Done))? {
-        Inline::Done(outcome) => Ok(outcome),
-        Inline::Hop(attempt) => attempt.run(), // not given back by `run`
+    let outcome = match in_line(attempt, fair, |attempt| attempt.run().map(Inline::Done))? {
+        Inline::Done(outcome) => outcome,
+        Inline::Hop(attempt) => attempt.run()?, // not given back by `run`
+    };
+    if let (Outcome::Won(held), Some(on_won)) = (&outcome, on_acquired) {
+        on_won
+            .hook
+            .run(held.path(), on_won.mode, held.lock_file())?;
     }
+    Ok(outcome)
 }
 
 /// One attempt, in its place in the cross-process line, on a Tokio worker with the lock
 /// file on a local file system: as far as [`Attempt::run_inline`] goes, giving the attempt
-/// back (`Inline::Hop`) for what may wait.
+/// back (`Inline::Hop`) for what may wait. Never for an acquire with an `on_acquired` hook
+/// (user code may wait: see [`Acquisition::may_run_inline`]).
 pub(crate) fn attempt_inline(
     attempt: Attempt,
     fair: Option<&mut crate::wake::Fair>,
@@ -86,6 +98,13 @@ pub(crate) fn learn_locality(state: &State, attempt: &Attempt) {
     }
 }
 
+/// An acquire's `on_acquired` hook, with the mode it asks for.
+#[derive(Clone)]
+pub(crate) struct OnWon {
+    hook: AcquiredHook,
+    mode: LockMode,
+}
+
 /// One acquire in progress: who asks, for what, and how long it may wait.
 pub(crate) struct Acquisition {
     state: Arc<State>,
@@ -118,6 +137,8 @@ pub(crate) struct Acquisition {
     may_fall_back: bool,
     /// Ends this acquire's waits when cancelled.
     cancel: Option<crate::wake::Cancel>,
+    /// Called with each hold this acquire wins (not on re-entry).
+    on_acquired: Option<OnWon>,
 }
 
 impl Acquisition {
@@ -137,7 +158,8 @@ impl Acquisition {
             == Protocol::Os {
                 fallback_to_soft: true,
             }
-            && mode == LockMode::Exclusive;
+            && mode == LockMode::Exclusive
+            && config.on_acquired.is_none();
         let protocol = if may_fall_back && state.fell_back_to_soft() {
             Protocol::Soft
         } else {
@@ -159,6 +181,11 @@ impl Acquisition {
                 crate::wake::released,
             )?
             .with_protocol(protocol)
+            .map(|attempt| {
+                attempt
+                    .with_lifetime(config.lifetime)
+                    .with_hook(config.on_acquired.is_some())
+            })
         })?;
         let acquisition = Acquisition {
             state: state.clone(),
@@ -179,6 +206,7 @@ impl Acquisition {
             create_mode: config.permissions.unwrap_or(0o666),
             may_fall_back,
             cancel: config.cancel.clone(),
+            on_acquired: config.on_acquired.clone().map(|hook| OnWon { hook, mode }),
         };
         Ok((acquisition, attempt))
     }
@@ -221,6 +249,11 @@ impl Acquisition {
             }))
     }
 
+    /// The `on_acquired` hook, for the job that runs the attempts.
+    pub(crate) fn on_acquired(&self) -> Option<OnWon> {
+        self.on_acquired.clone()
+    }
+
     /// This acquire's span, for the drivers to enter (see the field).
     pub(crate) fn span(&self) -> &tracing::Span {
         &self.span
@@ -253,7 +286,8 @@ impl Acquisition {
     /// Whether attempts of this acquire may run inline on a Tokio worker: its lock file is
     /// on a file system known to be local (asked once per handle, on the blocking pool).
     pub(crate) fn may_run_inline(&self) -> bool {
-        self.state.locality() == Locality::Local
+        // An `on_acquired` hook is user code, which may wait: it runs on the blocking pool.
+        self.state.locality() == Locality::Local && self.on_acquired.is_none()
     }
 
     /// The lock file.

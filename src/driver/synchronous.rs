@@ -30,7 +30,7 @@ pub(crate) fn acquire(
             waiter.arm_here(&path, attempt.is_soft());
         }
         let mut fair = waiter.take_fair();
-        let outcome = super::attempt_here(attempt, fair.as_mut());
+        let outcome = super::attempt_here(attempt, fair.as_mut(), acquisition.on_acquired.as_ref());
         waiter.put_fair(fair);
         let outcome = outcome?;
         let busy_file = match &outcome {

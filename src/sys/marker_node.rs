@@ -29,4 +29,20 @@ impl Node {
     pub(crate) fn same_version(&self, other: &Node) -> bool {
         self.same_file(other) && self.mtime_ns == other.mtime_ns
     }
+
+    /// How long ago the node was last modified, by the wall clock (Python filelock's
+    /// `time.time() - st_mtime`); zero for a modification time in the future.
+    pub(crate) fn modified_ago(&self) -> std::time::Duration {
+        /// Nanoseconds from the platform's epoch to the Unix epoch (1601 to 1970 on Windows).
+        const EPOCH_TO_UNIX_NS: i128 = if cfg!(windows) {
+            11_644_473_600 * 1_000_000_000
+        } else {
+            0
+        };
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let ago = now_ns - (self.mtime_ns - EPOCH_TO_UNIX_NS);
+        std::time::Duration::from_nanos(u64::try_from(ago.max(0)).unwrap_or(u64::MAX))
+    }
 }

@@ -79,6 +79,18 @@ pub(crate) fn unlink(path: &Path) -> io::Result<()> {
     fs::remove_file(path)
 }
 
+/// `rename(2)`.
+pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)
+}
+
+/// The names in directory `dir` (`readdir`), in no order.
+pub(crate) fn names_in(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+    fs::read_dir(dir)?
+        .map(|entry| entry.map(|entry| entry.file_name()))
+        .collect()
+}
+
 fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
@@ -234,4 +246,51 @@ pub(crate) fn may_write(path: &Path) -> bool {
             io::Error::last_os_error().raw_os_error(),
             Some(libc::EACCES) | Some(libc::EROFS)
         )
+}
+
+/// macOS: the raw `kinfo_proc` of process `pid`, from `sysctl(CTL_KERN, KERN_PROC,
+/// KERN_PROC_PID, pid)` (size probe, then the read), as Python filelock reads it for the
+/// start token. `NotFound` for a PID that is gone (the read returns nothing).
+#[cfg(target_os = "macos")]
+pub(crate) fn kinfo_proc(pid: u32) -> io::Result<Vec<u8>> {
+    let pid =
+        libc::c_int::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, pid];
+    let mut len: libc::size_t = 0;
+    // SAFETY: `mib` holds the 4 names passed; a null buffer asks for the size only, which
+    // the kernel writes to `len`, a live local.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            4,
+            std::ptr::null_mut(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; len];
+    // SAFETY: `buf` is `len` writable bytes and outlives the call; the kernel writes at most
+    // `len` bytes and stores the count it wrote in `len`.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            4,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if len == 0 {
+        return Err(io::Error::from(io::ErrorKind::NotFound));
+    }
+    buf.truncate(len);
+    Ok(buf)
 }

@@ -19,19 +19,24 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 #[cfg(unix)]
 use super::claim::remove_if_ours;
 use super::claim::{GROUP_OTHER_WRITE, MAX_RACES, create_mode, publish};
 #[cfg(unix)]
 use super::claim::{create_aside, still};
-use super::marker::{self, Content};
-use super::record::{self, OwnerRecord};
+use super::marker::Content;
+#[cfg(unix)]
+use super::recovery;
+use super::seen::{Seen, read};
 #[cfg(windows)]
 use super::take_over::take_over;
 use super::{Flavour, lease, stale};
 use crate::attempt::Found;
-use crate::sys::soft_calls::{self as sys, Node};
+#[cfg(unix)]
+use crate::sys::soft_calls::Node;
+use crate::sys::soft_calls::{self as sys};
 use crate::sys::{self as os, FileId};
 use crate::{Error, Holder, LockMode, NodeKind, Op};
 
@@ -51,6 +56,7 @@ pub(crate) fn attempt_as(
     path: &Path,
     permissions: Option<u32>,
     flavour: Flavour,
+    lifetime: Option<Duration>,
 ) -> Result<SoftOutcome, Error> {
     let record = flavour.record();
     for _ in 0..MAX_RACES {
@@ -60,12 +66,13 @@ pub(crate) fn attempt_as(
                 return publish(file, path, permissions, &record).map(SoftOutcome::Won);
             }
             Err(e) => match e.kind() {
-                io::ErrorKind::AlreadyExists => match contend(path, permissions, flavour, &record)?
-                {
-                    Contended::Gone => continue,
-                    Contended::Busy(id) => return Ok(SoftOutcome::Busy(id)),
-                    Contended::Won(file) => return Ok(SoftOutcome::Won(file)),
-                },
+                io::ErrorKind::AlreadyExists => {
+                    match contend(path, permissions, flavour, lifetime, &record)? {
+                        Contended::Gone => continue,
+                        Contended::Busy(id) => return Ok(SoftOutcome::Busy(id)),
+                        Contended::Won(file) => return Ok(SoftOutcome::Won(file)),
+                    }
+                }
                 io::ErrorKind::NotFound => return Ok(SoftOutcome::MissingParent),
                 io::ErrorKind::Interrupted => continue,
                 _ => return Err(Error::io(path, Op::Open, e)),
@@ -106,11 +113,12 @@ fn unwritable() -> io::Error {
 }
 
 /// The marker exists: read it, and break it if it is provably stale (or, for a lease, has
-/// expired on this process's clock).
+/// expired on this process's clock), or older than `lifetime` by its mtime.
 fn contend(
     path: &Path,
     permissions: Option<u32>,
     flavour: Flavour,
+    lifetime: Option<Duration>,
     record: &[u8],
 ) -> Result<Contended, Error> {
     let node = match sys::lstat(path) {
@@ -135,7 +143,11 @@ fn contend(
         // A symlink, FIFO, socket or device is never opened: a malformed marker.
         (node, Seen::Legacy(Content::Malformed), None)
     };
+    let expired = lifetime.is_some_and(|lifetime| node.modified_ago() >= lifetime);
     let breakable = match &content {
+        // Older than the lifetime by its mtime, whatever it says (Python's
+        // `_try_break_expired_lock`): even a live or foreign holder's.
+        _ if expired => true,
         Seen::Owner(owner) => lease::may_break(path, &node, owner, flavour)?,
         // An empty file this user may not write is no marker in the making but a file it
         // can never take: say so now, as Python filelock does, rather than wait for ever.
@@ -147,7 +159,16 @@ fn contend(
             stale::forget(path);
             stale::holder_is_stale(holder)
         }
-        Seen::Legacy(Content::Malformed) => stale::malformed_is_old(path, &node),
+        Seen::Legacy(Content::Malformed) | Seen::Break(_) => stale::malformed_is_old(path, &node),
+    };
+    // Whose crash may have stranded a live marker next to the lock (see `recovery`): the
+    // PID the marker names, as Python passes it (for an expired marker, a legacy record's
+    // only; for a lease, only when its holder is provably gone, not when it expired).
+    let breaker = match &content {
+        Seen::Legacy(Content::Holder(holder)) => Some(holder.pid),
+        Seen::Break(pid) if !expired => Some(*pid),
+        Seen::Owner(owner) if !expired && lease::holder_gone(owner) => Some(owner.pid),
+        _ => None,
     };
     if !breakable {
         return Ok(Contended::Busy(id));
@@ -156,9 +177,10 @@ fn contend(
         target: "tokio_filelock",
         path = %path.display(),
         marker = ?content,
+        expired,
         "breaking a stale soft lock marker"
     );
-    match take_over(path, &node, permissions, record)? {
+    match take_over(path, &node, permissions, record, breaker)? {
         Some(file) => {
             stale::forget(path);
             Ok(Contended::Won(file))
@@ -167,44 +189,27 @@ fn contend(
     }
 }
 
-/// What a marker says: a protocol 2 owner record (Python 4.x), or a legacy record.
-#[derive(Debug)]
-enum Seen {
-    Owner(OwnerRecord),
-    Legacy(Content),
-}
-
-/// Reads the regular marker at `path`: its node, parsed content and identity; `None` if it
-/// vanished.
-fn read(path: &Path) -> io::Result<Option<(Node, Seen, Option<FileId>)>> {
-    let file_and_content = sys::read_marker(path, marker::MAX_MARKER_LEN as u64 + 1);
-    let (file, node, bytes) = match file_and_content {
-        Ok(read) => read,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let content = if !node.regular {
-        Seen::Legacy(Content::Malformed)
-    } else if let Some(owner) = record::parse(&bytes) {
-        Seen::Owner(owner)
-    } else {
-        Seen::Legacy(marker::parse(&bytes))
-    };
-    let id = os::inspect(&file).ok().map(|facts| facts.id);
-    Ok(Some((node, content, id)))
-}
-
 /// Breaks the stale node `seen` at `path` by exchanging our own marker in for it. `Some`
 /// with our marker's descriptor when we now hold the lock; `None` when the node changed
 /// meanwhile or cannot be exchanged here (nothing is broken then).
+///
+/// When the stale marker names a PID (`breaker`), a live marker that this PID, as a
+/// breaker killed mid-way, may have stranded next to the lock is put back first (see
+/// `recovery`); the lock then counts as held.
 #[cfg(unix)]
 fn take_over(
     path: &Path,
     seen: &Node,
     permissions: Option<u32>,
     record: &[u8],
+    breaker: Option<u32>,
 ) -> Result<Option<File>, Error> {
     if !still(path, seen) {
+        return Ok(None);
+    }
+    if let Some(breaker) = breaker
+        && recovery::restore_stranded(path, breaker, seen)
+    {
         return Ok(None);
     }
     let (aside, file) = create_aside(path, permissions)?;
@@ -427,7 +432,7 @@ mod tests {
         std::fs::write(&path, "stale\n").unwrap();
         let seen = sys::lstat(&path).unwrap();
         let record = identity::ours().to_bytes();
-        let file = take_over(&path, &seen, None, &record)
+        let file = take_over(&path, &seen, None, &record, None)
             .unwrap()
             .expect("taken over");
         assert_eq!(std::fs::read(&path).unwrap(), identity::ours().to_bytes());
@@ -471,7 +476,11 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, "1\nlive\n").unwrap();
         let record = identity::ours().to_bytes();
-        assert!(take_over(&path, &seen, None, &record).unwrap().is_none());
+        assert!(
+            take_over(&path, &seen, None, &record, None)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(std::fs::read(&path).unwrap(), b"1\nlive\n");
         assert_eq!(
             names(dir.path()),

@@ -77,7 +77,13 @@ pub(super) fn create_aside(
 /// starts with `<lock file name>.`, so Python, which looks for `<name>.break.<pid>.<hex>`
 /// only, passes it over as it does any other file, and it always fits.
 pub(super) fn aside_name(path: &Path) -> PathBuf {
-    let suffix = format!(".break.{}.{}", std::process::id(), random_hex());
+    recovery_name(path, "break", std::process::id())
+}
+
+/// `<path>.<operation>.<pid>.<32 hex>` (`break` or `restore`), cut to fit as
+/// [`aside_name`].
+pub(super) fn recovery_name(path: &Path, operation: &str, pid: u32) -> PathBuf {
+    let suffix = format!(".{operation}.{pid}.{}", random_hex());
     let Some(name) = path.file_name() else {
         // No final component (`..`, `/`): the lock attempt itself fails on such a path.
         let mut name = path.as_os_str().to_owned();

@@ -123,3 +123,41 @@ fn a_young_empty_file_is_contention() {
     );
     assert!(exists(&path));
 }
+
+#[test]
+fn on_acquired_refuses_the_fallback_as_python_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hooked.lock");
+    let _flock = Unsupported::on();
+    let lock = FileLock::builder(&path).on_acquired(|_| Ok(())).build();
+    let err = lock.blocking_acquire().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unsupported {
+                source: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("on_acquired"), "{err}");
+    // No marker was made of the file, and the handle did not switch to the soft protocol.
+    assert_ne!(std::fs::read(&path).unwrap_or_default(), our_record());
+    assert!(
+        FileLock::builder(&path)
+            .on_acquired(|_| Ok(()))
+            .build()
+            .blocking_try_acquire()
+            .is_err()
+    );
+    // Control: without a hook, the same acquire falls back (on a fresh path: the empty
+    // file the refused attempt created looks like a marker being written for 2 s).
+    let fresh = dir.path().join("unhooked.lock");
+    let guard = FileLock::new(&fresh)
+        .blocking_try_acquire()
+        .unwrap()
+        .expect("fell back");
+    assert_eq!(std::fs::read(&fresh).unwrap(), our_record());
+    drop(guard);
+}

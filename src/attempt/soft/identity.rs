@@ -1,7 +1,8 @@
 //! Who this process is, as a marker records it (PID, host name, start token), and the start
 //! token of another process, exactly as Python `filelock` 4.x computes them.
 //!
-//! Linux reads procfs (through `sys::procfs`), Windows asks for the process creation time; other platforms have no
+//! Linux reads procfs (through `sys::procfs`), Windows asks for the process creation time,
+//! macOS reads the start time of `sysctl(KERN_PROC_PID)`; other platforms have no
 //! start token (two-line markers), which Python's readers accept: liveness is then judged
 //! by the PID alone.
 
@@ -89,9 +90,37 @@ pub(crate) fn start_token(pid: u32) -> Option<Token> {
     sys::process_start(pid).map(|low| Token { high: 0, low })
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android", windows)))]
+/// macOS: the start time `kinfo_proc` records, as Python filelock computes it there.
+#[cfg(target_os = "macos")]
+pub(crate) fn start_token(pid: u32) -> Option<Token> {
+    darwin_start_token(&sys::kinfo_proc(pid).ok()?)
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    windows
+)))]
 pub(crate) fn start_token(_pid: u32) -> Option<Token> {
     None
+}
+
+/// The start token Python filelock computes on macOS from a `kinfo_proc` (the `sysctl`
+/// `KERN_PROC_PID` record): its first `timeval` (`p_starttime`) read as a little-endian
+/// `i64` of seconds and an `i32` of microseconds (`struct` format `<qi`), as
+/// `seconds * 1_000_000 + microseconds`. `None` when the record is shorter than those 12
+/// bytes, or the value is negative (no writer records one).
+#[cfg(any(test, target_os = "macos"))]
+pub(crate) fn darwin_start_token(kinfo: &[u8]) -> Option<Token> {
+    let seconds = i64::from_le_bytes(kinfo.get(..8)?.try_into().ok()?);
+    let micros = i32::from_le_bytes(kinfo.get(8..12)?.try_into().ok()?);
+    let value = i128::from(seconds) * 1_000_000 + i128::from(micros);
+    let value = u128::try_from(value).ok()?;
+    Some(Token {
+        high: value >> 64,
+        low: value as u64,
+    })
 }
 
 /// Whether a process in another PID namespace runs with innermost PID `pid` and the
@@ -194,6 +223,34 @@ mod linux {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn darwin_start_token_is_pythons_seconds_times_a_million_plus_micros() {
+        // A kinfo_proc beginning with p_starttime = {tv_sec: 1_700_000_000, tv_usec:
+        // 123_456} (then padding and the rest of the record). Python: struct.unpack_from(
+        // "<qi", buf) -> 1700000000 * 1_000_000 + 123456.
+        let mut kinfo = Vec::new();
+        kinfo.extend_from_slice(&1_700_000_000i64.to_le_bytes());
+        kinfo.extend_from_slice(&123_456i32.to_le_bytes());
+        kinfo.extend_from_slice(&[0xAB; 4]);
+        kinfo.extend_from_slice(&[0x11; 600]);
+        let token = darwin_start_token(&kinfo).expect("a token");
+        assert_eq!(token.to_string(), "1700000000123456");
+        assert_eq!(
+            token,
+            Token {
+                high: 0,
+                low: 1_700_000_000_123_456
+            }
+        );
+        // Only the first 12 bytes count.
+        assert_eq!(darwin_start_token(&kinfo[..12]), Some(token));
+        assert_eq!(darwin_start_token(&kinfo[..11]), None, "too short");
+        assert_eq!(darwin_start_token(&[]), None);
+        let mut negative = (-5i64).to_le_bytes().to_vec();
+        negative.extend_from_slice(&0i32.to_le_bytes());
+        assert_eq!(darwin_start_token(&negative), None);
+    }
 
     #[test]
     fn escaping_follows_python() {

@@ -49,13 +49,7 @@ pub(super) fn may_break(
     owner: &OwnerRecord,
     flavour: Flavour,
 ) -> Result<bool, Error> {
-    if owner.mode != Mode::Unknown
-        && stale::holder_is_stale(&Holder {
-            pid: owner.pid,
-            host: owner.host.clone(),
-            token: owner.start,
-        })
-    {
+    if holder_gone(owner) {
         return Ok(true);
     }
     let (Mode::Lease, Flavour::Lease(terms)) = (owner.mode, flavour) else {
@@ -72,6 +66,17 @@ pub(super) fn may_break(
         });
     }
     Ok(stale::unchanged_for(path, node) >= terms.duration)
+}
+
+/// Whether the holder of the protocol 2 marker `owner` is provably gone (same host, PID
+/// dead or recycled); never for a mode of a newer protocol.
+pub(super) fn holder_gone(owner: &OwnerRecord) -> bool {
+    owner.mode != Mode::Unknown
+        && stale::holder_is_stale(&Holder {
+            pid: owner.pid,
+            host: owner.host.clone(),
+            token: owner.start,
+        })
 }
 
 /// What one refresh of a held lease found (Python's `_RefreshLoop._refresh`).
@@ -110,7 +115,7 @@ pub(crate) fn open_own(path: &Path, id: FileId) -> io::Result<Option<(File, Opti
 pub(crate) fn refresh(path: &Path, file: &File) -> Refresh {
     let at_path = match sys::lstat(path) {
         Ok(node) => node,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Refresh::MarkerMissing,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return refresh_unnamed(path, file),
         Err(e) => return Refresh::Failed(e),
     };
     match sys::fstat(file) {
@@ -118,6 +123,91 @@ pub(crate) fn refresh(path: &Path, file: &File) -> Refresh {
         Ok(_) => return Refresh::OwnerChanged,
         Err(e) => return Refresh::Failed(e),
     }
+    touch(file)
+}
+
+/// Nothing is at the lock path (Python's `_refresh_unnamed`): our marker is missing,
+/// unless its directory was moved (renamed) with it, which keeps it live under the new
+/// name: then it is refreshed as usual. A marker unlinked everywhere (no link left) is
+/// missing whatever happened to the directory.
+fn refresh_unnamed(path: &Path, file: &File) -> Refresh {
+    match os::inspect(file) {
+        Ok(facts) if !facts.linked => return Refresh::MarkerMissing,
+        Ok(_) => {}
+        Err(e) => return Refresh::Failed(e),
+    }
+    match parent_is_missing(path) {
+        Ok(true) => touch(file),
+        Ok(false) => Refresh::MarkerMissing,
+        Err(e) => Refresh::Failed(e),
+    }
+}
+
+/// Whether the lock path's directory is gone (moved or removed).
+fn parent_is_missing(path: &Path) -> io::Result<bool> {
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(false);
+    };
+    match sys::lstat(parent) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Releasing a held lease: a loss of its claim that the heartbeat has not reported yet
+/// (Python's `_record_unreported_loss`). `None` when the path still names our marker, or
+/// when it only looks lost: its directory was moved with it, or a contender holds it for
+/// a moment under its `.break.` name (mid-exchange, to put it back). Best effort: a call
+/// that fails reports nothing. Unix only, as in Python.
+#[cfg(unix)]
+pub(crate) fn loss_at_release(path: &Path, file: &File) -> Option<Refresh> {
+    let ours = sys::fstat(file).ok()?;
+    let loss = match sys::lstat(path) {
+        Ok(there) if there.same_file(&ours) => return None,
+        Ok(_) => Refresh::OwnerChanged,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Refresh::MarkerMissing,
+        Err(_) => return None,
+    };
+    if os::inspect(file).ok()?.linked {
+        let looks_lost_only = match loss {
+            Refresh::MarkerMissing => parent_is_missing(path).ok()?,
+            _ => under_break_name(path, &ours),
+        };
+        // An exchange or a directory rename may have been undone meanwhile.
+        let back = sys::lstat(path).is_ok_and(|there| there.same_file(&ours));
+        if looks_lost_only || back {
+            return None;
+        }
+    }
+    Some(loss)
+}
+
+#[cfg(not(unix))]
+pub(crate) fn loss_at_release(_path: &Path, _file: &File) -> Option<Refresh> {
+    None
+}
+
+/// Whether our marker `ours` is linked under a `<lock name>.break.` name next to `path`: a
+/// contender that exchanged it aside keeps it there until it commits or puts it back.
+#[cfg(unix)]
+fn under_break_name(path: &Path, ours: &sys::Node) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    let mut prefix = name.to_os_string();
+    prefix.push(".break.");
+    let prefix = prefix.as_encoded_bytes();
+    sys::names_in(dir).is_ok_and(|names| {
+        names.iter().any(|entry| {
+            entry.as_encoded_bytes().starts_with(prefix)
+                && sys::lstat(&dir.join(entry)).is_ok_and(|node| node.same_file(ours))
+        })
+    })
+}
+
+/// Sets the times of our marker `file` to now (Python's `touch` on the descriptor).
+fn touch(file: &File) -> Refresh {
     let now = std::time::SystemTime::now();
     match file.set_times(
         std::fs::FileTimes::new()

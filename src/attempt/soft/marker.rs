@@ -78,6 +78,18 @@ impl fmt::Display for Token {
     }
 }
 
+/// The PID of Python's break record, `filelock/break\n<pid>\n` exactly (its
+/// `break_marker_pid`): what its `break_lock_file` exchanges in for a marker it removes.
+pub(crate) fn break_record_pid(bytes: &[u8]) -> Option<u32> {
+    let digits = bytes
+        .strip_prefix(b"filelock/break\n")?
+        .strip_suffix(b"\n")?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// Who a well-formed marker names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Holder {
@@ -260,6 +272,21 @@ mod tests {
         assert!(matches!(parse(b"12\r\nvm\r\n"), Content::Holder(_)));
         let long = format!("1\n{}\n", "h".repeat(MAX_MARKER_LEN));
         assert_eq!(parse(long.as_bytes()), Content::Malformed);
+    }
+
+    #[test]
+    fn break_records_name_their_breaker() {
+        assert_eq!(break_record_pid(b"filelock/break\n4242\n"), Some(4242));
+        for bad in [
+            &b"filelock/break\n4242"[..],
+            b"filelock/break\n\n",
+            b"filelock/break\n-1\n",
+            b"filelock/break\n42\n\n",
+            b"4242\nvm\n",
+        ] {
+            assert_eq!(break_record_pid(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse(b"filelock/break\n4242\n"), Content::Malformed);
     }
 
     #[test]

@@ -50,9 +50,15 @@ pub(crate) mod lease;
 #[cfg(any(unix, windows))]
 mod marker;
 #[cfg(any(unix, windows))]
+mod operator;
+#[cfg(any(unix, windows))]
 mod record;
+#[cfg(unix)]
+mod recovery;
 #[cfg(any(unix, windows))]
 pub(crate) mod rw;
+#[cfg(any(unix, windows))]
+mod seen;
 #[cfg(any(unix, windows))]
 mod stale;
 pub(crate) mod strict;
@@ -63,11 +69,15 @@ mod take_over;
 pub(crate) use attempt::{SoftOutcome, adopt, attempt_as, found, holder, release};
 #[cfg(any(unix, windows))]
 pub(crate) use identity::host_name;
+#[cfg(any(unix, windows))]
+pub(crate) use operator::{break_marker, names_us, recorded_pid};
 
 #[cfg(not(any(unix, windows)))]
 mod unsupported;
 #[cfg(not(any(unix, windows)))]
-pub(crate) use unsupported::{SoftOutcome, adopt, attempt_as, found, holder, release};
+pub(crate) use unsupported::{
+    SoftOutcome, adopt, attempt_as, break_marker, found, holder, names_us, recorded_pid, release,
+};
 
 #[cfg(all(test, unix))]
 mod fallback_tests;

@@ -26,6 +26,8 @@ pub(super) fn take_over(
     seen: &Node,
     permissions: Option<u32>,
     record: &[u8],
+    // Python recovers stranded markers only where it exchanges; nothing is stranded here.
+    _breaker: Option<u32>,
 ) -> Result<Option<File>, Error> {
     if !still(path, seen) {
         return Ok(None);

@@ -28,6 +28,7 @@ pub(crate) fn attempt_as(
     path: &Path,
     _permissions: Option<u32>,
     _flavour: super::Flavour,
+    _lifetime: Option<std::time::Duration>,
 ) -> Result<SoftOutcome, Error> {
     Err(unsupported(path))
 }
@@ -45,5 +46,17 @@ pub(crate) fn found(_path: &Path) -> crate::attempt::Found {
 }
 
 pub(crate) fn release(_file: File, path: &Path) -> Result<(), Error> {
+    Err(unsupported(path))
+}
+
+pub(crate) fn recorded_pid(_path: &Path) -> Option<u32> {
+    None
+}
+
+pub(crate) fn names_us(_path: &Path) -> bool {
+    false
+}
+
+pub(crate) fn break_marker(path: &Path) -> Result<bool, Error> {
     Err(unsupported(path))
 }

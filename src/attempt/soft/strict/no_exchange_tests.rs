@@ -48,7 +48,7 @@ fn a_soft_lock_cannot_break_a_dead_holders_marker_there() {
     let marker = format!("{}\n{}\n", dead_pid(), super::super::identity::host_name());
     std::fs::write(&lock, &marker).unwrap();
     let _refused = ExchangeUnsupported::on();
-    let outcome = attempt_as(&lock, None, Flavour::Legacy).unwrap();
+    let outcome = attempt_as(&lock, None, Flavour::Legacy, None).unwrap();
     assert!(matches!(outcome, SoftOutcome::Busy(_)), "{outcome:?}");
     assert_eq!(
         std::fs::read_to_string(&lock).unwrap(),
