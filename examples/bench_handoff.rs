@@ -505,12 +505,14 @@ except Timeout:
         );
         println!(
             "Why the gap: the kernel wakes a blocked `flock` waiter directly (one thread \
-             wake-up). This crate's waiter is woken by an inotify close event read by its \
-             watcher thread (one wake-up), which wakes the task (a worker; in `block_on` the \
-             thread that drives the future) or unparks the sync facade's thread (another); \
-             an async retry then runs on the blocking pool (another) and returns to the task \
-             (another). Each wake-up costs 5-20 µs on an idle core and much more on a busy \
-             one. Python only polls: its hand-off waits for the next poll.\n"
+             wake-up). A sync waiter of this crate waits on an inotify instance of its own, so \
+             the kernel wakes it directly too (one wake-up), and it then retries (`flock` on \
+             the descriptor it kept, the identity check, leaving the line: a few system \
+             calls). An async waiter is woken by the inotify close event read by the \
+             crate's watcher thread (one wake-up), which wakes the task (a worker; in \
+             `block_on` the thread that drives the future: another); its retry then runs \
+             inline on that thread (local file system). Each wake-up costs tens of µs on \
+             this virtual machine's idle cores. Python only polls: its hand-off waits for the next poll.\n"
         );
     }
 
@@ -611,8 +613,9 @@ except Timeout:
         );
         println!(
             "The release wakes the first waiter of this process at once (no timer); its \
-             retry is one `flock` on the blocking pool: a wake-up of the waiting task plus \
-             a `spawn_blocking` hop (see the hop's cost above).\n"
+             retry runs inline on the worker that runs it (a local file system: one \
+             `flock` on the descriptor it kept, the identity check, leaving the line): one \
+             wake-up of the waiting task plus those system calls.\n"
         );
     }
 
