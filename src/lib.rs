@@ -117,6 +117,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod acquire_family;
 mod acquired;
 mod attempt;
 mod builder;
@@ -138,6 +139,7 @@ mod reentrancy;
 mod soft_file_lease;
 mod soft_file_lock;
 mod soft_read_write_lock;
+mod spec;
 mod state;
 mod strict_claim;
 mod strict_soft_file_lock;

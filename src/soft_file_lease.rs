@@ -113,41 +113,12 @@ impl SoftFileLease {
     /// [`Error::InvalidSpec`] when the spec does not start with `lease:`, names no path, or
     /// has an unknown parameter or a value that is not a positive number of seconds.
     pub fn builder_from_spec(spec: &str) -> Result<SoftFileLeaseBuilder, Error> {
-        let invalid = |reason: &str| Error::InvalidSpec {
-            path: PathBuf::from(spec),
-            reason: reason.to_owned(),
-        };
-        let rest = spec
-            .strip_prefix("lease:")
-            .ok_or_else(|| invalid("a lease spec starts with `lease:`"))?;
-        let (path, query) = match rest.rsplit_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (rest, None),
-        };
-        if path.is_empty() {
-            return Err(invalid("`lease:` needs a path after it"));
-        }
+        let (path, pairs) = crate::spec::seconds_spec(spec, "lease", &["duration", "heartbeat"])?;
         let mut builder = SoftFileLease::builder(path);
-        for pair in query.into_iter().flat_map(|q| q.split('&')) {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                invalid("lease parameters are `duration=SECONDS` and `heartbeat=SECONDS`")
-            })?;
-            let seconds = value
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                .ok_or_else(|| {
-                    invalid("a lease duration or heartbeat is a positive number of seconds")
-                })?;
+        for (key, seconds) in pairs {
             builder = match key {
                 "duration" => builder.lease_duration(seconds),
-                "heartbeat" => builder.heartbeat_interval(seconds),
-                _ => {
-                    return Err(invalid(
-                        "unknown lease parameter (known: `duration`, `heartbeat`)",
-                    ));
-                }
+                _ => builder.heartbeat_interval(seconds),
             };
         }
         Ok(builder)

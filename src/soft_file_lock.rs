@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::attempt::{Protocol, soft};
 use crate::driver::asynchronous;
-use crate::{Error, FileLock, FileLockBuilder, Holder, LockGuard, Reentrancy, WaitEvent};
+use crate::{Error, FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 
 /// A cross-process lock held with a **marker file** instead of the OS lock: the lock is
 /// held while the file at the path exists. The marker records its holder,
@@ -128,146 +128,23 @@ impl SoftFileLock {
         self.inner.lock_counter()
     }
 
-    /// Acquires the lock, waiting as configured (default: forever): creates the marker, and
-    /// breaks a stale one on proof that its holder is gone.
-    ///
-    /// # Errors
-    ///
-    /// As [`FileLock::acquire`]; [`Error::Unsupported`] on platforms other than Unix and
-    /// Windows.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe, as [`FileLock::acquire`]: a marker created by an attempt that ends
-    /// after the future is gone is removed at once.
-    pub fn acquire(
-        &self,
-    ) -> impl Future<Output = Result<LockGuard, Error>> + Send + 'static + use<> {
-        self.inner.acquire()
-    }
-
-    /// Acquires the lock, waiting at most `timeout` (`Duration::ZERO`: one attempt).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe, as [`acquire`](Self::acquire).
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<LockGuard, Error>> + Send + 'static + use<> {
-        self.inner.acquire_timeout(timeout)
-    }
-
-    /// Makes exactly one attempt: `Ok(None)` if the lock is held elsewhere.
-    ///
-    /// # Errors
-    ///
-    /// The permanent errors of [`Error`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe, as [`acquire`](Self::acquire).
-    pub fn try_acquire(
-        &self,
-    ) -> impl Future<Output = Result<Option<LockGuard>, Error>> + Send + 'static + use<> {
-        self.inner.try_acquire()
-    }
-
-    /// Runs `future` while holding the lock (acquired as by [`acquire`](Self::acquire)),
-    /// then releases it.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire); `future` does not run then.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the returned future releases the lock, whether `future` had started or not.
-    pub fn with_lock<F: Future>(
-        &self,
-        future: F,
-    ) -> impl Future<Output = Result<F::Output, Error>> + use<F> {
-        self.inner.with_lock(future)
-    }
-
-    /// Sync facade of [`acquire`](Self::acquire): the same attempts and schedule on the
-    /// calling thread. Needs no runtime; blocks the calling thread while it waits, so not
-    /// for a Tokio worker or a `block_on` body (see [`FileLock::blocking_acquire`]).
-    ///
-    /// # Panics
-    ///
-    /// In debug builds, when it has to wait on a thread that drives a Tokio runtime, as
-    /// [`FileLock::blocking_acquire`].
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    pub fn blocking_acquire(&self) -> Result<LockGuard, Error> {
-        self.inner.blocking_acquire()
-    }
-
-    /// Sync facade of [`acquire_timeout`](Self::acquire_timeout).
-    ///
-    /// # Panics
-    ///
-    /// As [`blocking_acquire`](Self::blocking_acquire).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    pub fn blocking_acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
-        self.inner.blocking_acquire_timeout(timeout)
-    }
-
-    /// Sync facade of [`try_acquire`](Self::try_acquire): one attempt that never waits for
-    /// another holder.
-    ///
-    /// # Errors
-    ///
-    /// The permanent errors of [`Error`].
-    pub fn blocking_try_acquire(&self) -> Result<Option<LockGuard>, Error> {
-        self.inner.blocking_try_acquire()
-    }
-
-    /// Sync facade of [`with_lock`](Self::with_lock): runs `f` while holding the lock.
-    ///
-    /// # Panics
-    ///
-    /// As [`blocking_acquire`](Self::blocking_acquire).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire); `f` does not run then.
-    pub fn blocking_with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, Error> {
-        self.inner.blocking_with_lock(f)
-    }
-
-    /// Who holds this lock now, as its marker names it (pid, host, start token), without
-    /// taking the lock: `Ok(None)` when there is no marker. A snapshot.
-    ///
-    /// # Errors
-    ///
-    /// As [`FileLock::blocking_holder`].
-    pub fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
-        self.inner.blocking_holder()
-    }
-
-    /// Async form of [`blocking_holder`](Self::blocking_holder): the read runs on Tokio's
-    /// blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`blocking_holder`](Self::blocking_holder).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: it only reads.
-    pub async fn holder(&self) -> Result<Option<Holder>, Error> {
-        self.inner.holder().await
+    crate::acquire_family::acquire_family! {
+        acquire {
+            /// Acquires the lock, waiting as configured (default: forever): creates the
+            /// marker, and breaks a stale one on proof that its holder is gone.
+        }
+        errors {
+            /// As [`FileLock::acquire`]; [`Error::Unsupported`] on platforms other than Unix
+            /// and Windows.
+        }
+        cancelled {
+            /// Cancel-safe, as [`FileLock::acquire`]: a marker created by an attempt that
+            /// ends after the future is gone is removed at once.
+        }
+        holder {
+            /// Who holds this lock now, as its marker names it (pid, host, start token),
+            /// without taking the lock: `Ok(None)` when there is no marker. A snapshot.
+        }
     }
 
     /// The PID the marker records, as Python's `SoftFileLock.pid`: `None` when there is

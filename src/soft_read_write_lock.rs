@@ -133,41 +133,12 @@ impl SoftReadWriteLock {
     /// [`Error::InvalidSpec`] when the spec does not start with `softrw:`, names no path,
     /// or has an unknown parameter or a value that is not a positive number of seconds.
     pub fn builder_from_spec(spec: &str) -> Result<SoftReadWriteLockBuilder, Error> {
-        let invalid = |reason: &str| Error::InvalidSpec {
-            path: PathBuf::from(spec),
-            reason: reason.to_owned(),
-        };
-        let rest = spec
-            .strip_prefix("softrw:")
-            .ok_or_else(|| invalid("a read-write soft lock spec starts with `softrw:`"))?;
-        let (path, query) = match rest.rsplit_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (rest, None),
-        };
-        if path.is_empty() {
-            return Err(invalid("`softrw:` needs a path after it"));
-        }
+        let (path, pairs) = crate::spec::seconds_spec(spec, "softrw", &["heartbeat", "stale"])?;
         let mut builder = SoftReadWriteLock::builder(path);
-        for pair in query.into_iter().flat_map(|q| q.split('&')) {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                invalid("softrw parameters are `heartbeat=SECONDS` and `stale=SECONDS`")
-            })?;
-            let seconds = value
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                .ok_or_else(|| {
-                    invalid("a heartbeat or stale threshold is a positive number of seconds")
-                })?;
+        for (key, seconds) in pairs {
             builder = match key {
                 "heartbeat" => builder.heartbeat_interval(seconds),
-                "stale" => builder.stale_threshold(seconds),
-                _ => {
-                    return Err(invalid(
-                        "unknown softrw parameter (known: `heartbeat`, `stale`)",
-                    ));
-                }
+                _ => builder.stale_threshold(seconds),
             };
         }
         Ok(builder)

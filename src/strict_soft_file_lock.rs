@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use crate::attempt::Protocol;
 use crate::attempt::soft::strict;
-use crate::{
-    Error, FileLock, FileLockBuilder, Holder, LockGuard, Reentrancy, StrictClaim, WaitEvent,
-};
+use crate::{Error, FileLock, FileLockBuilder, Reentrancy, StrictClaim, WaitEvent};
 
 /// A fail-closed cross-process lock for **shared file systems** (NFS, Lustre, FUSE), held
 /// with immutable owner claims, speaking Python `filelock` 4.3.1's `StrictSoftFileLock`
@@ -67,7 +65,7 @@ use crate::{
 /// - Waiting polls (50 ms at most by default); a release in this process wakes its
 ///   waiters at once.
 /// - A claim removed by hand during the hold makes the guard's
-///   [`lost()`](LockGuard::lost) resolve with [`Lost::ClaimRemoved`](crate::Lost::ClaimRemoved);
+///   [`lost()`](crate::LockGuard::lost) resolve with [`Lost::ClaimRemoved`](crate::Lost::ClaimRemoved);
 ///   its release then removes what is left of its claims, without an error.
 /// - Unix only (Python's Windows variant renames open files with delete dispositions,
 ///   which this crate does not do yet): elsewhere every acquire returns
@@ -138,141 +136,24 @@ impl StrictSoftFileLock {
         self.inner.lock_counter()
     }
 
-    /// Acquires the lock, waiting as configured (default: forever).
-    ///
-    /// # Errors
-    ///
-    /// As [`FileLock::acquire`], and [`Error::Protocol`] at once when the lock's
-    /// files are not the protocol's; [`Error::Unsupported`] on platforms other than Unix.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe, as [`FileLock::acquire`]: claims published by an attempt that ends
-    /// after the future is gone are removed at once.
-    pub fn acquire(
-        &self,
-    ) -> impl Future<Output = Result<LockGuard, Error>> + Send + 'static + use<> {
-        self.inner.acquire()
-    }
-
-    /// Acquires the lock, waiting at most `timeout` (`Duration::ZERO`: one attempt).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe, as [`acquire`](Self::acquire).
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<LockGuard, Error>> + Send + 'static + use<> {
-        self.inner.acquire_timeout(timeout)
-    }
-
-    /// Makes exactly one attempt: `Ok(None)` if the lock is held or contended elsewhere.
-    ///
-    /// # Errors
-    ///
-    /// The permanent errors of [`acquire`](Self::acquire).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe, as [`acquire`](Self::acquire).
-    pub fn try_acquire(
-        &self,
-    ) -> impl Future<Output = Result<Option<LockGuard>, Error>> + Send + 'static + use<> {
-        self.inner.try_acquire()
-    }
-
-    /// Runs `future` while holding the lock, then releases it.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire); `future` does not run then.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the returned future releases the lock, whether `future` had started or not.
-    pub fn with_lock<F: Future>(
-        &self,
-        future: F,
-    ) -> impl Future<Output = Result<F::Output, Error>> + use<F> {
-        self.inner.with_lock(future)
-    }
-
-    /// Sync facade of [`acquire`](Self::acquire): no runtime needed; blocks the calling
-    /// thread while it waits (see [`FileLock::blocking_acquire`]).
-    ///
-    /// # Panics
-    ///
-    /// In debug builds, when it has to wait on a thread that drives a Tokio runtime, as
-    /// [`FileLock::blocking_acquire`].
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    pub fn blocking_acquire(&self) -> Result<LockGuard, Error> {
-        self.inner.blocking_acquire()
-    }
-
-    /// Sync facade of [`acquire_timeout`](Self::acquire_timeout).
-    ///
-    /// # Panics
-    ///
-    /// As [`blocking_acquire`](Self::blocking_acquire).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    pub fn blocking_acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, Error> {
-        self.inner.blocking_acquire_timeout(timeout)
-    }
-
-    /// Sync facade of [`try_acquire`](Self::try_acquire).
-    ///
-    /// # Errors
-    ///
-    /// The permanent errors of [`acquire`](Self::acquire).
-    pub fn blocking_try_acquire(&self) -> Result<Option<LockGuard>, Error> {
-        self.inner.blocking_try_acquire()
-    }
-
-    /// Sync facade of [`with_lock`](Self::with_lock).
-    ///
-    /// # Panics
-    ///
-    /// As [`blocking_acquire`](Self::blocking_acquire).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire); `f` does not run then.
-    pub fn blocking_with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, Error> {
-        self.inner.blocking_with_lock(f)
-    }
-
-    /// Who holds this lock now, as its held claim (or else its least intent) names it,
-    /// without taking the lock: `Ok(None)` when no claim stands. A snapshot.
-    ///
-    /// # Errors
-    ///
-    /// As [`FileLock::blocking_holder`].
-    pub fn blocking_holder(&self) -> Result<Option<Holder>, Error> {
-        self.inner.blocking_holder()
-    }
-
-    /// Async form of [`blocking_holder`](Self::blocking_holder), on Tokio's blocking pool.
-    ///
-    /// # Errors
-    ///
-    /// As [`blocking_holder`](Self::blocking_holder).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: it only reads.
-    pub async fn holder(&self) -> Result<Option<Holder>, Error> {
-        self.inner.holder().await
+    crate::acquire_family::acquire_family! {
+        acquire {
+            /// Acquires the lock, waiting as configured (default: forever): publishes an
+            /// intent claim, and turns it into a held claim once it is the least.
+        }
+        errors {
+            /// As [`FileLock::acquire`], and [`Error::Protocol`] at once when the lock's
+            /// files are not the protocol's; [`Error::Unsupported`] on platforms other than
+            /// Unix.
+        }
+        cancelled {
+            /// Cancel-safe, as [`FileLock::acquire`]: claims published by an attempt that
+            /// ends after the future is gone are removed at once.
+        }
+        holder {
+            /// Who holds this lock now, as its held claim (or else its least intent) names
+            /// it, without taking the lock: `Ok(None)` when no claim stands. A snapshot.
+        }
     }
 
     /// The claims that stand now, sorted by name (Python's `claims`): read only, nothing
