@@ -114,6 +114,7 @@ impl SoftReadWriteLock {
             stale_threshold: None,
             on_compromise: None,
             on_wait: None,
+            on_acquired: None,
         }
     }
 
@@ -382,6 +383,7 @@ pub struct SoftReadWriteLockBuilder {
     stale_threshold: Option<Duration>,
     on_compromise: Option<CompromiseHook>,
     on_wait: Option<WaitHook>,
+    on_acquired: Option<crate::acquired::AcquiredHook>,
 }
 
 impl SoftReadWriteLockBuilder {
@@ -390,6 +392,19 @@ impl SoftReadWriteLockBuilder {
     /// ([`WaitEvent::holder`] is `None`).
     pub fn on_wait(mut self, hook: impl Fn(&WaitEvent<'_>) + Send + Sync + 'static) -> Self {
         self.on_wait = Some(WaitHook::new(hook));
+        self
+    }
+
+    /// Calls `hook` right after each hold is granted, before its heartbeat starts and the
+    /// acquire returns, as [`FileLockBuilder::on_acquired`](crate::FileLockBuilder::on_acquired);
+    /// here [`Acquired::file`](crate::Acquired::file) is `None` (the protocol's files are
+    /// not the hook's to write). An error from it withdraws the hold from the log and fails
+    /// the acquire with [`Error::OnAcquired`].
+    pub fn on_acquired(
+        mut self,
+        hook: impl Fn(&crate::Acquired<'_>) -> Result<(), crate::HookError> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_acquired = Some(crate::acquired::AcquiredHook::new(hook));
         self
     }
 
@@ -464,8 +479,10 @@ impl SoftReadWriteLockBuilder {
             duration: threshold,
             heartbeat,
         };
+        let mut settings = Settings::new(self.path, poll, terms, self.on_compromise, self.on_wait);
+        settings.on_acquired = self.on_acquired;
         SoftReadWriteLock {
-            settings: Settings::new(self.path, poll, terms, self.on_compromise, self.on_wait),
+            settings,
             wait: Wait::new(self.timeout, self.blocking),
             invalid,
         }

@@ -215,3 +215,39 @@ fn strict_lock_hook_gets_no_file_and_its_error_withdraws_the_claims() {
     );
     drop(lock.blocking_try_acquire().unwrap().expect("free again"));
 }
+
+/// The read-write soft lock takes the hook too, for both modes; its error withdraws the
+/// hold, so the lock is free at once.
+#[cfg(unix)]
+#[tokio::test]
+async fn soft_read_write_lock_hook_runs_per_hold_and_its_error_withdraws_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rw.lock");
+    let (calls, seen) = counter();
+    let modes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lock = tokio_filelock::SoftReadWriteLock::builder(&path)
+        .on_acquired({
+            let modes = modes.clone();
+            move |acquired| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                assert!(acquired.file().is_none());
+                modes.lock().unwrap().push(acquired.mode());
+                Ok(())
+            }
+        })
+        .build();
+    drop(lock.acquire().await.unwrap());
+    drop(lock.blocking_acquire_shared().unwrap());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        *modes.lock().unwrap(),
+        [LockMode::Exclusive, LockMode::Shared]
+    );
+
+    let refusing = tokio_filelock::SoftReadWriteLock::builder(&path)
+        .on_acquired(|_| Err(Box::new(Refused)))
+        .build();
+    assert_refused(refusing.acquire().await.unwrap_err(), &path);
+    assert_refused(refusing.blocking_acquire().unwrap_err(), &path);
+    drop(lock.try_acquire().await.unwrap().expect("free again"));
+}

@@ -597,6 +597,44 @@ fn the_sync_facade_needs_no_runtime() {
     assert!(lock.blocking_try_acquire().unwrap().is_some());
 }
 
+/// `on_acquired` on the PostgreSQL builder: called once per hold (not on a failed try),
+/// with the lock's URL and no file; its error releases the hold on the server.
+#[test]
+fn the_on_acquired_hook_runs_per_hold_and_its_error_releases() {
+    let (server, _use) = pg::shared();
+    let name = unique("hook");
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let lock = PgLock::builder(&server.conninfo(), &name)
+        .on_acquired({
+            let (calls, name) = (calls.clone(), name.clone());
+            move |acquired| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                assert!(acquired.file().is_none());
+                assert!(acquired.path().to_string_lossy().contains(&name));
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let g = lock.blocking_acquire().unwrap();
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    drop(g);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let refusing = PgLock::builder(&server.conninfo(), &name)
+        .on_acquired(|_| Err("refused by the test hook".into()))
+        .build()
+        .unwrap();
+    let err = refusing.blocking_acquire().unwrap_err();
+    assert!(
+        matches!(err, tokio_filelock::Error::OnAcquired { .. }),
+        "{err}"
+    );
+    // Nothing is left held: another handle takes it at once.
+    let other = PgLock::new(&server.conninfo(), &name).unwrap();
+    assert!(other.blocking_try_acquire().unwrap().is_some());
+}
+
 #[tokio::test]
 async fn the_trait_runs_one_body_for_all_three_backends() {
     let (server, _use) = pg::shared();

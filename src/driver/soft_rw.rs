@@ -31,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) terms: LeaseTerms,
     pub(crate) hook: Option<CompromiseHook>,
     pub(crate) on_wait: Option<WaitHook>,
+    /// Called with each hold right after it is granted.
+    pub(crate) on_acquired: Option<crate::acquired::AcquiredHook>,
 }
 
 impl Settings {
@@ -51,6 +53,7 @@ impl Settings {
             terms,
             hook,
             on_wait,
+            on_acquired: None,
         }
     }
 
@@ -147,6 +150,15 @@ pub(crate) async fn acquire_async(
         let (advanced, granted) = on_pool(&path, &span, participant, Participant::advance).await?;
         participant = advanced;
         if granted {
+            if let Some(hook) = settings.on_acquired.clone() {
+                // User code, which may wait: on the blocking pool. Its error drops the
+                // participant there, which withdraws it from the log.
+                let at = path.clone();
+                (participant, ()) = on_pool(&path, &span, participant, move |_| {
+                    hook.run(&at, mode, None)
+                })
+                .await?;
+            }
             span.in_scope(|| tracing::debug!(target: "tokio_filelock", attempts, waited = ?start.elapsed(), "acquired"));
             return hold(&settings, mode, participant, owner, true).map(Some);
         }
@@ -200,6 +212,10 @@ pub(crate) fn acquire_blocking(
         attempts += 1;
         tracing::debug!(target: "tokio_filelock", attempt = attempts, "attempt");
         if participant.advance()? {
+            if let Some(hook) = &settings.on_acquired {
+                // An error drops the participant, which withdraws it from the log.
+                hook.run(settings.state.path(), mode, None)?;
+            }
             tracing::debug!(target: "tokio_filelock", attempts, waited = ?start.elapsed(), "acquired");
             return hold(settings, mode, participant, Owner::current(), false).map(Some);
         }

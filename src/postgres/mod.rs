@@ -194,6 +194,7 @@ struct Inner {
     blocking: bool,
     poll_interval: Duration,
     on_wait: Option<WaitHook>,
+    on_acquired: Option<crate::acquired::AcquiredHook>,
     application: String,
     fencing: bool,
     idle: Mutex<Vec<Session>>,
@@ -226,6 +227,7 @@ pub struct PgLockBuilder {
     blocking: bool,
     poll_interval: Duration,
     on_wait: Option<WaitHook>,
+    on_acquired: Option<crate::acquired::AcquiredHook>,
     application: Option<String>,
     fencing: bool,
 }
@@ -265,6 +267,20 @@ impl PgLockBuilder {
     /// holder when it can be found. It runs on the acquiring task: keep it short.
     pub fn on_wait(mut self, hook: impl Fn(&WaitEvent<'_>) + Send + Sync + 'static) -> Self {
         self.on_wait = Some(WaitHook::new(hook));
+        self
+    }
+
+    /// Calls `hook` right after each hold is won (not on re-entry), before the acquire
+    /// returns, on Tokio's blocking pool, as
+    /// [`FileLockBuilder::on_acquired`](crate::FileLockBuilder::on_acquired):
+    /// [`Acquired::path`](crate::Acquired::path) is the lock's URL (no password) and
+    /// [`Acquired::file`](crate::Acquired::file) is `None`. An error from it releases the
+    /// hold and fails the acquire with [`Error::OnAcquired`].
+    pub fn on_acquired(
+        mut self,
+        hook: impl Fn(&crate::Acquired<'_>) -> Result<(), crate::HookError> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_acquired = Some(crate::acquired::AcquiredHook::new(hook));
         self
     }
 
@@ -321,6 +337,7 @@ impl PgLockBuilder {
                 blocking: self.blocking,
                 poll_interval: self.poll_interval,
                 on_wait: self.on_wait,
+                on_acquired: self.on_acquired,
                 application: session::application_name(self.application.as_deref()),
                 fencing: self.fencing,
                 idle: Mutex::new(Vec::new()),
@@ -367,6 +384,7 @@ impl PgLock {
             blocking: true,
             poll_interval: DEFAULT_POLL_INTERVAL,
             on_wait: None,
+            on_acquired: None,
             application: None,
             fencing: true,
         }
@@ -712,7 +730,18 @@ impl PgLock {
             if let Some(token) = won {
                 let session = pending.take();
                 tracing::debug!(target: "tokio_filelock", path = %path.display(), attempts, waited = ?start.elapsed(), token, "acquired");
-                return Ok(self.guard(session, owner, mode, token));
+                let guard = self.guard(session, owner, mode, token);
+                if let Some(hook) = inner.on_acquired.clone() {
+                    // User code, which may wait: on the blocking pool. Its error drops the
+                    // guard, which releases the hold.
+                    let at = path.to_path_buf();
+                    tokio::task::spawn_blocking(move || hook.run(&at, mode, None))
+                        .await
+                        .map_err(|e| {
+                            Error::io(path, crate::Op::Spawn, std::io::Error::other(e))
+                        })??;
+                }
+                return Ok(guard);
             }
             if wait == Wait::Forever && held::blocks(&inner.database, inner.key, owner, mode) {
                 return Err(Error::WouldDeadlock {
