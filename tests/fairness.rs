@@ -74,3 +74,77 @@ fn an_unfair_handle_does_not_line_up() {
     assert!(!common::someone_in_line(&path));
     drop(held);
 }
+
+/// Writer preference across processes (issue 19, item 1): while a reader holds the lock
+/// shared and a writer (another process) waits, a new reader does not join the shared hold,
+/// however long it waits: not within the grace a stuck waiter gets, and not after it (the
+/// lock is held, so the writer is not stuck: it waits for the reader). Then the writer gets
+/// the lock when the first reader lets go.
+#[test]
+fn a_new_reader_never_joins_while_a_writer_process_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("writer-first.lock");
+    let p = path.to_str().unwrap();
+    let mut reader = common::spawn("hold_shared", &[p]);
+    reader.expect("acquired");
+    let mut writer = common::spawn("hold", &[p]);
+    let deadline = Instant::now() + common::CHILD_WAIT;
+    while !common::someone_in_line(&path) {
+        assert!(Instant::now() < deadline, "the writer never lined up");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Ten times the grace: before the fix the new reader joined once the grace ran out.
+    let late = FileLock::new(&path).blocking_acquire_shared_timeout(Duration::from_millis(200));
+    assert!(
+        matches!(late, Err(tokio_filelock::Error::Timeout { .. })),
+        "a new reader joined while a writer waited: {late:?}"
+    );
+    reader.tell("release");
+    writer.expect("acquired");
+    writer.tell("release");
+    assert!(reader.wait_success());
+    assert!(writer.wait_success());
+}
+
+/// ... and a writer that does not take a free lock (stopped) does not keep readers out for
+/// good: once its grace is over and the lock is free, a reader goes.
+#[test]
+fn a_stopped_writer_does_not_keep_readers_out_of_a_free_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stopped-writer.lock");
+    let held = FileLock::new(&path).blocking_acquire().unwrap();
+    let mut writer = common::spawn("hold", &[path.to_str().unwrap()]);
+    let deadline = Instant::now() + common::CHILD_WAIT;
+    while !common::someone_in_line(&path) {
+        assert!(Instant::now() < deadline, "the writer never lined up");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pid = writer.id() as libc::pid_t;
+    // SAFETY (test): signals our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    // `kill` returns before the child has stopped: wait until every thread of it has
+    // (state `T`).
+    let stopped = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .all(|task| {
+                std::fs::read_to_string(task.unwrap().path().join("stat"))
+                    .unwrap_or_default()
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T'))
+            })
+    };
+    while !stopped() {
+        assert!(Instant::now() < deadline, "the writer never stopped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(held);
+    let reader = FileLock::new(&path).blocking_acquire_shared_timeout(common::CHILD_WAIT);
+    // SAFETY (test): as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let reader = reader.expect("a reader goes past a stopped writer once the lock is free");
+    drop(reader);
+    writer.expect("acquired");
+    writer.tell("release");
+    assert!(writer.wait_success());
+}

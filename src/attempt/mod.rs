@@ -294,6 +294,40 @@ impl Attempt {
         })
     }
 
+    /// One attempt only if nobody holds the lock: an exclusive attempt first, which wins
+    /// only on a free lock and is let go at once, then the attempt in this acquire's own
+    /// mode; while someone holds the lock, contention without the second call. For a
+    /// shared acquire behind an exclusive waiter (writer preference), so that it never
+    /// joins shared holders while that waiter waits for them.
+    pub(crate) fn run_if_free(mut self) -> Result<Outcome, Error> {
+        let wanted = self.mode;
+        if wanted == LockMode::Exclusive || self.is_soft() {
+            return self.run();
+        }
+        let again = Attempt {
+            path: self.path.clone(),
+            mode: wanted,
+            permissions: self.permissions,
+            preserve_lock_file: self.preserve_lock_file,
+            on_release: self.on_release,
+            protocol: self.protocol,
+            open: None,
+            lifetime: self.lifetime,
+            hooked: self.hooked,
+        };
+        self.mode = LockMode::Exclusive;
+        match self.run()? {
+            Outcome::Won(free) => {
+                drop(free);
+                again.run()
+            }
+            Outcome::Busy { mut attempt, id } => {
+                attempt.mode = wanted;
+                Ok(Outcome::Busy { attempt, id })
+            }
+        }
+    }
+
     /// Makes no lock call this time (an earlier waiter goes first): contention, on the file
     /// this acquire keeps open, or else the one at the path now.
     pub(crate) fn deferred(self) -> Result<Outcome, Error> {

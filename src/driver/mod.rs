@@ -25,6 +25,7 @@ use crate::state::deadlock;
 use crate::state::owner::Owner;
 use crate::state::{Key, Locality, State};
 use crate::sys::FileId;
+use crate::wake::Turn;
 use crate::{Error, LockGuard, LockMode, Reentrancy};
 use schedule::{Schedule, Wait};
 
@@ -45,9 +46,9 @@ pub(crate) fn attempt_here(
     fair: Option<&mut crate::wake::Fair>,
     on_acquired: Option<&OnWon>,
 ) -> Result<Outcome, Error> {
-    let outcome = match in_line(attempt, fair, |attempt| attempt.run().map(Inline::Done))? {
+    let outcome = match in_line(attempt, fair, Run::Here)? {
         Inline::Done(outcome) => outcome,
-        Inline::Hop(attempt) => attempt.run()?, // not given back by `run`
+        Inline::Hop(attempt) => attempt.run()?, // never given back here
     };
     if let (Outcome::Won(held), Some(on_won)) = (&outcome, on_acquired) {
         on_won
@@ -65,22 +66,37 @@ pub(crate) fn attempt_inline(
     attempt: Attempt,
     fair: Option<&mut crate::wake::Fair>,
 ) -> Result<Inline, Error> {
-    in_line(attempt, fair, Attempt::run_inline)
+    in_line(attempt, fair, Run::Inline)
 }
 
-/// No lock call when a live earlier waiter goes first (`Fair::defer`); else `run`.
+/// Where [`in_line`] runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Here,
+    Inline,
+}
+
+/// The attempt as its turn in the line says (`Fair::turn`): none when a live earlier
+/// waiter goes first, one only if the lock is free, or one.
 fn in_line(
     attempt: Attempt,
     fair: Option<&mut crate::wake::Fair>,
-    run: impl FnOnce(Attempt) -> Result<Inline, Error>,
+    run: Run,
 ) -> Result<Inline, Error> {
-    let Some(fair) = fair else {
-        return run(attempt);
+    let go = |attempt: Attempt| match run {
+        Run::Here => attempt.run().map(Inline::Done),
+        Run::Inline => attempt.run_inline(),
     };
-    let outcome = if fair.defer(attempt.is_soft()) {
-        Inline::Done(attempt.deferred()?)
-    } else {
-        run(attempt)?
+    let Some(fair) = fair else {
+        return go(attempt);
+    };
+    let outcome = match fair.turn(attempt.is_soft()) {
+        Turn::Go => go(attempt)?,
+        Turn::Wait => Inline::Done(attempt.deferred()?),
+        Turn::GoIfFree => match run {
+            Run::Here => Inline::Done(attempt.run_if_free()?),
+            Run::Inline => Inline::Hop(attempt),
+        },
     };
     match &outcome {
         Inline::Done(Outcome::Won(_)) => fair.won(),

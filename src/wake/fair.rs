@@ -26,6 +26,19 @@ use crate::LockMode;
 /// busy machine.
 pub(crate) const GRACE: Duration = Duration::from_millis(20);
 
+/// What an acquire does about its turn before an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Attempt.
+    Go,
+    /// Make no lock call this time: a live earlier waiter goes first.
+    Wait,
+    /// A shared acquire behind an earlier exclusive waiter whose grace ran out: attempt
+    /// only if nobody holds the lock (the earlier waiter did not take a free lock: stuck);
+    /// while someone holds it, the exclusive waiter waits for them, and this one with it.
+    GoIfFree,
+}
+
 /// One acquire's place in the cross-process line.
 #[derive(Debug)]
 pub(crate) struct Fair {
@@ -74,14 +87,14 @@ impl Fair {
         self.since = Instant::now();
     }
 
-    /// Before an attempt (where file system calls may run): `true` to make no lock call
-    /// now, letting a live earlier waiter go first. An acquire that has no ticket yet and
-    /// finds someone waiting takes one.
+    /// Before an attempt (where file system calls may run): whether to make the lock call
+    /// now ([`Turn`]), letting a live earlier waiter go first. An acquire that has no
+    /// ticket yet and finds someone waiting takes one.
     #[cfg(target_os = "linux")]
-    pub(crate) fn defer(&mut self, soft: bool) -> bool {
+    pub(crate) fn turn(&mut self, soft: bool) -> Turn {
         use crate::sys::queue_file;
         if self.off || soft {
-            return false;
+            return Turn::Go;
         }
         let recent = self.since.elapsed() < GRACE;
         let earlier = match &self.ticket {
@@ -94,12 +107,19 @@ impl Fair {
                 other => other,
             },
         };
-        recent && earlier.unwrap_or(false)
+        match earlier {
+            Ok(true) if recent => Turn::Wait,
+            // The grace ran out: the earlier waiter may be stuck, or still waiting for the
+            // holders. A shared acquire would join shared holders it can never pass, so it
+            // goes only if the lock is free (writer preference needs no clock).
+            Ok(true) if self.mode == LockMode::Shared => Turn::GoIfFree,
+            _ => Turn::Go,
+        }
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub(crate) fn defer(&mut self, _soft: bool) -> bool {
-        false
+    pub(crate) fn turn(&mut self, _soft: bool) -> Turn {
+        Turn::Go
     }
 
     /// After an attempt found the lock busy: takes a ticket, if this waiter has none.

@@ -38,7 +38,7 @@ mod waiter;
 pub(crate) mod watcher;
 
 pub(crate) use cancel::Cancel;
-pub(crate) use fair::Fair;
+pub(crate) use fair::{Fair, Turn};
 pub(crate) use queue::released;
 pub(crate) use waiter::{Waiter, Woke, arm};
 pub(crate) use watcher::sleep;
