@@ -118,7 +118,7 @@ impl FileLock {
         FileLock { state, config }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, target_os = "linux"))]
     pub(crate) fn state(&self) -> &Arc<State> {
         &self.state
     }

@@ -83,11 +83,13 @@ use crate::{Error, FileLock, FileLockBuilder, Reentrancy, StrictClaim, WaitEvent
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tokio_filelock::Error> {
 /// # let dir = tempfile::tempdir().unwrap();
+/// # if cfg!(unix) { // Unix only in this version
 /// let lock = StrictSoftFileLock::new(dir.path().join("nfs-share.lock"));
 /// let guard = lock.acquire_timeout(Duration::from_secs(10)).await?;
 /// assert_eq!(lock.claims().await?.len(), 2); // our intent and held claims
 /// guard.release()?;
 /// assert!(lock.claims().await?.is_empty());
+/// # }
 /// # Ok(())
 /// # }
 /// ```

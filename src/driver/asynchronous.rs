@@ -203,7 +203,9 @@ pub(crate) fn joined(path: &std::path::Path, join: tokio::task::JoinError) -> Er
     }
 }
 
-#[cfg(test)]
+/// Where attempts run. Linux only: there the file system is known local, and a waiter
+/// arms a file watch (elsewhere no watch; Windows never runs attempts inline).
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::sync::{Arc, Mutex};
 
