@@ -769,8 +769,8 @@ except Timeout:
         println!(
             "The last sleep ends at the deadline and one final attempt is made there. Tokio's \
              timer has a 1 ms resolution and rounds a deadline up to its next tick, so the \
-             async wait overshoots by up to about 1 ms plus one attempt (a `spawn_blocking` \
-             hop); the sync facade sleeps with `std::thread::sleep`, which is finer. The holder \
+             async wait overshoots by up to about 1 ms plus one attempt (inline on a local \
+             file system); the sync facade sleeps with `std::thread::sleep`, which is finer. The holder \
              lookup (reading /proc/locks waits for an RCU grace period) overlaps the final \
              sleep; a run whose lookup outlasts that sleep shows it in the worst case.\n"
         );
