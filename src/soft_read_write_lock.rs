@@ -115,6 +115,7 @@ impl SoftReadWriteLock {
             on_compromise: None,
             on_wait: None,
             on_acquired: None,
+            cancel: None,
         }
     }
 
@@ -384,6 +385,7 @@ pub struct SoftReadWriteLockBuilder {
     on_compromise: Option<CompromiseHook>,
     on_wait: Option<WaitHook>,
     on_acquired: Option<crate::acquired::AcquiredHook>,
+    cancel: Option<crate::wake::Cancel>,
 }
 
 impl SoftReadWriteLockBuilder {
@@ -412,6 +414,14 @@ impl SoftReadWriteLockBuilder {
     /// forever. `Duration::ZERO`: exactly one attempt.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Lets `token` stop this lock's waiting acquires (read and write, async and sync) at
+    /// once, with [`Error::Cancelled`], as
+    /// [`FileLockBuilder::cancel_token`](crate::FileLockBuilder::cancel_token).
+    pub fn cancel_token(mut self, token: &crate::CancelToken) -> Self {
+        self.cancel = Some(token.inner().clone());
         self
     }
 
@@ -481,6 +491,7 @@ impl SoftReadWriteLockBuilder {
         };
         let mut settings = Settings::new(self.path, poll, terms, self.on_compromise, self.on_wait);
         settings.on_acquired = self.on_acquired;
+        settings.cancel = self.cancel;
         SoftReadWriteLock {
             settings,
             wait: Wait::new(self.timeout, self.blocking),

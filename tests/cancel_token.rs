@@ -130,3 +130,36 @@ fn a_soft_lock_wait_is_cancelled() {
     assert!(matches!(result, Err(Error::Cancelled { .. })), "{result:?}");
     drop(held);
 }
+
+/// The read-write soft lock takes the token too, for its async and sync waits.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_soft_read_write_lock_wait_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rw.lock");
+    let writer = tokio_filelock::SoftReadWriteLock::new(&path);
+    let held = writer.acquire().await.unwrap();
+    let token = CancelToken::new();
+    let lock = tokio_filelock::SoftReadWriteLock::builder(&path)
+        .cancel_token(&token)
+        .build();
+    let waiting = tokio::spawn({
+        let lock = lock.clone();
+        async move { lock.acquire_shared().await.map(drop) }
+    });
+    let blocking = std::thread::spawn({
+        let lock = lock.clone();
+        move || lock.blocking_acquire().map(drop)
+    });
+    token.cancel();
+    let result = tokio::time::timeout(common::CHILD_WAIT, waiting)
+        .await
+        .expect("the async wait ended")
+        .unwrap();
+    assert!(matches!(result, Err(Error::Cancelled { .. })), "{result:?}");
+    let result = blocking.join().unwrap();
+    assert!(matches!(result, Err(Error::Cancelled { .. })), "{result:?}");
+    drop(held);
+    // Neither cancelled acquire is left in the log: the lock is free.
+    drop(writer.try_acquire().await.unwrap().expect("free"));
+}

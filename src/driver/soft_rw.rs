@@ -33,6 +33,8 @@ pub(crate) struct Settings {
     pub(crate) on_wait: Option<WaitHook>,
     /// Called with each hold right after it is granted.
     pub(crate) on_acquired: Option<crate::acquired::AcquiredHook>,
+    /// Ends the waits of this lock's acquires when cancelled.
+    pub(crate) cancel: Option<crate::wake::Cancel>,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             hook,
             on_wait,
             on_acquired: None,
+            cancel: None,
         }
     }
 
@@ -86,6 +89,14 @@ impl Settings {
     }
 
     /// The timeout of a wait of `waited`, naming the holder when the log does (blocking).
+    fn cancelled(&self, waited: Duration) -> Error {
+        tracing::debug!(target: "tokio_filelock", waited = ?waited, "cancelled");
+        Error::Cancelled {
+            path: self.state.path().to_path_buf(),
+            waited,
+        }
+    }
+
     fn timeout(&self, waited: Duration) -> Error {
         tracing::debug!(target: "tokio_filelock", waited = ?waited, "timeout");
         Error::Timeout {
@@ -143,6 +154,7 @@ pub(crate) async fn acquire_async(
         Participant::publish,
     )
     .await?;
+    let cancel = settings.cancel.as_ref().map(crate::wake::Cancel::register);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -187,9 +199,21 @@ pub(crate) async fn acquire_async(
         if attempts == 1 {
             span.in_scope(|| settings.waiting(mode));
         }
-        match crate::wake::sleep(sleep) {
-            Ok(sleeping) => sleeping.await,
-            Err(_) => tokio::time::sleep(sleep).await,
+        let mut sleeping: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+            match crate::wake::sleep(sleep) {
+                Ok(sleeping) => Box::pin(sleeping),
+                Err(_) => Box::pin(tokio::time::sleep(sleep)),
+            };
+        let cancelled = std::future::poll_fn(|cx| {
+            if cancel.as_ref().is_some_and(|c| c.poll(cx).is_ready()) {
+                return std::task::Poll::Ready(true);
+            }
+            sleeping.as_mut().poll(cx).map(|()| false)
+        })
+        .await;
+        if cancelled {
+            on_pool(&path, &span, participant, Participant::leave).await?;
+            return Err(settings.cancelled(start.elapsed()));
         }
     }
 }
@@ -207,6 +231,7 @@ pub(crate) fn acquire_blocking(
     let mut schedule = Schedule::new(wait, settings.poll_interval);
     let mut participant = settings.participant(mode);
     participant.publish()?;
+    let cancel = settings.cancel.as_ref().map(crate::wake::Cancel::register);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -239,7 +264,14 @@ pub(crate) fn acquire_blocking(
         if attempts == 1 {
             settings.waiting(mode);
         }
-        std::thread::sleep(sleep);
+        match &cancel {
+            Some(cancel) if cancel.sleep_blocking(sleep) => {
+                participant.leave()?;
+                return Err(settings.cancelled(start.elapsed()));
+            }
+            Some(_) => {}
+            None => std::thread::sleep(sleep),
+        }
     }
 }
 

@@ -72,8 +72,72 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// Sleeps the calling thread for `duration`, or until cancelled: `true` if cancelled.
+    pub(crate) fn sleep_blocking(&self, duration: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + duration;
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if self.poll(&mut cx).is_ready() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            // A spurious unpark only looks again.
+            std::thread::park_timeout(left);
+        }
+    }
+}
+
+/// Wakes a thread parked in [`Registration::sleep_blocking`].
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         crate::sync::lock(&self.cancel.0.waiting).retain(|(id, _)| *id != self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-hour sleep ends at once when cancelled (a sleep that the cancel did not cut
+    /// short would outlast the test).
+    #[test]
+    fn a_cancel_ends_a_blocking_sleep_at_once() {
+        let cancel = Cancel::default();
+        let registration = cancel.register();
+        let (started, is_started) = std::sync::mpsc::channel();
+        let sleeper = std::thread::spawn(move || {
+            started.send(()).unwrap();
+            registration.sleep_blocking(std::time::Duration::from_secs(3600))
+        });
+        is_started.recv().unwrap();
+        cancel.cancel();
+        assert!(sleeper.join().unwrap(), "cancelled");
+        assert!(cancel.is_cancelled());
+    }
+
+    /// A registration forgets its waker when dropped: a token used by many waits does not
+    /// grow.
+    #[test]
+    fn dropped_registrations_leave_no_waker() {
+        let cancel = Cancel::default();
+        for _ in 0..100 {
+            let registration = cancel.register();
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(registration.poll(&mut cx).is_pending());
+        }
+        assert!(crate::sync::lock(&cancel.0.waiting).is_empty());
     }
 }
