@@ -1281,6 +1281,7 @@ except Timeout:
                 Some("cross-process") => cross_process(dir.path(), samples),
                 Some("in-process") => in_process(dir.path(), samples),
                 Some("writer") => writer_preference(dir.path(), 10),
+                Some("overshoot") => overshoot(dir.path(), 30),
                 other => panic!("--only: unknown section {other:?}"),
             }
             return;
