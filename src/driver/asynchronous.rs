@@ -81,7 +81,7 @@ pub(crate) async fn acquire(
         // Inline, on this worker, when nothing in it can wait: no watch to arm, and a file
         // system known to be local (DESIGN semantics 4). Else, or for what the inline
         // attempt cannot do (create the file), the hop to the blocking pool.
-        let inline = arm.is_none() && acquisition.may_run_inline();
+        let inline = arm.is_none() && !attempt.is_soft() && acquisition.may_run_inline();
         acquisition.attempting(if inline { "worker" } else { "blocking pool" });
         waiter.attempt_started();
         let mut fair = waiter.take_fair();
@@ -93,7 +93,8 @@ pub(crate) async fn acquire(
                 Ok(Inline::Hop(back)) => {
                     tracing::debug!(
                         target: "tokio_filelock",
-                        "the attempt needs the blocking pool (the lock file is missing)"
+                        "the attempt needs the blocking pool (to create the lock file, or to \
+                         see whether a lock that a stuck writer waits for is free)"
                     );
                     Err(back)
                 }
@@ -330,6 +331,19 @@ mod tests {
         lock.state().set_locality(Some(false));
         assert_eq!(
             cycles(&lock),
+            ["blocking pool", "blocking pool", "blocking pool"]
+        );
+    }
+
+    /// The soft protocol creates its marker on every acquire: never inline, on any file
+    /// system.
+    #[test]
+    fn soft_lock_attempts_take_the_hop_on_a_local_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = crate::SoftFileLock::new(dir.path().join("soft.lock"));
+        lock.file_lock().state().set_locality(Some(true));
+        assert_eq!(
+            cycles(lock.file_lock()),
             ["blocking pool", "blocking pool", "blocking pool"]
         );
     }
