@@ -635,6 +635,52 @@ fn the_on_acquired_hook_runs_per_hold_and_its_error_releases() {
     assert!(other.blocking_try_acquire().unwrap().is_some());
 }
 
+/// A cancel token ends a PgLock wait at once (it waits announced, with its waiter mark):
+/// `Error::Cancelled`, and the mark is withdrawn, so nothing of the waiter stays on the
+/// server.
+#[tokio::test]
+async fn a_cancelled_wait_ends_at_once_and_leaves_no_mark() {
+    let (server, _use) = pg::shared();
+    let admin = admin(server).await;
+    let name = unique("cancel");
+    let holder = PgLock::new(&server.conninfo(), &name).unwrap();
+    let held = holder.acquire().await.unwrap();
+    let token = tokio_filelock::CancelToken::new();
+    let waiter = PgLock::builder(&server.conninfo(), &name)
+        .poll_interval(Duration::from_secs(3600))
+        .cancel_token(&token)
+        .build()
+        .unwrap();
+    let waiting = tokio::spawn(async move { waiter.acquire().await.map(drop) });
+    // Bounded: until the waiter has announced itself (holds its mark).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while marks(&admin, &name).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiter never announced itself"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    token.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the wait ended at once (a one-hour poll would not)")
+        .unwrap();
+    assert!(
+        matches!(result, Err(tokio_filelock::Error::Cancelled { .. })),
+        "{result:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while marks(&admin, &name).await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiter's mark stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(held);
+}
+
 #[tokio::test]
 async fn the_trait_runs_one_body_for_all_three_backends() {
     let (server, _use) = pg::shared();

@@ -195,6 +195,8 @@ struct Inner {
     poll_interval: Duration,
     on_wait: Option<WaitHook>,
     on_acquired: Option<crate::acquired::AcquiredHook>,
+    /// Ends this lock's waits when cancelled.
+    cancel: Option<crate::wake::Cancel>,
     application: String,
     fencing: bool,
     idle: Mutex<Vec<Session>>,
@@ -228,6 +230,7 @@ pub struct PgLockBuilder {
     poll_interval: Duration,
     on_wait: Option<WaitHook>,
     on_acquired: Option<crate::acquired::AcquiredHook>,
+    cancel: Option<crate::wake::Cancel>,
     application: Option<String>,
     fencing: bool,
 }
@@ -281,6 +284,14 @@ impl PgLockBuilder {
         hook: impl Fn(&crate::Acquired<'_>) -> Result<(), crate::HookError> + Send + Sync + 'static,
     ) -> Self {
         self.on_acquired = Some(crate::acquired::AcquiredHook::new(hook));
+        self
+    }
+
+    /// Lets `token` stop this lock's waiting acquires at once, with
+    /// [`Error::Cancelled`] (the session's waiter mark is withdrawn, nothing stays held on
+    /// the server), as [`FileLockBuilder::cancel_token`](crate::FileLockBuilder::cancel_token).
+    pub fn cancel_token(mut self, token: &crate::CancelToken) -> Self {
+        self.cancel = Some(token.inner().clone());
         self
     }
 
@@ -338,6 +349,7 @@ impl PgLockBuilder {
                 poll_interval: self.poll_interval,
                 on_wait: self.on_wait,
                 on_acquired: self.on_acquired,
+                cancel: self.cancel,
                 application: session::application_name(self.application.as_deref()),
                 fencing: self.fencing,
                 idle: Mutex::new(Vec::new()),
@@ -385,6 +397,7 @@ impl PgLock {
             poll_interval: DEFAULT_POLL_INTERVAL,
             on_wait: None,
             on_acquired: None,
+            cancel: None,
             application: None,
             fencing: true,
         }
@@ -697,6 +710,7 @@ impl PgLock {
         };
         // Owns the session while it may hold something it has not handed over: dropped
         // with the future, it closes the session (see `Pending`).
+        let cancel = inner.cancel.as_ref().map(crate::wake::Cancel::register);
         let mut pending = Pending {
             session: Some(session),
             lock: self,
@@ -790,7 +804,21 @@ impl PgLock {
                 // before the announcement sent no notification.
                 continue;
             }
-            wake_or_sleep(pending.session(), inner.key, sleep, path).await?;
+            let woke =
+                wake_or_sleep(pending.session(), inner.key, sleep, path, cancel.as_ref()).await?;
+            if woke == Woke::Cancelled {
+                tracing::debug!(target: "tokio_filelock", path = %path.display(), "cancelled");
+                if unannounce(pending.peek(), inner.key).await {
+                    pending.session().announced = false;
+                } else {
+                    // The mark may still be held: close the session.
+                    pending.certain = false;
+                }
+                return Err(Error::Cancelled {
+                    path: path.to_path_buf(),
+                    waited: start.elapsed(),
+                });
+            }
         }
     }
 
@@ -1174,21 +1202,37 @@ async fn wake_or_sleep(
     key: i64,
     sleep: Duration,
     path: &Path,
-) -> Result<(), Error> {
+    cancel: Option<&crate::wake::cancel::Registration>,
+) -> Result<Woke, Error> {
     let deadline = Instant::now() + sleep;
     let wanted = key.to_string();
     let mut ended = session.ended.clone();
+    let cancelled = std::future::poll_fn(|cx| match cancel {
+        Some(cancel) => cancel.poll(cx),
+        None => std::task::Poll::Pending,
+    });
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Ok(()),
+            _ = tokio::time::sleep_until(deadline) => return Ok(Woke::Time),
             note = session.notes.recv() => match note {
-                Some(payload) if payload == wanted => return Ok(()),
+                Some(payload) if payload == wanted => return Ok(Woke::Time),
                 Some(_) => {}
                 None => return Err(session_lost(path, session)),
             },
             _ = ended.wait_for(Option::is_some) => return Err(session_lost(path, session)),
+            () = &mut cancelled => return Ok(Woke::Cancelled),
         }
     }
+}
+
+/// Why [`wake_or_sleep`] returned.
+#[derive(PartialEq, Eq)]
+enum Woke {
+    /// Attempt again (a release was announced, or the sleep ended).
+    Time,
+    /// The acquire's cancel token was cancelled.
+    Cancelled,
 }
 
 fn session_lost(path: &Path, session: &Session) -> Error {
