@@ -6,7 +6,7 @@
 
 /// Defines `acquire`, `acquire_timeout`, `try_acquire`, `with_lock`, their `blocking_*`
 /// forms, `blocking_holder` and `holder` on a type with a field `inner: FileLock`.
-macro_rules! acquire_family {
+macro_rules! forward_acquire_family {
     (
         acquire { $(#[$acquire:meta])* }
         errors { $(#[$errors:meta])* }
@@ -167,4 +167,4 @@ macro_rules! acquire_family {
     };
 }
 
-pub(crate) use acquire_family;
+pub(crate) use forward_acquire_family;

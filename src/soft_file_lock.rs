@@ -128,7 +128,7 @@ impl SoftFileLock {
         self.inner.lock_counter()
     }
 
-    crate::acquire_family::acquire_family! {
+    crate::acquire_family::forward_acquire_family! {
         acquire {
             /// Acquires the lock, waiting as configured (default: forever): creates the
             /// marker, and breaks a stale one on proof that its holder is gone.

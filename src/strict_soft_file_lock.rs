@@ -138,7 +138,7 @@ impl StrictSoftFileLock {
         self.inner.lock_counter()
     }
 
-    crate::acquire_family::acquire_family! {
+    crate::acquire_family::forward_acquire_family! {
         acquire {
             /// Acquires the lock, waiting as configured (default: forever): publishes an
             /// intent claim, and turns it into a held claim once it is the least.
