@@ -76,7 +76,7 @@ impl Registration {
     /// Sleeps the calling thread for `duration`, or until cancelled: `true` if cancelled.
     pub(crate) fn sleep_blocking(&self, duration: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + duration;
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let waker = super::unpark::this_thread();
         let mut cx = Context::from_waker(&waker);
         loop {
             if self.poll(&mut cx).is_ready() {
@@ -89,15 +89,6 @@ impl Registration {
             // A spurious unpark only looks again.
             std::thread::park_timeout(left);
         }
-    }
-}
-
-/// Wakes a thread parked in [`Registration::sleep_blocking`].
-struct Unpark(std::thread::Thread);
-
-impl std::task::Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
     }
 }
 

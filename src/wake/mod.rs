@@ -34,6 +34,7 @@ pub(crate) mod cancel;
 mod fair;
 mod own_watch;
 mod queue;
+mod unpark;
 mod waiter;
 pub(crate) mod watcher;
 

@@ -6,7 +6,7 @@ use std::future::{Future, poll_fn};
 use std::path::Path;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::fair::Fair;
@@ -242,7 +242,7 @@ impl Waiter {
         let deadline = std::time::Instant::now() + sleep;
         let waker = match &self.own {
             Some(own) if use_watch => own.waker(),
-            _ => Waker::from(Arc::new(Unpark(std::thread::current()))),
+            _ => super::unpark::this_thread(),
         };
         let mut cx = Context::from_waker(&waker);
         loop {
@@ -334,19 +334,6 @@ impl Waiter {
         let attempted = now != self.seen_attempts;
         self.seen_attempts = now;
         attempted || place.head_on_schedule(self.mode)
-    }
-}
-
-/// Wakes a thread parked in [`Waiter::wait_blocking`].
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
     }
 }
 
