@@ -4,8 +4,9 @@
 //! an acquire does, which errors it adds, what a cancelled attempt leaves, and how the
 //! holder is found.
 
-/// Defines `acquire`, `acquire_timeout`, `try_acquire`, `with_lock`, their `blocking_*`
-/// forms, `blocking_holder` and `holder` on a type with a field `inner: FileLock`.
+/// Defines `is_locked`, `lock_counter`, `acquire`, `acquire_timeout`, `try_acquire`,
+/// `with_lock`, their `blocking_*` forms, `blocking_holder` and `holder` on a type with a
+/// field `inner: FileLock`.
 macro_rules! forward_acquire_family {
     (
         acquire { $(#[$acquire:meta])* }
@@ -13,6 +14,20 @@ macro_rules! forward_acquire_family {
         cancelled { $(#[$cancelled:meta])* }
         holder { $(#[$holder:meta])* }
     ) => {
+        /// `true` when the current task or thread holds this lock through this handle; as
+        /// [`FileLock::is_locked`](crate::FileLock::is_locked).
+        #[must_use]
+        pub fn is_locked(&self) -> bool {
+            self.inner.is_locked()
+        }
+
+        /// How many holds the current task or thread has on this lock through this handle;
+        /// as [`FileLock::lock_counter`](crate::FileLock::lock_counter).
+        #[must_use]
+        pub fn lock_counter(&self) -> usize {
+            self.inner.lock_counter()
+        }
+
         $(#[$acquire])*
         ///
         /// # Errors

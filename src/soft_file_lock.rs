@@ -114,20 +114,6 @@ impl SoftFileLock {
         self.inner.path()
     }
 
-    /// `true` when the current task or thread holds this lock through this handle; as
-    /// [`FileLock::is_locked`].
-    #[must_use]
-    pub fn is_locked(&self) -> bool {
-        self.inner.is_locked()
-    }
-
-    /// How many holds the current task or thread has on this lock through this handle; as
-    /// [`FileLock::lock_counter`].
-    #[must_use]
-    pub fn lock_counter(&self) -> usize {
-        self.inner.lock_counter()
-    }
-
     crate::acquire_family::forward_acquire_family! {
         acquire {
             /// Acquires the lock, waiting as configured (default: forever): creates the
