@@ -141,6 +141,7 @@ use crate::driver::schedule::{Schedule, Wait};
 use crate::lost::{Lost, LostFuture, Remote};
 use crate::state::State;
 use crate::state::owner::Owner;
+use crate::wake::Woke;
 use crate::{Error, Holder, HolderSession, Lock, LockGuard, LockMode, Op, ServerError};
 use session::{CHANNEL, Session};
 
@@ -1195,8 +1196,9 @@ async fn listen(session: &mut Session, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Sleeps `sleep`, or less when a release of `key` is announced. Fails when the session
-/// ends meanwhile (a server that goes away).
+/// Sleeps `sleep`, or less when a release of `key` is announced or `cancel` is cancelled;
+/// says which ([`Woke`], the wake-up engine's answer). Fails when the session ends
+/// meanwhile (a server that goes away).
 async fn wake_or_sleep(
     session: &mut Session,
     key: i64,
@@ -1214,9 +1216,9 @@ async fn wake_or_sleep(
     tokio::pin!(cancelled);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Ok(Woke::Time),
+            _ = tokio::time::sleep_until(deadline) => return Ok(Woke::Timer),
             note = session.notes.recv() => match note {
-                Some(payload) if payload == wanted => return Ok(Woke::Time),
+                Some(payload) if payload == wanted => return Ok(Woke::Signal),
                 Some(_) => {}
                 None => return Err(session_lost(path, session)),
             },
@@ -1224,15 +1226,6 @@ async fn wake_or_sleep(
             () = &mut cancelled => return Ok(Woke::Cancelled),
         }
     }
-}
-
-/// Why [`wake_or_sleep`] returned.
-#[derive(PartialEq, Eq)]
-enum Woke {
-    /// Attempt again (a release was announced, or the sleep ended).
-    Time,
-    /// The acquire's cancel token was cancelled.
-    Cancelled,
 }
 
 fn session_lost(path: &Path, session: &Session) -> Error {
