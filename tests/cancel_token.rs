@@ -77,7 +77,10 @@ async fn an_async_wait_is_cancelled_and_holds_nothing() {
         let lock = lock.clone();
         async move { lock.acquire().await.map(drop) }
     });
-    is_waiting.recv().await.unwrap();
+    tokio::time::timeout(common::CHILD_WAIT, is_waiting.recv())
+        .await
+        .expect("the acquire started to wait")
+        .unwrap();
     token.cancel();
     let result = tokio::time::timeout(common::CHILD_WAIT, acquire)
         .await

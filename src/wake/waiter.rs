@@ -418,6 +418,9 @@ mod tests {
     }
 
     const LONG: Duration = Duration::from_secs(3600);
+    /// A real-time wait that a test allows: a wake-up that never comes ends it with
+    /// `Woke::Timer`, which fails the test, after this long (not after an hour).
+    const BOUND: Duration = Duration::from_secs(30);
     const HEAD_FOLLOWER_SHARED: [LockMode; 3] =
         [LockMode::Exclusive, LockMode::Exclusive, LockMode::Shared];
 
@@ -573,8 +576,8 @@ mod tests {
         assert!(!follower.may_skip());
     }
 
-    /// The sync facade's wait is cut short by a release in this process: a thread parked for
-    /// an hour is unparked (a wait that nothing cuts short would outlast the bound).
+    /// The sync facade's wait is cut short by a release in this process: a parked thread is
+    /// unparked (a wait that nothing cuts short ends with `Timer` after [`BOUND`]).
     #[test]
     fn a_release_in_this_process_unparks_a_sync_waiter() {
         let dir = tempfile::tempdir().unwrap();
@@ -583,7 +586,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let parked = std::thread::spawn(move || {
             tx.send(()).unwrap();
-            waiter.wait_blocking(LONG, true)
+            waiter.wait_blocking(BOUND, true)
         });
         rx.recv().unwrap();
         // Before or during the park: the wake-up is kept until the waiter looks.
@@ -599,7 +602,7 @@ mod tests {
         let mut waiter = lined_up(&dir, "sync-watch.lock", &[LockMode::Exclusive]).remove(0);
         let path = waiter.wants_watch().expect("the head wants a watch");
         waiter.armed(Some(arm(&path, false)));
-        let parked = std::thread::spawn(move || waiter.wait_blocking(LONG, true));
+        let parked = std::thread::spawn(move || waiter.wait_blocking(BOUND, true));
         drop(std::fs::File::open(&path).unwrap());
         assert_eq!(parked.join().unwrap(), Woke::Signal);
     }
@@ -615,7 +618,7 @@ mod tests {
         waiter.arm_here(&path, false);
         assert!(waiter.own.is_some() && waiter.watch.is_none());
         assert!(waiter.wants_watch().is_none(), "armed");
-        let parked = std::thread::spawn(move || waiter.wait_blocking(LONG, true));
+        let parked = std::thread::spawn(move || waiter.wait_blocking(BOUND, true));
         drop(std::fs::File::open(&path).unwrap());
         assert_eq!(parked.join().unwrap(), Woke::Signal);
     }
@@ -634,7 +637,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let parked = std::thread::spawn(move || {
             tx.send(()).unwrap();
-            waiter.wait_blocking(LONG, true)
+            waiter.wait_blocking(BOUND, true)
         });
         rx.recv().unwrap();
         super::super::released(id);
@@ -642,7 +645,7 @@ mod tests {
     }
 
     /// A cancel token ends a sync wait at once, parked or on its own notifier (a wait that
-    /// nothing cuts short would outlast the bound).
+    /// nothing cuts short ends with `Timer` after [`BOUND`]).
     #[test]
     fn a_cancel_ends_a_sync_wait_at_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -659,7 +662,7 @@ mod tests {
             let (tx, rx) = std::sync::mpsc::channel();
             let parked = std::thread::spawn(move || {
                 tx.send(()).unwrap();
-                waiter.wait_blocking(LONG, true)
+                waiter.wait_blocking(BOUND, true)
             });
             rx.recv().unwrap();
             cancel.cancel();
@@ -679,7 +682,7 @@ mod tests {
         let mut waiter = lined_up(&dir, "cancel-async.lock", &[LockMode::Exclusive])
             .remove(0)
             .with_cancel(Some(&cancel));
-        let waiting = tokio::spawn(async move { waiter.wait(LONG, true).await.unwrap() });
+        let waiting = tokio::spawn(async move { waiter.wait(BOUND, true).await.unwrap() });
         tokio::task::yield_now().await;
         cancel.cancel();
         assert_eq!(waiting.await.unwrap(), Woke::Cancelled);
