@@ -289,6 +289,19 @@ fn random_cancellations_leave_nothing_held_and_no_descriptor_open() {
         .expect("a zero-timeout acquire through the shared handle")
         .release()
         .unwrap();
+    // A handle keeps its lock file open between holds (Linux, local file system), unlocked:
+    // one descriptor per handle at most, closed with the handle.
+    let handles = std::mem::take(&mut *handles.lock().unwrap());
+    let on_lock_file = open_descriptors()
+        .iter()
+        .filter(|fd| fd.ends_with(&*path.to_string_lossy()))
+        .count();
+    assert!(
+        on_lock_file <= handles.len() + 1,
+        "{on_lock_file} descriptors on the lock file for {} handles",
+        handles.len() + 1
+    );
+    drop((handles, shared));
     // No descriptor left open. The crate's notifiers (an inotify instance and an eventfd
     // each: the watcher thread's, and the pool the sync facade's waits take theirs from)
     // belong to the process, not to any acquire, and are kept for reuse: at most 1 + 8.

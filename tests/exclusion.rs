@@ -31,6 +31,10 @@ fn run_role(role: &str, args: &[String]) {
                 None => common::say("busy"),
             }
         }
+        // Linux: keeps the lock file of one handle open between holds, forks (without
+        // exec), and has the fork try the same handle while the parent holds it.
+        #[cfg(target_os = "linux")]
+        "fork_after_keep" => common::say(fork_after_keep(&args[0])),
         other => panic!("unknown role {other}"),
     }
 }
@@ -511,4 +515,56 @@ fn per_handle_holds_forget_an_owner_that_let_go() {
         Event::Waiting => panic!("the hook runs once"),
     }
     a.join().unwrap();
+}
+
+/// The fork's try through its copy of the handle, while the parent holds the lock through
+/// the descriptor that handle kept: `"busy"`, or `"won"` (two holders).
+#[cfg(target_os = "linux")]
+fn fork_after_keep(path: &str) -> &'static str {
+    let lock = FileLock::new(path);
+    // The first acquire learns that the file system is local; its release keeps the file.
+    drop(lock.blocking_acquire().unwrap());
+    let mut pipe = [0; 2];
+    // SAFETY: `pipe` is two writable ints.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    let [read_end, write_end] = pipe;
+    // SAFETY: this process runs one thread (the role), so the fork copies no lock held
+    // by another thread; the child only reads a pipe, tries the lock and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut byte = [0u8; 1];
+        // SAFETY: `read_end` is open and `byte` one writable byte.
+        unsafe { libc::read(read_end, byte.as_mut_ptr().cast(), 1) };
+        let won = lock.blocking_try_acquire().unwrap().is_some();
+        // SAFETY: ends the fork at once, without running the parent's exit handlers.
+        unsafe { libc::_exit(if won { 1 } else { 0 }) };
+    }
+    // The parent holds through the kept descriptor, then lets the fork try.
+    let guard = lock.blocking_acquire().unwrap();
+    // SAFETY: `write_end` is open and the byte readable.
+    assert_eq!(
+        unsafe { libc::write(write_end, [1u8].as_ptr().cast(), 1) },
+        1
+    );
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is writable.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    drop(guard);
+    match libc::WEXITSTATUS(status) {
+        0 => "busy",
+        _ => "won",
+    }
+}
+
+/// A process forked after a handle kept its lock file open shares that descriptor's open
+/// file description with its parent: a lock call on it would be the parent's own lock,
+/// granted again. The fork must open its own and find the lock busy.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fork_never_locks_through_its_parents_kept_descriptor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forked.lock");
+    let mut child = common::spawn("fork_after_keep", &[path.to_str().unwrap()]);
+    child.expect("busy");
 }

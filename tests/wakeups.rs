@@ -24,7 +24,7 @@ fn child_entry() {
 fn run_role(role: &str, args: &[String]) {
     match role {
         // Holds the lock on args[0] until told anything (or stdin closes).
-        "hold" => common::hold_role(role, args),
+        "hold" | "hold_kept" => common::hold_role(role, args),
         // Tries once on args[0] and reports.
         "try" => {
             let lock = FileLock::new(&args[0]);
@@ -144,6 +144,28 @@ async fn a_release_in_another_process_wakes_the_waiter_with_the_clock_frozen() {
     })
     .await;
     assert_eq!(got, Ok(0), "the watch did not wake the waiter");
+    task.await.unwrap();
+}
+
+/// The holder's handle kept its lock file open between holds: its release still closes
+/// it, since the waiter marked the file, and the close is what wakes a waiter in another
+/// process (an unlock alone would not be seen).
+#[cfg(target_os = "linux")]
+#[tokio::test(start_paused = true)]
+async fn a_release_through_a_kept_descriptor_in_another_process_wakes_the_waiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_path(&dir);
+    let mut holder = common::spawn("hold_kept", &[path.to_str().unwrap()]);
+    holder.expect("acquired");
+    let (tx, rx) = mpsc::channel();
+    let task = waiter(slow_poll(&path), tx, 0);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let got = with_clock_frozen(move || {
+        holder.tell("release");
+        rx.recv_timeout(common::CHILD_WAIT)
+    })
+    .await;
+    assert_eq!(got, Ok(0), "the release did not wake the waiter");
     task.await.unwrap();
 }
 

@@ -9,10 +9,22 @@ use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+mod kept;
 mod probe;
 pub(crate) mod soft;
+
+#[cfg(target_os = "linux")]
+pub(crate) use kept::Kept;
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) use kept::MAX_KEPT;
+/// Elsewhere no lock file is kept between holds (waiters have no mark a holder could see).
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug, Default)]
+pub(crate) struct Kept;
 
 pub(crate) use probe::{Found, Probe};
 
@@ -77,6 +89,12 @@ pub(crate) struct Attempt {
     lifetime: Option<Duration>,
     /// An `on_acquired` hook is set: no fallback to the soft protocol (as Python filelock).
     hooked: bool,
+    /// The handle's lock file kept open between holds (see `kept.rs`): taken by the first
+    /// attempt, and where a won hold goes back on release.
+    kept: Option<Arc<Kept>>,
+    /// A contended attempt marks the file it keeps open as waited for
+    /// (`sys::waiting_mark`), so that a holder closes on release, which wakes this waiter.
+    mark_waiting: bool,
 }
 
 /// A lock file this acquire opened.
@@ -87,6 +105,8 @@ struct Opened {
     id: Option<FileId>,
     /// This acquire created the file: it may set the configured permissions.
     created: bool,
+    /// Marked as waited for (`sys::waiting_mark`).
+    marked: bool,
 }
 
 /// What [`Attempt::run_inline`] did.
@@ -132,7 +152,64 @@ impl Attempt {
             open: None,
             lifetime: None,
             hooked: false,
+            kept: None,
+            mark_waiting: false,
         })
+    }
+
+    /// Keeps the won lock file open in `kept` between holds (the handle's; `None`: close
+    /// it on release), and whether this acquire, if it waits, marks the file as waited
+    /// for. For the OS lock on a file system known to be local, without an `on_acquired`
+    /// hook (the hook gets the file: its offset must start at 0 every hold).
+    pub(crate) fn with_kept(mut self, kept: Option<Arc<Kept>>, may_wait: bool) -> Self {
+        let kept = kept.filter(|_| cfg!(target_os = "linux") && !self.hooked);
+        self.mark_waiting = kept.is_some() && may_wait;
+        self.kept = kept;
+        self
+    }
+
+    /// Takes the handle's kept lock file as this attempt's open file, if there is one and
+    /// this attempt has none.
+    fn take_kept(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.open.is_none()
+            && !self.is_soft()
+            && let Some((file, id)) = self.kept.as_ref().and_then(|kept| kept.take())
+        {
+            self.open = Some(Opened {
+                file,
+                id: Some(id),
+                created: false,
+                marked: false,
+            });
+        }
+    }
+
+    /// Whether no other waiter of this crate, in any process, waits for the lock (none
+    /// marked the file): then the line has nobody to let go first. One `F_OFD_GETLK` on
+    /// the handle's kept lock file; `false` whenever that cannot be told.
+    pub(crate) fn nobody_else_waits(&mut self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            if !self.mark_waiting {
+                return false;
+            }
+            self.take_kept();
+            self.open.as_ref().is_some_and(|opened| {
+                opened.id.is_some()
+                    && matches!(
+                        sys::waiting_mark::marked_by_another(&opened.file),
+                        Ok(false)
+                    )
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// Marks `file`, kept open while this acquire waits, as waited for; whether it is.
+    fn mark(&self, file: &File) -> bool {
+        mark(self.mark_waiting, file)
     }
 
     /// Soft protocol: a marker older than `lifetime` by its mtime is expired, and broken
@@ -180,6 +257,7 @@ impl Attempt {
         if self.is_soft() {
             return Ok(Inline::Hop(self));
         }
+        self.take_kept();
         if self.open.is_none() {
             let create_mode = self.permissions.unwrap_or(DEFAULT_CREATE_MODE);
             match sys::open(&self.path, create_mode, Create::Never) {
@@ -188,6 +266,7 @@ impl Attempt {
                         file,
                         id: None,
                         created: false,
+                        marked: false,
                     });
                 }
                 Err(OpenFailure::MissingParent | OpenFailure::Again | OpenFailure::Busy) => {
@@ -215,6 +294,7 @@ impl Attempt {
         if self.protocol == Protocol::Strict {
             return self.run_strict();
         }
+        self.take_kept();
         for _ in 0..MAX_RACES {
             let (opened, kept) = match self.open.take() {
                 // Opened by an earlier, contended attempt (which learnt its identity), or
@@ -233,28 +313,51 @@ impl Attempt {
                     }
                 },
             };
-            let Opened { file, id, created } = opened;
+            let Opened {
+                file,
+                id,
+                created,
+                marked,
+            } = opened;
             match sys::try_lock(&file, self.mode) {
                 TryLock::Acquired => {
-                    let facts = self.inspect(&file)?;
-                    if !facts.linked || !self.path_names(facts.id)? {
+                    let (id, permissions) = match id {
+                        // Open since its identity was learnt: the inode cannot have been
+                        // freed and its number reused, so the path naming that identity
+                        // (below) says all that `fstat` would.
+                        Some(id) if !created => (id, None),
+                        _ => {
+                            let facts = self.inspect(&file)?;
+                            if !facts.linked {
+                                self.replaced(facts.id);
+                                continue;
+                            }
+                            (facts.id, facts.permissions)
+                        }
+                    };
+                    if !self.path_names(id)? {
                         // Deleted (or delete-pending), renamed away or replaced since it was
                         // opened: a lock on it protects nothing, as a newcomer locks the
                         // file at the path. Let go (closing unlocks) and try that one.
-                        self.replaced(facts.id);
+                        self.replaced(id);
                         continue;
                     }
+                    // Waits no more. A mark that cannot be withdrawn would stay with the
+                    // descriptor: then it is closed at release, not kept.
+                    let stale_mark = marked && !unmark(&file);
                     if created {
-                        self.apply_permissions(&file, facts.permissions);
+                        self.apply_permissions(&file, permissions);
                     }
                     return Ok(Outcome::Won(Held {
                         file: Some(file),
-                        id: facts.id,
+                        id,
                         path: self.path,
                         preserve_lock_file: self.preserve_lock_file,
                         soft: false,
                         strict: None,
                         on_release: self.on_release,
+                        keep_in: self.kept,
+                        keep: AtomicBool::new(!stale_mark),
                     }));
                 }
                 TryLock::Contended => {
@@ -269,10 +372,12 @@ impl Attempt {
                         continue;
                     }
                     if sys::KEEP_OPEN_WHILE_WAITING {
+                        let marked = marked || self.mark(&file);
                         self.open = Some(Opened {
                             file,
                             id: Some(id),
                             created,
+                            marked,
                         });
                     }
                     return Ok(Outcome::Busy {
@@ -314,6 +419,8 @@ impl Attempt {
             open: None,
             lifetime: self.lifetime,
             hooked: self.hooked,
+            kept: self.kept.clone(),
+            mark_waiting: self.mark_waiting,
         };
         self.mode = LockMode::Exclusive;
         match self.run()? {
@@ -330,7 +437,26 @@ impl Attempt {
 
     /// Makes no lock call this time (an earlier waiter goes first): contention, on the file
     /// this acquire keeps open, or else the one at the path now.
-    pub(crate) fn deferred(self) -> Result<Outcome, Error> {
+    pub(crate) fn deferred(mut self) -> Result<Outcome, Error> {
+        // A waiter that lets an earlier one go first waits as well: it keeps the file open,
+        // marked as waited for, so that a holder's release wakes it too.
+        self.take_kept();
+        if self.mark_waiting && self.open.is_none() {
+            let create_mode = self.permissions.unwrap_or(DEFAULT_CREATE_MODE);
+            if let Ok(file) = sys::open(&self.path, create_mode, Create::Never) {
+                let id = self.inspect(&file)?.id;
+                self.open = Some(Opened {
+                    file,
+                    id: Some(id),
+                    created: false,
+                    marked: false,
+                });
+            }
+        }
+        let mark_waiting = self.mark_waiting;
+        if let Some(opened) = self.open.as_mut().filter(|opened| !opened.marked) {
+            opened.marked = mark(mark_waiting, &opened.file);
+        }
         let id = match self.open.as_ref().and_then(|opened| opened.id) {
             Some(id) => Some(id),
             None => sys::path_id(&self.path).map_err(|e| Error::io(&self.path, Op::Inspect, e))?,
@@ -465,6 +591,8 @@ impl Attempt {
             soft: true,
             strict: None,
             on_release: self.on_release,
+            keep_in: None,
+            keep: AtomicBool::new(false),
         }))
     }
 
@@ -483,6 +611,8 @@ impl Attempt {
                         soft: true,
                         strict: Some(claims),
                         on_release: self.on_release,
+                        keep_in: None,
+                        keep: AtomicBool::new(false),
                     }));
                 }
                 StrictOutcome::Busy => {
@@ -518,6 +648,7 @@ impl Attempt {
                         file,
                         id: None,
                         created: create == Create::New,
+                        marked: false,
                     }));
                 }
                 Err(OpenFailure::Exists) => create = Create::Never,
@@ -612,6 +743,27 @@ impl Attempt {
     }
 }
 
+/// Marks `file` as waited for, if `mark_waiting`; whether it is marked.
+fn mark(mark_waiting: bool, file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    if mark_waiting {
+        return sys::waiting_mark::mark(file).unwrap_or(false);
+    }
+    let _ = (mark_waiting, file);
+    false
+}
+
+/// Withdraws `file`'s mark; whether it is gone.
+fn unmark(file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    return sys::waiting_mark::unmark(file).is_ok();
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        true
+    }
+}
+
 /// Rejects paths that can never name a lock file, before any system call.
 fn validate(path: &Path) -> Result<(), Error> {
     let invalid = |reason| {
@@ -645,6 +797,14 @@ pub(crate) struct Held {
     strict: Option<soft::strict::Claims>,
     /// Told of the release (see `Attempt::on_release`).
     on_release: fn(FileId),
+    /// Where the file goes on release, unlocked, if nobody waits (the handle's; see
+    /// `kept.rs`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    keep_in: Option<Arc<Kept>>,
+    /// The file may be kept (cleared when its descriptor is handed out: a copy elsewhere
+    /// would share its lock).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    keep: AtomicBool,
 }
 
 /// What to look at to tell whether a hold is still in place (see [`Held::watch`]): taken
@@ -711,9 +871,11 @@ impl Held {
         self.file.as_ref().filter(|_| !self.soft)
     }
 
-    /// The locked file of an OS lock (`None` for a soft marker).
+    /// The locked file of an OS lock (`None` for a soft marker), to hand out: it is
+    /// closed at release, never kept for the next hold.
     #[cfg(unix)]
     pub(crate) fn os_file(&self) -> Option<&File> {
+        self.keep.store(false, std::sync::atomic::Ordering::Relaxed);
         self.file.as_ref().filter(|_| !self.soft)
     }
 
@@ -732,8 +894,31 @@ impl Held {
         if self.soft {
             return soft::release(file, &self.path);
         }
+        #[cfg(target_os = "linux")]
+        if let Some(kept) = self.keep_in.take()
+            && self.keep.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return self.release_keeping(file, &kept);
+        }
         sys::release(file, &self.path, self.preserve_lock_file)
             .map_err(|e| Error::io(&self.path, Op::Unlock, e))
+    }
+
+    /// Unlocks, then keeps the file for the handle's next acquire if no waiter of this
+    /// crate marked it; else closes it (the close is what wakes such a waiter). The mark
+    /// is looked at after the unlock: a waiter that marks later made its failed attempt
+    /// before the unlock, so its next attempt, after it armed its watch, finds the lock
+    /// free.
+    #[cfg(target_os = "linux")]
+    fn release_keeping(&self, file: File, kept: &Kept) -> Result<(), Error> {
+        if let Err(e) = sys::unlock(&file) {
+            drop(file); // closing releases the lock even if `unlock` failed
+            return Err(Error::io(&self.path, Op::Unlock, e));
+        }
+        if matches!(sys::waiting_mark::marked_by_another(&file), Ok(false)) {
+            drop(kept.put(file, self.id));
+        }
+        Ok(())
     }
 }
 

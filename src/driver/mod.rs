@@ -8,6 +8,8 @@ pub(crate) mod asynchronous;
 mod config;
 pub(crate) mod heartbeat;
 pub(crate) mod holder_lookup;
+#[cfg(all(test, target_os = "linux"))]
+mod kept_tests;
 pub(crate) mod schedule;
 pub(crate) mod soft_rw;
 pub(crate) mod synchronous;
@@ -79,7 +81,7 @@ enum Run {
 /// The attempt as its turn in the line says (`Fair::turn`): none when a live earlier
 /// waiter goes first, one only if the lock is free, or one.
 fn in_line(
-    attempt: Attempt,
+    mut attempt: Attempt,
     fair: Option<&mut crate::wake::Fair>,
     run: Run,
 ) -> Result<Inline, Error> {
@@ -90,7 +92,13 @@ fn in_line(
     let Some(fair) = fair else {
         return go(attempt);
     };
-    let outcome = match fair.turn(attempt.is_soft()) {
+    // Nobody marked the file as waited for: nobody to let go first, and no file to look at.
+    let turn = if attempt.nobody_else_waits() {
+        Turn::Go
+    } else {
+        fair.turn(attempt.is_soft())
+    };
+    let outcome = match turn {
         Turn::Go => go(attempt)?,
         Turn::Wait => Inline::Done(attempt.deferred()?),
         Turn::GoIfFree => match run {
@@ -111,6 +119,24 @@ fn in_line(
 pub(crate) fn learn_locality(state: &State, attempt: &Attempt) {
     if state.locality() == Locality::Unknown {
         state.set_locality(attempt.file_system_is_local());
+    }
+}
+
+/// Whether an acquire may use its handle's lock file kept open between holds: an OS lock
+/// without an `on_acquired` hook (the hook gets the file: its offset must start at 0 every
+/// hold), once the file system is known to be local (see `Attempt::with_kept`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeepFiles {
+    eligible: bool,
+    may_wait: bool,
+}
+
+impl KeepFiles {
+    /// `attempt`, set up as the handle (`state`) allows now; call again once the locality
+    /// is learnt.
+    pub(crate) fn apply(self, state: &State, attempt: Attempt) -> Attempt {
+        let keeps = self.eligible && state.locality() == Locality::Local;
+        attempt.with_kept(keeps.then(|| state.kept().clone()), self.may_wait)
     }
 }
 
@@ -155,6 +181,8 @@ pub(crate) struct Acquisition {
     cancel: Option<crate::wake::Cancel>,
     /// Called with each hold this acquire wins (not on re-entry).
     on_acquired: Option<OnWon>,
+    /// The protocol the first attempt speaks.
+    protocol: Protocol,
 }
 
 impl Acquisition {
@@ -223,7 +251,9 @@ impl Acquisition {
             may_fall_back,
             cancel: config.cancel.clone(),
             on_acquired: config.on_acquired.clone().map(|hook| OnWon { hook, mode }),
+            protocol,
         };
+        let attempt = acquisition.keep_files(attempt);
         Ok((acquisition, attempt))
     }
 
@@ -263,6 +293,21 @@ impl Acquisition {
                 );
                 LockGuard::new(self.state.clone(), self.key, self.owner, mode)
             }))
+    }
+
+    /// Lets `attempt` use the handle's lock file kept open between holds, when the lock
+    /// file is on a file system known to be local (see [`KeepFiles`]).
+    pub(crate) fn keep_files(&self, attempt: Attempt) -> Attempt {
+        self.keeps_files().apply(&self.state, attempt)
+    }
+
+    /// Whether this acquire may keep its lock file open between holds, for the job that
+    /// learns the file system's locality.
+    pub(crate) fn keeps_files(&self) -> KeepFiles {
+        KeepFiles {
+            eligible: matches!(self.protocol, Protocol::Os { .. }) && self.on_acquired.is_none(),
+            may_wait: self.wait != Wait::Once,
+        }
     }
 
     /// The `on_acquired` hook, for the job that runs the attempts.

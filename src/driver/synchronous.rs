@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Acquisition, Step};
 use crate::attempt::{Attempt, Outcome};
+use crate::state::Locality;
 use crate::wake::{Waiter, Woke};
 use crate::{Error, LockGuard};
 
@@ -19,6 +20,11 @@ pub(crate) fn acquire(
     let _entered = span.enter();
     if let Some(guard) = acquisition.reenter()? {
         return Ok(guard);
+    }
+    if acquisition.state.locality() == Locality::Unknown {
+        // Once per handle: whether its lock file may be kept open between holds.
+        super::learn_locality(&acquisition.state, &attempt);
+        attempt = acquisition.keep_files(attempt);
     }
     let start = Instant::now();
     let mut waiter = acquisition.waiter();

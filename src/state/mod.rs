@@ -96,6 +96,8 @@ pub(crate) struct State {
     /// Whether the lock file's file system is known to be local (see [`Locality`]), asked
     /// once per handle.
     locality: AtomicU8,
+    /// The lock file kept open between holds (see `attempt::Kept`).
+    kept: Arc<crate::attempt::Kept>,
 }
 
 /// What a handle knows of its lock file's file system.
@@ -119,6 +121,7 @@ impl State {
             holdings: Mutex::new(Vec::new()),
             fell_back_to_soft: AtomicBool::new(false),
             locality: AtomicU8::new(0),
+            kept: Arc::default(),
         }
     }
 
@@ -153,6 +156,11 @@ impl State {
             None => 0,
         };
         self.locality.store(value, Ordering::Relaxed);
+    }
+
+    /// Where this handle keeps its lock file open between holds.
+    pub(crate) fn kept(&self) -> &Arc<crate::attempt::Kept> {
+        &self.kept
     }
 
     /// Remembers that an acquire of this lock fell back to the soft protocol.

@@ -75,6 +75,8 @@ mod linux_watch;
 #[cfg(target_os = "linux")]
 pub(crate) mod queue_file;
 #[cfg(target_os = "linux")]
+pub(crate) mod waiting_mark;
+#[cfg(target_os = "linux")]
 pub(crate) use linux_watch::Notifier;
 #[cfg(not(target_os = "linux"))]
 mod no_watch;

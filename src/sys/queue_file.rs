@@ -63,7 +63,7 @@ fn flock_struct(kind: libc::c_int, start: u64, len: u64) -> libc::flock {
 
 /// `F_OFD_SETLK` (never waits): `Ok(false)` when another description holds a conflicting
 /// lock.
-fn set(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<bool> {
+pub(super) fn set(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<bool> {
     let lock = flock_struct(kind, start, len);
     loop {
         // SAFETY: `file` is open and `lock` a valid `struct flock` for the call.
@@ -82,7 +82,7 @@ fn set(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<bool>
 
 /// `F_OFD_GETLK`: `true` when another description holds a lock on `[start, start + len)`
 /// (`len` 0: to the end of any file) that conflicts with a `kind` lock.
-fn conflicts(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<bool> {
+pub(super) fn conflicts(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<bool> {
     let mut lock = flock_struct(kind, start, len);
     // SAFETY: `file` is open and `lock` a valid, writable `struct flock` for the call.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };

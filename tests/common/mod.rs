@@ -293,11 +293,31 @@ pub fn hold_role(role: &str, args: &[String]) {
     let guard = match role {
         "hold" => lock.blocking_acquire().unwrap(),
         "hold_shared" => lock.blocking_acquire_shared().unwrap(),
+        // The second hold of a handle whose first release kept its lock file open
+        // (Linux, local file system): released, it is unlocked and kept unless a waiter
+        // marked the file.
+        "hold_kept" => {
+            drop(lock.blocking_acquire().unwrap());
+            let path = std::path::Path::new(&args[0]);
+            let open_on_path = std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+                .filter(|target| target == path)
+                .count();
+            assert_eq!(open_on_path, 1, "the first release kept the lock file open");
+            lock.blocking_acquire().unwrap()
+        }
         other => panic!("unknown role {other}"),
     };
     say("acquired");
     let _ = hear();
     drop(guard);
+    if role == "hold_kept" {
+        // Alive, with the handle, until told again (or stdin closes): the exit would close
+        // a kept descriptor, and a close is what this role's users must not rely on.
+        let _ = hear();
+        drop(lock);
+    }
 }
 
 /// Child side of starting together: says `ready`, then waits for the parent's `go`.

@@ -1,0 +1,148 @@
+//! The lock file a handle keeps open between holds (`attempt::Kept`), driven through the
+//! public types: when it is kept, when it is closed instead, and that a kept descriptor is
+//! never the way into a lock someone else holds.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::FileLock;
+use crate::attempt::Kept;
+
+/// A handle whose lock file is known to be on a local file system (as the first acquire
+/// would learn).
+fn local_handle(path: &Path) -> FileLock {
+    let lock = FileLock::new(path);
+    lock.state().set_locality(Some(true));
+    lock
+}
+
+/// Descriptors of this process open on `path`.
+fn descriptors_on(path: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+#[test]
+fn a_released_hold_keeps_its_file_open_and_unlocked_for_the_next_acquire() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kept.lock");
+    let lock = local_handle(&path);
+    let guard = lock.blocking_acquire().unwrap();
+    assert_eq!(descriptors_on(&path), 1);
+    drop(guard);
+    assert!(lock.state().kept().holds_file());
+    assert_eq!(descriptors_on(&path), 1, "kept open");
+    // Unlocked: another handle takes the lock at once, and the kept descriptor cannot get
+    // in while it holds.
+    let other = FileLock::new(&path).blocking_try_acquire().unwrap();
+    assert!(other.is_some(), "the kept descriptor holds no lock");
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    drop(other);
+    // The next hold is the kept descriptor: no new one is opened.
+    let again = lock.blocking_acquire().unwrap();
+    assert!(!lock.state().kept().holds_file());
+    assert_eq!(descriptors_on(&path), 1);
+    drop(again);
+    drop(lock);
+    assert_eq!(descriptors_on(&path), 0, "closed with the handle");
+}
+
+#[test]
+fn a_file_marked_by_a_waiter_is_closed_at_release_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("marked.lock");
+    let lock = local_handle(&path);
+    drop(lock.blocking_acquire().unwrap());
+    let guard = lock.blocking_acquire().unwrap();
+    let waiter = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            local_handle(&path)
+                .blocking_acquire_timeout(Duration::from_secs(30))
+                .map(drop)
+        })
+    };
+    // Until the waiter's mark is there (a bounded look).
+    let probe = std::fs::File::open(&path).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !crate::sys::waiting_mark::marked_by_another(&probe).unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the waiter never marked the file"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(guard);
+    assert!(
+        !lock.state().kept().holds_file(),
+        "a waiter marked the file: the release closes it, which is what wakes a waiter in \
+         another process"
+    );
+    waiter.join().unwrap().unwrap();
+    // The waiter withdrew its mark when it won.
+    assert!(!crate::sys::waiting_mark::marked_by_another(&probe).unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_descriptor_handed_out_is_never_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("handed.lock");
+    let lock = local_handle(&path);
+    drop(lock.blocking_acquire().unwrap());
+    let guard = lock.blocking_acquire().unwrap();
+    assert!(guard.raw_fd().is_some());
+    drop(guard);
+    // A copy of it (in a child) would share its lock with the next hold.
+    assert!(!lock.state().kept().holds_file());
+    assert_eq!(descriptors_on(&path), 0);
+}
+
+#[test]
+fn no_file_is_kept_where_the_file_system_is_not_known_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("remote.lock");
+    let lock = FileLock::new(&path);
+    lock.state().set_locality(Some(false));
+    drop(lock.blocking_acquire().unwrap());
+    drop(lock.blocking_acquire().unwrap());
+    assert!(!lock.state().kept().holds_file());
+    assert_eq!(descriptors_on(&path), 0);
+}
+
+#[test]
+fn an_acquire_with_an_on_acquired_hook_keeps_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hooked.lock");
+    let lock = FileLock::builder(&path)
+        .on_acquired(|_: &crate::Acquired<'_>| Ok(()))
+        .build();
+    lock.state().set_locality(Some(true));
+    drop(lock.blocking_acquire().unwrap());
+    drop(lock.blocking_acquire().unwrap());
+    assert!(!lock.state().kept().holds_file());
+}
+
+#[test]
+fn a_process_keeps_at_most_max_kept_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let locks: Vec<FileLock> = (0..crate::attempt::MAX_KEPT + 8)
+        .map(|i| local_handle(&dir.path().join(format!("{i}.lock"))))
+        .collect();
+    for lock in &locks {
+        drop(lock.blocking_acquire().unwrap());
+    }
+    let kept = locks
+        .iter()
+        .filter(|lock| lock.state().kept().holds_file())
+        .count();
+    assert!(kept <= crate::attempt::MAX_KEPT, "{kept}");
+    assert!(Kept::kept_in_process() <= crate::attempt::MAX_KEPT);
+    // The others closed theirs at release, and still lock and release as before.
+    for lock in &locks {
+        drop(lock.blocking_try_acquire().unwrap().unwrap());
+    }
+}
