@@ -1,6 +1,6 @@
 //! The watcher: one thread of the crate's own per process, started by the first wait that
 //! needs it, that owns the platform's change notification (`sys::Notifier`: inotify on
-//! Linux) and the timers of the async waits, in one loop.
+//! Linux, kqueue on macOS and FreeBSD) and the timers of the async waits, in one loop.
 //!
 //! - **Watches** ([`watch`]): a lock file is watched once however many waiters want it
 //!   (the subscriptions are counted; the last one to leave removes the watch). An event is
@@ -17,9 +17,9 @@
 //!   test expects.
 //!
 //! When no waiter exists the thread is idle: no watch, no timer, blocked in the notifier's
-//! wait without a timeout. It keeps its two descriptors (an inotify instance and an eventfd
-//! on Linux) for the next waiter: closing an inotify instance waits for a kernel grace
-//! period.
+//! wait without a timeout. It keeps its descriptors (an inotify instance and an eventfd on
+//! Linux, a kqueue on macOS and FreeBSD) for the next waiter: closing an inotify instance
+//! waits for a kernel grace period.
 
 use std::future::Future;
 use std::io;
