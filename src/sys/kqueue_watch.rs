@@ -9,13 +9,14 @@
 //!   open file description), so a holder's release (`flock(LOCK_UN)`, then `close`) is seen
 //!   at its close. `flock(LOCK_UN)` without a close posts nothing: a holder that unlocks and
 //!   keeps its descriptor open is seen at the waiter's next timed attempt, as on Linux.
-//! - **macOS** has no close event, but posts `NOTE_FUNLOCK` whenever an `flock` lock is
-//!   unlocked (`VNOP_ADVLOCK` in XNU's `bsd/vfs/kpi_vfs.c`, for every successful `F_UNLCK`
-//!   with `F_FLOCK`): by `flock(LOCK_UN)` (`sys_flock`, `bsd/kern/kern_descrip.c`), even
-//!   without a close, and by the last close of a description that held an `flock` lock
-//!   (`vn_closefile`, `bsd/vfs/vfs_vnops.c`). A close of a descriptor that never held the
-//!   lock posts nothing, nor does a failed `LOCK_NB` attempt. (An `LOCK_UN` by a
-//!   descriptor that held nothing posts it too: XNU's `lf_advlock` succeeds on it.)
+//! - **macOS** (10.12 and later) has no close event, but posts `NOTE_FUNLOCK` whenever an
+//!   `flock` lock is unlocked (`VNOP_ADVLOCK` in XNU's `bsd/vfs/kpi_vfs.c`, for every
+//!   successful `F_UNLCK` with `F_FLOCK`): by `flock(LOCK_UN)` (`sys_flock`,
+//!   `bsd/kern/kern_descrip.c`), even without a close, and by the last close of a
+//!   description that held an `flock` lock (`vn_closefile`, `bsd/vfs/vfs_vnops.c`). A close
+//!   of a descriptor that never held the lock posts nothing, nor does a failed `LOCK_NB`
+//!   attempt (`sys_flock` marks a description as having locked only on success). A
+//!   `LOCK_UN` by a descriptor that held nothing posts it too (`lf_advlock` succeeds on it).
 //!
 //! Either way the event maps onto [`WatchEvent::closed`], the release of an OS lock.
 //! `NOTE_DELETE`, `NOTE_RENAME`, `NOTE_REVOKE`, `NOTE_LINK` and `NOTE_ATTRIB` are
