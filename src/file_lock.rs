@@ -118,7 +118,10 @@ impl FileLock {
         FileLock { state, config }
     }
 
-    #[cfg(all(test, target_os = "linux"))]
+    #[cfg(all(
+        test,
+        any(target_os = "linux", target_os = "macos", target_os = "freebsd")
+    ))]
     pub(crate) fn state(&self) -> &Arc<State> {
         &self.state
     }

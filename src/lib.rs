@@ -36,14 +36,15 @@
 //!
 //! A waiter (async or sync) does not wait for its next poll when the lock is released: a
 //! release in the same process wakes that process's first waiter on the file at once
-//! (waiters line up in arrival order, and one at a time retries), and on Linux the first
-//! waiter's lock file is watched with inotify by the crate's watcher thread (one per
-//! process, `tokio-filelock-watcher`, idle when nobody waits), so a release in another
-//! process (which closes its descriptor) wakes it too, on any runtime flavour. Waiters keep
-//! their descriptor open between attempts, so they do not wake each other. A wake-up is only
-//! a reason to attempt now: the lock call decides, so exclusion never depends on it, and the
-//! schedule stays underneath for holders that unlock without closing, file systems without
-//! inotify events (NFS) and other platforms. `BENCHMARKS.md` has the numbers.
+//! (waiters line up in arrival order, and one at a time retries), and the first waiter's
+//! lock file is watched by the crate's watcher thread (one per process,
+//! `tokio-filelock-watcher`, idle when nobody waits; inotify on Linux, kqueue on macOS and
+//! FreeBSD), so a release in another process (which unlocks and closes its descriptor)
+//! wakes it too, on any runtime flavour. Waiters keep their descriptor open between
+//! attempts, so they do not wake each other. A wake-up is only a reason to attempt now: the
+//! lock call decides, so exclusion never depends on it, and the schedule stays underneath
+//! for holders that unlock without closing (macOS reports those too), file systems without
+//! change events (NFS) and other platforms (Windows). `BENCHMARKS.md` has the numbers.
 //!
 //! # Timeouts
 //!

@@ -50,8 +50,8 @@ use crate::{Error, FileLock, FileLockBuilder, Reentrancy, WaitEvent};
 /// - Without a start token (platforms other than Linux, Android, macOS and Windows, or inside PID
 ///   or time namespaces that hide it), a recycled PID keeps a stale marker alive.
 /// - Waiting is as for [`FileLock`]: async waiters of one process are woken in turn by a
-///   release in that process, and on Linux the first of them watches the marker's
-///   directory entry (inotify) for its removal; the poll stays underneath.
+///   release in that process, and on Linux, macOS and FreeBSD the first of them watches
+///   the marker (inotify, kqueue) for its removal; the poll stays underneath.
 /// - Unix and Windows only: elsewhere every acquire returns
 ///   [`Error::Unsupported`](crate::Error::Unsupported).
 ///

@@ -12,13 +12,21 @@ pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// [`Condvar::wait`], poison-free as [`lock`].
-#[cfg_attr(target_os = "linux", allow(dead_code))] // the watcher's Condvar elsewhere
+// Used by the watcher's Condvar where no file watch exists.
+#[cfg_attr(
+    any(target_os = "linux", target_os = "macos", target_os = "freebsd"),
+    allow(dead_code)
+)]
 pub(crate) fn wait<'a, T>(changed: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     changed.wait(guard).unwrap_or_else(PoisonError::into_inner)
 }
 
 /// [`Condvar::wait_timeout`], poison-free as [`lock`]; whether it timed out is not needed.
-#[cfg_attr(target_os = "linux", allow(dead_code))] // the watcher's Condvar elsewhere
+// Used by the watcher's Condvar where no file watch exists.
+#[cfg_attr(
+    any(target_os = "linux", target_os = "macos", target_os = "freebsd"),
+    allow(dead_code)
+)]
 pub(crate) fn wait_timeout<'a, T>(
     changed: &Condvar,
     guard: MutexGuard<'a, T>,

@@ -206,9 +206,12 @@ pub(crate) fn joined(path: &std::path::Path, join: tokio::task::JoinError) -> Er
     }
 }
 
-/// Where attempts run. Linux only: there the file system is known local, and a waiter
-/// arms a file watch (elsewhere no watch; Windows never runs attempts inline).
-#[cfg(all(test, target_os = "linux"))]
+/// Where attempts run. Where the file system can be known local and a waiter arms a file
+/// watch (Linux, macOS, FreeBSD; Windows never runs attempts inline).
+#[cfg(all(
+    test,
+    any(target_os = "linux", target_os = "macos", target_os = "freebsd")
+))]
 mod tests {
     use std::sync::{Arc, Mutex};
 

@@ -61,7 +61,8 @@ pub(crate) enum Release {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WatchEvent {
     pub(crate) wd: i32,
-    /// The file was closed by someone (an OS lock's release).
+    /// An OS lock's release: the file was closed by someone (Linux, FreeBSD), or an `flock`
+    /// lock on it was unlocked (macOS).
     pub(crate) closed: bool,
     /// Its links or attributes changed, or it was deleted or moved (a marker's release, or
     /// the lock file replaced).
@@ -78,10 +79,22 @@ pub(crate) mod queue_file;
 pub(crate) mod waiting_mark;
 #[cfg(target_os = "linux")]
 pub(crate) use linux_watch::Notifier;
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+mod kqueue_watch;
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+pub(crate) use kqueue_watch::Notifier;
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
 mod no_watch;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
 pub(crate) use no_watch::Notifier;
+
+/// Whether [`Notifier::add_watch`] can watch a file here (inotify on Linux, kqueue on macOS
+/// and FreeBSD); elsewhere waiters rely on in-process wake-ups and their timers.
+pub(crate) const FILE_WATCH: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd"
+));
 
 #[cfg(windows)]
 mod windows;

@@ -1,8 +1,6 @@
-//! Platforms without a file watch here yet: the watcher thread only times waits, and
-//! waiters rely on in-process wake-ups and their timers. kqueue's `EVFILT_VNODE` could
-//! serve: FreeBSD reports `NOTE_CLOSE` / `NOTE_CLOSE_WRITE` (a holder's close), macOS
-//! `NOTE_FUNLOCK` (an `flock` unlock), both in libc; not built yet. Windows has no event
-//! for an unlock.
+//! Platforms without a file watch (Windows, and any other than Linux, macOS and FreeBSD):
+//! the watcher thread only times waits, and waiters rely on in-process wake-ups and their
+//! timers. Windows has no event for an unlock (`UnlockFileEx`) nor for a handle's close.
 
 use std::io;
 use std::path::Path;

@@ -10,11 +10,12 @@
 //!   attempted in the same mode meanwhile (its answer would be theirs), so a thousand
 //!   waiters on one file make about as many attempts as one.
 //! - **Across processes** ([`watcher`]): one thread of the crate's own per process owns
-//!   the platform's change notification (inotify on Linux; nothing on other platforms yet)
-//!   and the timers of the async waits. The head of a queue subscribes to the watch of its
-//!   lock file before the attempt that follows (in the same job), so a release between a
-//!   failed attempt and the wait is seen. A release closes the holder's descriptor, which
-//!   inotify reports; waiters keep theirs open between attempts
+//!   the platform's change notification (inotify on Linux, kqueue on macOS and FreeBSD;
+//!   nothing elsewhere) and the timers of the async waits. The head of a queue subscribes
+//!   to the watch of its lock file before the attempt that follows (in the same job), so a
+//!   release between a failed attempt and the wait is seen. A release unlocks and closes
+//!   the holder's descriptor: inotify and FreeBSD's kqueue report the close, macOS's kqueue
+//!   the unlock. Waiters keep theirs open between attempts
 //!   (`sys::KEEP_OPEN_WHILE_WAITING`), so they do not wake each other.
 //!
 //! - **Fair turns across processes** ([`fair`]): waiters of this crate in every process
@@ -22,9 +23,9 @@
 //!
 //! A wake-up is only a hint to attempt now: the attempt (the OS) decides, so wake-ups can
 //! never break exclusion. The timed schedule stays underneath as the fallback and the
-//! correctness path: holders that unlock without closing, file systems without inotify
-//! events (NFS), other platforms, and waiters whose watch could not be created (the
-//! per-user inotify limit) are all caught by the backoff timer.
+//! correctness path: holders that unlock without closing (except on macOS), file systems
+//! without change events (NFS), other platforms, and waiters whose watch could not be
+//! created (the per-user inotify limit) are all caught by the backoff timer.
 //!
 //! An async waiter is woken through its task's waker; a sync one (`blocking_*`) parks its
 //! thread, and the same wake-ups unpark it. No Tokio reactor is needed, and the crate

@@ -1,14 +1,15 @@
 //! The sync facade's own watch: a thread waiting in a `blocking_*` acquire waits on a
-//! notifier of its own for the time of its wait (Linux: an inotify instance and an eventfd),
+//! notifier of its own for the time of its wait (Linux: an inotify instance and an eventfd;
+//! macOS and FreeBSD: a kqueue),
 //! so that the kernel wakes that thread directly when the lock file is released: one thread
 //! wake-up, as for a thread blocked in `flock`, instead of two (the watcher thread, then the
 //! waiting thread).
 //!
 //! Notifiers are kept in a pool for the next waiting thread: closing an inotify instance
 //! waits for a kernel grace period, so it is never done. Inotify instances are limited per
-//! user (128 by default) and the user's program may need its own, so the pool makes at most
-//! [`MAX_OWN`]; a waiter that finds none free, or whose watch cannot be made, is served by
-//! the watcher thread as before.
+//! user (128 by default) and the user's program may need its own, and every notifier holds
+//! descriptors, so the pool makes at most [`MAX_OWN`]; a waiter that finds none free, or
+//! whose watch cannot be made, is served by the watcher thread as before.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,8 @@ use std::time::Duration;
 
 use crate::sys::{Notifier, Release, WatchEvent};
 
-/// How many notifiers the pool makes at most (each is two descriptors).
+/// How many notifiers the pool makes at most (each is two descriptors on Linux, one on
+/// macOS and FreeBSD, plus one per watched file there).
 pub(crate) const MAX_OWN: usize = 8;
 
 /// The notifiers not in use, and how many were made.

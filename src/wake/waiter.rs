@@ -1,5 +1,6 @@
 //! One acquire's view of the wake-ups (async or sync): its place in the in-process queue,
-//! its subscription to the watcher's watch of the lock file (Linux, head only), and the
+//! its subscription to the watcher's watch of the lock file (where the platform has one:
+//! `sys::FILE_WATCH`; head only), and the
 //! timer of its wait.
 
 use std::future::{Future, poll_fn};
@@ -19,7 +20,7 @@ use crate::sys::{FileId, Release};
 /// Why a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Woke {
-    /// A release in this process, an inotify event, or this waiter became the head:
+    /// A release in this process, a file watch event, or this waiter became the head:
     /// attempt now.
     Signal,
     /// The backoff timer ran out.
@@ -39,7 +40,8 @@ pub(crate) struct Waiter {
     /// The sync facade's watch on its thread's own notifier (see `own_watch`), used
     /// instead of `watch` where it could be made.
     own: Option<OwnWatch>,
-    /// Creating a watch failed once (no inotify, instance limit): do not try again.
+    /// Creating a watch failed once (no inotify, instance limit, an unreadable file on
+    /// FreeBSD): do not try again.
     watch_failed: bool,
     /// The queue's attempt count (in `mode`) when this waiter last looked.
     seen_attempts: u64,
@@ -99,10 +101,10 @@ impl Waiter {
         self.fair = fair;
     }
 
-    /// The path to watch before the next attempt: on Linux, for the head of the queue,
-    /// when it has no live watch.
+    /// The path to watch before the next attempt: where the platform has a file watch, for
+    /// the head of the queue, when it has no live watch.
     pub(crate) fn wants_watch(&self) -> Option<Arc<Path>> {
-        let wanted = cfg!(target_os = "linux")
+        let wanted = crate::sys::FILE_WATCH
             && !watches_disabled()
             && !self.watch_failed
             && self.watch.as_ref().is_none_or(|w| !w.is_alive())
@@ -440,7 +442,7 @@ mod tests {
     }
 
     /// The head of a new queue with its watch armed.
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     async fn armed_head(dir: &tempfile::TempDir, name: &str) -> Waiter {
         let mut waiter = lined_up(dir, name, &[LockMode::Exclusive]).remove(0);
         let path = waiter.wants_watch().expect("the head wants a watch");
@@ -471,13 +473,13 @@ mod tests {
         assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Timer);
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     #[tokio::test(start_paused = true)]
     async fn a_close_during_the_attempt_fires_the_watch_at_the_next_wait() {
         let dir = tempfile::tempdir().unwrap();
         let mut waiter = armed_head(&dir, "b.lock").await;
         // A holder elsewhere releases (closes its descriptor) while the attempt runs.
-        drop(std::fs::File::open(dir.path().join("b.lock")).unwrap());
+        watcher::release_elsewhere(&dir.path().join("b.lock"));
         watcher::flush();
         assert_eq!(
             waiter.wait(LONG, true).await.unwrap(),
@@ -491,7 +493,8 @@ mod tests {
         );
     }
 
-    #[cfg(target_os = "linux")]
+    /// (Not on macOS: there the unlock itself fires the watch, see the next test.)
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
     #[tokio::test(start_paused = true)]
     async fn descriptors_kept_open_by_other_waiters_do_not_fire_the_watch() {
         let dir = tempfile::tempdir().unwrap();
@@ -514,7 +517,39 @@ mod tests {
         assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
     }
 
-    #[cfg(target_os = "linux")]
+    /// macOS reports an `flock` unlock itself (`NOTE_FUNLOCK`), even while the holder keeps
+    /// its descriptor open; a waiter's failed attempt on its kept descriptor fires nothing.
+    #[cfg(target_os = "macos")]
+    #[tokio::test(start_paused = true)]
+    async fn on_macos_an_unlock_without_a_close_fires_the_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = armed_head(&dir, "m.lock").await;
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(dir.path().join("m.lock"))
+                .unwrap()
+        };
+        let holder = open();
+        assert!(matches!(
+            sys::try_lock(&holder, LockMode::Exclusive),
+            sys::TryLock::Acquired
+        ));
+        let other = open();
+        assert!(matches!(
+            sys::try_lock(&other, LockMode::Exclusive),
+            sys::TryLock::Contended
+        ));
+        watcher::flush();
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Timer);
+        assert!(matches!(sys::unlock(&holder), Ok(())));
+        watcher::flush();
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
+        drop((holder, other));
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     #[tokio::test(start_paused = true)]
     async fn a_storm_of_events_that_are_not_releases_cannot_make_a_waiter_spin() {
         let dir = tempfile::tempdir().unwrap();
@@ -522,8 +557,8 @@ mod tests {
         let id = waiter.place.as_ref().unwrap().file();
         let mut signals = 0;
         for _ in 0..100 {
-            // Another program opens and closes the file, again and again.
-            drop(std::fs::File::open(dir.path().join("storm.lock")).unwrap());
+            // Another program takes and releases the lock, again and again.
+            watcher::release_elsewhere(&dir.path().join("storm.lock"));
             watcher::flush();
             if waiter.wait(LONG, true).await.unwrap() == Woke::Timer {
                 break;
@@ -595,7 +630,7 @@ mod tests {
     }
 
     /// ... and by the watcher, when another process closes the lock file (its release).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     #[test]
     fn a_close_elsewhere_unparks_a_sync_waiter() {
         let dir = tempfile::tempdir().unwrap();
@@ -603,13 +638,13 @@ mod tests {
         let path = waiter.wants_watch().expect("the head wants a watch");
         waiter.armed(Some(arm(&path, false)));
         let parked = std::thread::spawn(move || waiter.wait_blocking(BOUND, true));
-        drop(std::fs::File::open(&path).unwrap());
+        watcher::release_elsewhere(&path);
         assert_eq!(parked.join().unwrap(), Woke::Signal);
     }
 
     /// The sync facade arms its watch on a notifier of its own (not the watcher thread's),
     /// so the kernel wakes the waiting thread itself: a close elsewhere ends its wait.
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     #[test]
     fn a_close_elsewhere_wakes_a_sync_waiter_through_its_own_notifier() {
         let dir = tempfile::tempdir().unwrap();
@@ -619,13 +654,13 @@ mod tests {
         assert!(waiter.own.is_some() && waiter.watch.is_none());
         assert!(waiter.wants_watch().is_none(), "armed");
         let parked = std::thread::spawn(move || waiter.wait_blocking(BOUND, true));
-        drop(std::fs::File::open(&path).unwrap());
+        watcher::release_elsewhere(&path);
         assert_eq!(parked.join().unwrap(), Woke::Signal);
     }
 
     /// ... and a release in this process ends it too (through the waker, which interrupts
     /// the notifier's wait).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     #[test]
     fn a_release_in_this_process_wakes_a_sync_waiter_on_its_own_notifier() {
         let dir = tempfile::tempdir().unwrap();
@@ -654,7 +689,7 @@ mod tests {
             let mut waiter = lined_up(&dir, &format!("cancel-{own}.lock"), &[LockMode::Exclusive])
                 .remove(0)
                 .with_cancel(Some(&cancel));
-            if own && cfg!(target_os = "linux") {
+            if own && crate::sys::FILE_WATCH {
                 let path = waiter.wants_watch().expect("the head wants a watch");
                 waiter.arm_here(&path, false);
                 assert!(waiter.own.is_some());

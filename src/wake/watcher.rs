@@ -1,6 +1,6 @@
 //! The watcher: one thread of the crate's own per process, started by the first wait that
 //! needs it, that owns the platform's change notification (`sys::Notifier`: inotify on
-//! Linux) and the timers of the async waits, in one loop.
+//! Linux, kqueue on macOS and FreeBSD) and the timers of the async waits, in one loop.
 //!
 //! - **Watches** ([`watch`]): a lock file is watched once however many waiters want it
 //!   (the subscriptions are counted; the last one to leave removes the watch). An event is
@@ -17,9 +17,9 @@
 //!   test expects.
 //!
 //! When no waiter exists the thread is idle: no watch, no timer, blocked in the notifier's
-//! wait without a timeout. It keeps its two descriptors (an inotify instance and an eventfd
-//! on Linux) for the next waiter: closing an inotify instance waits for a kernel grace
-//! period.
+//! wait without a timeout. It keeps its descriptors (an inotify instance and an eventfd on
+//! Linux, a kqueue on macOS and FreeBSD) for the next waiter: closing an inotify instance
+//! waits for a kernel grace period.
 
 use std::future::Future;
 use std::io;
@@ -371,7 +371,10 @@ impl Drop for Subscription {
 }
 
 /// Tests: returns once the watcher has handed out every event that came before the call.
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(
+    test,
+    any(target_os = "linux", target_os = "macos", target_os = "freebsd")
+))]
 pub(crate) fn flush() {
     let Some(watcher) = WATCHER.get() else { return };
     let (rounds, changed) = &watcher.rounds;
@@ -387,6 +390,22 @@ pub(crate) fn flush() {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .0;
     }
+}
+
+/// Tests: what a holder in another process does when it lets go of the file at `path`: it
+/// opens it, takes the lock and closes it (Linux and FreeBSD report the close, macOS the
+/// unlock that the close makes). Nobody else may hold the lock.
+#[cfg(all(
+    test,
+    any(target_os = "linux", target_os = "macos", target_os = "freebsd")
+))]
+pub(crate) fn release_elsewhere(path: &Path) {
+    let holder = std::fs::File::open(path).unwrap();
+    assert!(matches!(
+        crate::sys::try_lock(&holder, crate::LockMode::Exclusive),
+        crate::sys::TryLock::Acquired
+    ));
+    drop(holder);
 }
 
 #[cfg(test)]
@@ -446,7 +465,7 @@ mod tests {
     }
 
     /// Two subscriptions to one file share one watch; the last to leave removes it.
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     #[test]
     fn one_watch_per_file_shared_by_its_subscribers() {
         let dir = tempfile::tempdir().unwrap();
@@ -463,8 +482,8 @@ mod tests {
                 .map_or(0, |w| w.subscribers.len())
         };
         assert_eq!(subscribers(a.wd), 2);
-        // A close wakes the OS lock's waiter, not the marker's.
-        drop(std::fs::File::open(&path).unwrap());
+        // A release wakes the OS lock's waiter, not the marker's.
+        release_elsewhere(&path);
         let (wd, parked) = (a.wd, std::thread::current());
         let waker = Waker::from(Arc::new(Unpark(parked)));
         let mut cx = Context::from_waker(&waker);
@@ -480,10 +499,10 @@ mod tests {
         assert_eq!(subscribers(wd), 0);
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     struct Unpark(std::thread::Thread);
 
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
             self.0.unpark();

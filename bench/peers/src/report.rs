@@ -198,12 +198,14 @@ pub fn markdown(results: &Results, quick: bool) -> String {
     let _ = writeln!(
         s,
         "\nWhy: Linux has no notification of an unlock. inotify reports a close of a file \
-         opened for writing (`IN_CLOSE_WRITE`), not `flock(LOCK_UN)`; a waiter that is not \
-         itself blocked in `flock` learns of an unlock without a close only at its next \
-         timed attempt, so the bound is the poll interval. kqueue (macOS, FreeBSD) reports \
-         neither unlock nor lock events on a vnode, and Windows has no notification of \
-         `UnlockFileEx`: there too the poll bounds it. A waiter blocked in the kernel \
-         (`flock` without `LOCK_NB`) is woken by the unlock itself.\n"
+         opened for writing (`IN_CLOSE_WRITE`), not `flock(LOCK_UN)`; a waiter that is \
+         not itself blocked in `flock` learns of an unlock without a close only at its \
+         next timed attempt, so the bound is the poll interval. FreeBSD's kqueue likewise \
+         reports a close (`NOTE_CLOSE`), not the unlock, and Windows has no notification \
+         of `UnlockFileEx`: there too the poll bounds it. macOS's kqueue does report an \
+         `flock` unlock (`NOTE_FUNLOCK`, posted by XNU's `VNOP_ADVLOCK` on every `flock` \
+         unlock), so there this crate's waiters wake at once. A waiter blocked in the \
+         kernel (`flock` without `LOCK_NB`) is woken by the unlock itself.\n"
     );
 
     // Goals (issue 21).
