@@ -24,25 +24,36 @@ fn watcher_threads() -> Vec<String> {
 }
 
 /// `true` while thread `tid` is blocked in `ppoll` with no timeout (a null `tmo_p`: no timer
-/// pending), and no inotify watch is left in the process.
-fn idle(tid: &str) -> bool {
+/// pending), and the only inotify watches left in the process are on `lock_file` (the file
+/// the test waited for): a watch nobody subscribes to stays, idle, for the next waiter on
+/// its file (the watcher's, and one per sync notifier of the crate's pool at most), and goes
+/// at the file's next event.
+fn idle(tid: &str, lock_file: u64) -> bool {
     let Ok(syscall) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
         return false;
     };
     let fields: Vec<&str> = syscall.split_whitespace().collect();
     let in_ppoll_forever = fields.first() == Some(&libc::SYS_ppoll.to_string().as_str())
         && fields.get(3) == Some(&"0x0");
-    let watches = std::fs::read_dir("/proc/self/fdinfo")
+    let watches = watched_inodes();
+    in_ppoll_forever && watches.len() <= 1 + 8 && watches.iter().all(|ino| *ino == lock_file)
+}
+
+/// The inodes of this process's inotify watches (from /proc/self/fdinfo).
+fn watched_inodes() -> Vec<u64> {
+    std::fs::read_dir("/proc/self/fdinfo")
         .unwrap()
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
         .flat_map(|info| {
             info.lines()
                 .filter(|l| l.starts_with("inotify wd:"))
-                .map(str::to_owned)
+                .filter_map(|l| {
+                    let ino = l.split_whitespace().find_map(|f| f.strip_prefix("ino:"))?;
+                    u64::from_str_radix(ino, 16).ok()
+                })
                 .collect::<Vec<_>>()
         })
-        .count();
-    in_ppoll_forever && watches == 0
+        .collect()
 }
 
 #[test]
@@ -96,7 +107,8 @@ fn one_named_watcher_serves_every_kind_of_waiter_and_idles_when_none_is_left() {
     let threads = watcher_threads();
     assert_eq!(threads.len(), 1, "one watcher per process: {threads:?}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !idle(&threads[0]) {
+    let lock_file = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    while !idle(&threads[0], lock_file) {
         assert!(Instant::now() < deadline, "the watcher never went idle");
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -83,9 +83,4 @@ impl Kept {
     pub(crate) fn holds_file(&self) -> bool {
         crate::sync::lock(&self.slot).is_some()
     }
-
-    /// Descriptors kept now in this process.
-    pub(crate) fn kept_in_process() -> usize {
-        KEPT_FILES.load(Ordering::Relaxed)
-    }
 }

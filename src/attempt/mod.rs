@@ -19,8 +19,6 @@ pub(crate) mod soft;
 
 #[cfg(target_os = "linux")]
 pub(crate) use kept::Kept;
-#[cfg(all(test, target_os = "linux"))]
-pub(crate) use kept::MAX_KEPT;
 /// Elsewhere no lock file is kept between holds (waiters have no mark a holder could see).
 #[cfg(not(target_os = "linux"))]
 #[derive(Debug, Default)]
@@ -915,7 +913,10 @@ impl Held {
             drop(file); // closing releases the lock even if `unlock` failed
             return Err(Error::io(&self.path, Op::Unlock, e));
         }
-        if matches!(sys::waiting_mark::marked_by_another(&file), Ok(false)) {
+        if matches!(
+            sys::waiting_mark::marked_by_another_process(&file),
+            Ok(false)
+        ) {
             drop(kept.put(file, self.id));
         }
         Ok(())

@@ -4,8 +4,11 @@
 //! it open for its handle's next acquire.
 //!
 //! The mark is an open-file-description read lock (`F_OFD_SETLK`) on one byte far past any
-//! content, [`MARK_AT`], taken on the descriptor a waiter keeps open between attempts, and
-//! dropped when it wins (or with the descriptor: when it gives up, is cancelled or dies).
+//! content, one byte per process (see [`own_byte`]), taken on the descriptor a waiter keeps
+//! open between attempts, and dropped when it wins (or with the descriptor: when it gives
+//! up, is cancelled or dies). A holder looks for the marks of other processes only: a
+//! waiter in its own process is woken by the release itself, so a close would only cost
+//! (it wakes the watcher thread for nothing).
 //! On Linux these byte-range locks and `flock` locks are independent, so the mark never
 //! conflicts with the lock itself, nor with Python filelock, `flock(1)` or cargo. On a
 //! network file system `flock` may be emulated with byte-range locks, where a mark would
@@ -15,27 +18,77 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::queue_file::{conflicts, set};
 
-/// The byte that stands for "waited for": far past any content a lock file may have.
-const MARK_AT: u64 = 1 << 62;
+/// Where the marks begin: far past any content a lock file may have.
+const MARKS_AT: u64 = 1 << 62;
 
-/// Marks `file` (a waiter's open lock file) as waited for; `Ok(false)` when a conflicting
-/// byte-range lock of another program covers the byte (then there is no mark).
+/// How many bytes the marks may use: one per process (see [`own_byte`]).
+const MARKS_SPAN: u64 = 1 << 40;
+
+/// Bits of a process id (Linux's `pid_max` is at most 2^22).
+const PID_BITS: u32 = 22;
+
+/// This process's mark byte, and the process id it was computed for (a fork gets its own).
+static OWN: AtomicU64 = AtomicU64::new(0);
+
+/// This process's byte among the marks: its process id, above it a hash of its PID
+/// namespace (processes in two containers may share an id and a lock file). A holder
+/// passes over the marks of its own process: its waiters are woken by the release itself.
+fn own_byte() -> u64 {
+    let pid = u64::from(std::process::id());
+    let cached = OWN.load(Ordering::Relaxed);
+    if cached != 0 && cached & ((1 << PID_BITS) - 1) == pid {
+        return MARKS_AT + cached;
+    }
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|link| {
+            let link = link.to_string_lossy().into_owned();
+            link.strip_prefix("pid:[")?
+                .strip_suffix(']')?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    let spread = namespace.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - (40 - PID_BITS));
+    let offset = (spread << PID_BITS | pid) & (MARKS_SPAN - 1);
+    OWN.store(offset, Ordering::Relaxed);
+    MARKS_AT + offset
+}
+
+/// Marks `file` (a waiter's open lock file) as waited for by this process; `Ok(false)`
+/// when a conflicting byte-range lock of another program covers the byte (then there is
+/// no mark).
 pub(crate) fn mark(file: &File) -> io::Result<bool> {
-    set(file, libc::F_RDLCK, MARK_AT, 1)
+    set(file, libc::F_RDLCK, own_byte(), 1)
 }
 
 /// Withdraws this descriptor's mark (the waiter won: it waits no more).
 pub(crate) fn unmark(file: &File) -> io::Result<()> {
-    set(file, libc::F_UNLCK, MARK_AT, 1).map(|_| ())
+    set(file, libc::F_UNLCK, own_byte(), 1).map(|_| ())
 }
 
-/// Whether a waiter other than `file`'s own description marked the lock file (or some
-/// other program holds a byte-range lock over the mark's byte: then, to be safe, yes).
+/// Whether a waiter in another process marked the lock file (or some other program holds
+/// a byte-range lock over the marks: then, to be safe, yes). Two `F_OFD_GETLK`s, around
+/// this process's own byte.
+pub(crate) fn marked_by_another_process(file: &File) -> io::Result<bool> {
+    let own = own_byte();
+    Ok(conflicts(file, libc::F_WRLCK, MARKS_AT, own - MARKS_AT)?
+        || conflicts(
+            file,
+            libc::F_WRLCK,
+            own + 1,
+            MARKS_AT + MARKS_SPAN - own - 1,
+        )?)
+}
+
+/// Whether any waiter but `file`'s own description, in any process, marked the lock file.
+/// One `F_OFD_GETLK`.
 pub(crate) fn marked_by_another(file: &File) -> io::Result<bool> {
-    conflicts(file, libc::F_WRLCK, MARK_AT, 1)
+    conflicts(file, libc::F_WRLCK, MARKS_AT, MARKS_SPAN)
 }
 
 #[cfg(test)]
@@ -57,6 +110,8 @@ mod tests {
         assert!(!marked_by_another(&holder).unwrap());
         assert!(mark(&waiter).unwrap());
         assert!(marked_by_another(&holder).unwrap());
+        // A holder passes over the marks of its own process.
+        assert!(!marked_by_another_process(&holder).unwrap());
         // Its own mark does not count for the waiter.
         assert!(!marked_by_another(&waiter).unwrap());
         unmark(&waiter).unwrap();

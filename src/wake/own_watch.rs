@@ -22,30 +22,34 @@ use crate::sys::{Notifier, Release, WatchEvent};
 /// macOS and FreeBSD, plus one per watched file there).
 pub(crate) const MAX_OWN: usize = 8;
 
+/// A notifier not in use, with the watch its last user left on it (see [`OwnWatch`]'s
+/// `Drop`).
+type Idle = (Arc<Notifier>, Option<i32>);
+
 /// The notifiers not in use, and how many were made.
-static POOL: Mutex<(Vec<Arc<Notifier>>, usize)> = Mutex::new((Vec::new(), 0));
+static POOL: Mutex<(Vec<Idle>, usize)> = Mutex::new((Vec::new(), 0));
 
 /// A notifier from the pool (made if none is free and fewer than [`MAX_OWN`] exist).
-fn take() -> Option<Arc<Notifier>> {
+fn take() -> Option<Idle> {
     let mut pool = crate::sync::lock(&POOL);
-    if let Some(notifier) = pool.0.pop() {
-        return Some(notifier);
+    if let Some(idle) = pool.0.pop() {
+        return Some(idle);
     }
     if pool.1 >= MAX_OWN {
         return None;
     }
     let notifier = Arc::new(Notifier::new().ok()?);
     pool.1 += 1;
-    Some(notifier)
+    Some((notifier, None))
 }
 
-/// Gives a notifier back to the pool.
-fn give_back(notifier: Arc<Notifier>) {
-    crate::sync::lock(&POOL).0.push(notifier);
+/// Gives a notifier back to the pool, with the watch left on it, if any.
+fn give_back(notifier: Arc<Notifier>, left: Option<i32>) {
+    crate::sync::lock(&POOL).0.push((notifier, left));
 }
 
-/// A watch of one lock file on a notifier of the waiting thread's own. Dropping it removes
-/// the watch and gives the notifier back.
+/// A watch of one lock file on a notifier of the waiting thread's own. Dropping it gives
+/// the notifier back, the watch still on it until its next user makes one.
 #[derive(Debug)]
 pub(crate) struct OwnWatch {
     notifier: Arc<Notifier>,
@@ -61,10 +65,15 @@ impl OwnWatch {
     /// or the watch cannot be made (the caller uses the watcher thread's); an error only
     /// for a file that is gone.
     pub(crate) fn new(path: &Path, release: Release) -> Option<std::io::Result<OwnWatch>> {
-        let notifier = take()?;
+        let (notifier, left) = take()?;
+        if let Some(left) = left {
+            // Here, before this waiter's attempt, not at the last user's return (see `Drop`).
+            // Removed even for the same file: its queued events are stale.
+            notifier.remove_watch(left);
+        }
         let wd = notifier.add_watch(path);
         if wd.is_err() {
-            give_back(notifier.clone());
+            give_back(notifier.clone(), None);
         }
         match wd {
             Ok(wd) => Some(Ok(OwnWatch {
@@ -111,13 +120,13 @@ impl OwnWatch {
 }
 
 impl Drop for OwnWatch {
+    /// Leaves the watch in place for the notifier's next user to remove, before its own
+    /// attempt: removing an inotify watch queues kernel work, microseconds to tens of
+    /// microseconds between a waiter's winning attempt and its acquire's return.
     fn drop(&mut self) {
-        if !self.dead {
-            self.notifier.remove_watch(self.wd);
-        }
         // A waker of this wait that fires later only cuts the next user's wait short once
-        // (it polls again); events of this watch are told apart by their descriptor.
-        give_back(self.notifier.clone());
+        // (it polls again); events of the watch left are told apart by their descriptor.
+        give_back(self.notifier.clone(), (!self.dead).then_some(self.wd));
     }
 }
 

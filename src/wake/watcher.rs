@@ -34,6 +34,12 @@ use crate::sys::{Notifier, Release, WatchEvent};
 /// The thread's name (as `ps -L`, `top -H` and debuggers show it).
 pub(crate) const THREAD_NAME: &str = "tokio-filelock-watcher";
 
+/// How many watches nobody subscribes to may stay (see `Subscription::drop`): an idle
+/// watch goes at its file's next event, or when the next waiter on its file subscribes
+/// (where waiting is allowed, before that waiter's attempt); past this many, a new
+/// subscription removes the others.
+const MAX_IDLE_WATCHES: usize = 8;
+
 /// A wake-up that may come while nobody looks: kept until its waiter polls.
 #[derive(Debug, Default)]
 struct Signal {
@@ -231,6 +237,10 @@ impl Watcher {
                 }
                 if event.dead {
                     watched.swap_remove(i);
+                } else if watched[i].subscribers.is_empty() {
+                    // Idle (see `Subscription::drop`): this thread is awake anyway.
+                    self.notifier.remove_watch(event.wd);
+                    watched.swap_remove(i);
                 }
             }
         }
@@ -328,13 +338,33 @@ pub(crate) fn watch(path: &Path, release: Release) -> io::Result<Subscription> {
     // Under the lock: a last subscriber leaving meanwhile cannot remove the watch that
     // `add_watch` returned (the same descriptor for the same file).
     let mut watched = watcher.watched();
-    let wd = watcher.notifier.add_watch(path)?;
+    let mut wd = watcher.notifier.add_watch(path)?;
+    if let Some(i) = watched
+        .iter()
+        .position(|w| w.wd == wd && w.subscribers.is_empty())
+    {
+        // The file's idle watch: events queued for it are stale (the closes of earlier
+        // waiters' descriptors, say) and would wake this waiter for nothing. A fresh watch
+        // (a new descriptor) leaves them behind.
+        watched.swap_remove(i);
+        watcher.notifier.remove_watch(wd);
+        wd = watcher.notifier.add_watch(path)?;
+    }
     match watched.iter_mut().find(|w| w.wd == wd) {
         Some(w) => w.subscribers.push((signal.clone(), release)),
         None => watched.push(Watched {
             wd,
             subscribers: vec![(signal.clone(), release)],
         }),
+    }
+    if watched.iter().filter(|w| w.subscribers.is_empty()).count() > MAX_IDLE_WATCHES {
+        watched.retain(|w| {
+            let idle = w.subscribers.is_empty();
+            if idle {
+                watcher.notifier.remove_watch(w.wd);
+            }
+            !idle
+        });
     }
     Ok(Subscription { wd, signal })
 }
@@ -355,17 +385,17 @@ impl Subscription {
 }
 
 impl Drop for Subscription {
+    /// The last subscriber of a file leaves its watch idle; the watcher thread removes it at
+    /// its next event, or the next subscription to that file does, before it makes its own
+    /// (see [`MAX_IDLE_WATCHES`]).
+    /// Removing an inotify watch queues kernel work and an `IN_IGNORED` event that wakes
+    /// the watcher thread: tens of microseconds that would otherwise be spent here,
+    /// between a waiter's winning attempt and its acquire's return.
     fn drop(&mut self) {
         let Some(watcher) = WATCHER.get() else { return };
         let mut watched = watcher.watched();
-        let Some(i) = watched.iter().position(|w| w.wd == self.wd) else {
-            return; // the kernel dropped the watch
-        };
-        let w = &mut watched[i];
-        w.subscribers.retain(|(s, _)| !Arc::ptr_eq(s, &self.signal));
-        if w.subscribers.is_empty() {
-            watched.swap_remove(i);
-            watcher.notifier.remove_watch(self.wd);
+        if let Some(w) = watched.iter_mut().find(|w| w.wd == self.wd) {
+            w.subscribers.retain(|(s, _)| !Arc::ptr_eq(s, &self.signal));
         }
     }
 }
@@ -464,7 +494,7 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(3600));
     }
 
-    /// Two subscriptions to one file share one watch; the last to leave removes it.
+    /// Two subscriptions to one file share one watch; the last to leave leaves it idle.
     #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     #[test]
     fn one_watch_per_file_shared_by_its_subscribers() {
@@ -497,6 +527,78 @@ mod tests {
         assert_eq!(subscribers(wd), 1);
         drop(b);
         assert_eq!(subscribers(wd), 0);
+    }
+
+    /// Whether the watcher keeps an entry for `wd`, and with how many subscribers.
+    #[cfg(target_os = "linux")]
+    fn entry(wd: i32) -> Option<usize> {
+        let watched = WATCHER.get().unwrap().watched();
+        watched
+            .iter()
+            .find(|w| w.wd == wd)
+            .map(|w| w.subscribers.len())
+    }
+
+    /// The last subscriber leaves the watch idle; the next waiter on the file gets a fresh
+    /// one (the idle one's queued events are stale), and the watcher thread removes an idle
+    /// watch at the file's next event.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_idle_watch_goes_at_the_next_subscription_or_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idle-watch");
+        std::fs::write(&path, b"").unwrap();
+        let first = watch(&path, Release::Close).unwrap();
+        let first_wd = first.wd;
+        drop(first);
+        assert_eq!(entry(first_wd), Some(0), "idle, kept");
+        // An event that came while it was idle does not wake the next subscriber.
+        release_elsewhere(&path);
+        let again = watch(&path, Release::Close).unwrap();
+        assert_ne!(again.wd, first_wd, "a fresh watch");
+        assert_eq!(entry(first_wd), None);
+        flush();
+        let waker = Waker::noop();
+        assert!(
+            again
+                .poll_event(&mut Context::from_waker(waker))
+                .is_pending(),
+            "woken by a stale event"
+        );
+        let wd = again.wd;
+        drop(again);
+        release_elsewhere(&path);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while entry(wd).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the idle watch stayed after an event"
+            );
+            flush();
+        }
+        // Removed from the kernel too: a new watch of another file may reuse the number
+        // only once the old one is gone; `add_watch` of this file makes a fresh one.
+        let fresh = watch(&path, Release::Close).unwrap();
+        assert_eq!(entry(fresh.wd), Some(1));
+    }
+
+    /// At most `MAX_IDLE_WATCHES` idle watches stay: a new subscription removes the others.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn idle_watches_do_not_pile_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let wds: Vec<i32> = (0..MAX_IDLE_WATCHES + 2)
+            .map(|i| {
+                let path = dir.path().join(format!("idle-{i}"));
+                std::fs::write(&path, b"").unwrap();
+                watch(&path, Release::Close).unwrap().wd
+            })
+            .collect();
+        let path = dir.path().join("new");
+        std::fs::write(&path, b"").unwrap();
+        let _new = watch(&path, Release::Close).unwrap();
+        let left = wds.iter().filter(|wd| entry(**wd).is_some()).count();
+        assert!(left <= MAX_IDLE_WATCHES, "{left} idle watches left");
     }
 
     #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]

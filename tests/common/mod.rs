@@ -358,3 +358,22 @@ pub fn someone_in_line(lock: &std::path::Path) -> bool {
     assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
     probe.l_type != libc::F_UNLCK as libc::c_short
 }
+
+/// The inodes of this process's inotify watches, one entry per watch (from
+/// /proc/self/fdinfo; Linux).
+#[allow(dead_code)]
+pub fn inotify_watched_inodes() -> Vec<u64> {
+    std::fs::read_dir("/proc/self/fdinfo")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .flat_map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .filter_map(|l| {
+                    let ino = l.split_whitespace().find_map(|f| f.strip_prefix("ino:"))?;
+                    u64::from_str_radix(ino, 16).ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
