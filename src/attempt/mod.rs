@@ -340,9 +340,6 @@ impl Attempt {
                         self.replaced(id);
                         continue;
                     }
-                    // Waits no more. A mark that cannot be withdrawn would stay with the
-                    // descriptor: then it is closed at release, not kept.
-                    let stale_mark = marked && !unmark(&file);
                     if created {
                         self.apply_permissions(&file, permissions);
                     }
@@ -355,7 +352,8 @@ impl Attempt {
                         strict: None,
                         on_release: self.on_release,
                         keep_in: self.kept,
-                        keep: AtomicBool::new(!stale_mark),
+                        keep: AtomicBool::new(true),
+                        marked,
                     }));
                 }
                 TryLock::Contended => {
@@ -591,6 +589,7 @@ impl Attempt {
             on_release: self.on_release,
             keep_in: None,
             keep: AtomicBool::new(false),
+            marked: false,
         }))
     }
 
@@ -611,6 +610,7 @@ impl Attempt {
                         on_release: self.on_release,
                         keep_in: None,
                         keep: AtomicBool::new(false),
+                        marked: false,
                     }));
                 }
                 StrictOutcome::Busy => {
@@ -752,14 +752,9 @@ fn mark(mark_waiting: bool, file: &File) -> bool {
 }
 
 /// Withdraws `file`'s mark; whether it is gone.
+#[cfg(target_os = "linux")]
 fn unmark(file: &File) -> bool {
-    #[cfg(target_os = "linux")]
-    return sys::waiting_mark::unmark(file).is_ok();
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = file;
-        true
-    }
+    sys::waiting_mark::unmark(file).is_ok()
 }
 
 /// Rejects paths that can never name a lock file, before any system call.
@@ -803,6 +798,12 @@ pub(crate) struct Held {
     /// would share its lock).
     #[cfg_attr(not(unix), allow(dead_code))]
     keep: AtomicBool,
+    /// Won by a waiter whose file still bears its waiting mark: withdrawn at release if the
+    /// file is kept (a close drops it anyway), not on the hand-off path. (The mark of a
+    /// description does not count in its own `F_OFD_GETLK`, and a holder is waited for,
+    /// not waiting: a newcomer that sees the mark only looks at the line first.)
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    marked: bool,
 }
 
 /// What to look at to tell whether a hold is still in place (see [`Held::watch`]): taken
@@ -916,7 +917,8 @@ impl Held {
         if matches!(
             sys::waiting_mark::marked_by_another_process(&file),
             Ok(false)
-        ) {
+        ) && (!self.marked || unmark(&file))
+        {
             drop(kept.put(file, self.id));
         }
         Ok(())

@@ -186,7 +186,15 @@ fn drain(inotify: &OwnedFd, events: &mut Vec<WatchEvent>) -> io::Result<()> {
         if n == 0 {
             return Ok(());
         }
-        parse(&buf[..n as usize], events);
+        let n = n as usize;
+        parse(&buf[..n], events);
+        if n + EVENT_HEADER <= buf.len() {
+            // The kernel fills the buffer while events fit (and these, on files, carry no
+            // name): room for one more means the queue was empty. A later event makes the
+            // descriptor readable again for the next wait: no read that can only say
+            // EAGAIN on the hand-off path.
+            return Ok(());
+        }
     }
 }
 

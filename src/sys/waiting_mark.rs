@@ -72,9 +72,12 @@ pub(crate) fn unmark(file: &File) -> io::Result<()> {
 }
 
 /// Whether a waiter in another process marked the lock file (or some other program holds
-/// a byte-range lock over the marks: then, to be safe, yes). Two `F_OFD_GETLK`s, around
-/// this process's own byte.
+/// a byte-range lock over the marks: then, to be safe, yes). One `F_OFD_GETLK` when
+/// nobody marked it; else two more, around this process's own byte.
 pub(crate) fn marked_by_another_process(file: &File) -> io::Result<bool> {
+    if !marked_by_another(file)? {
+        return Ok(false); // the common case: one call
+    }
     let own = own_byte();
     Ok(conflicts(file, libc::F_WRLCK, MARKS_AT, own - MARKS_AT)?
         || conflicts(
