@@ -178,11 +178,13 @@ impl FileLock {
     /// # Cancel safety
     ///
     /// Cancel-safe. Dropping the future at any point (`select!`, `timeout`, `abort`,
-    /// runtime shutdown) leaves no lock held, no count changed and no lock file open: an
-    /// attempt still running on the blocking pool releases whatever it wins when it ends.
-    /// The waiter's place in this process's queue goes with it (the next waiter takes its
-    /// turn), and so does its file watch: its inotify instance returns to a small pool that
-    /// is closed, on the blocking pool, when the process's last waiter leaves.
+    /// runtime shutdown) leaves no lock held, no count changed and no lock file open by
+    /// the acquire (the handle may keep one, unlocked, between holds: see the crate docs):
+    /// an attempt still running on the blocking pool releases whatever it wins when it
+    /// ends. The waiter's place in this process's queue and in the cross-process line goes
+    /// with it (the next waiter takes its turn), and so does its subscription to the file
+    /// watch (the watch itself may stay, idle, until the file's next event or the next
+    /// waiter on that file).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -24,8 +24,10 @@
 //!
 //! One non-blocking **attempt** (open the lock file, then one non-blocking whole-file lock
 //! call, `flock(LOCK_NB)` or `LockFileEx(FAIL_IMMEDIATELY)`) is the only thing that touches
-//! the operating system. The async driver runs each attempt on Tokio's blocking pool and
-//! sleeps between attempts (on the crate's watcher thread, so a runtime without the
+//! the operating system. The async driver runs an attempt that may wait (creating the lock
+//! file, a network or unknown file system, the soft protocols) on Tokio's blocking pool,
+//! and one that cannot (on a file system known to be local: the open of an existing file
+//! and `flock(LOCK_NB)`) inline on the worker, and it sleeps between attempts (on the crate's watcher thread, so a runtime without the
 //! time driver works too; on Tokio's timer under paused time), with a backoff from 1 ms up
 //! to the poll interval (default 50 ms), the last sleep clamped to the deadline. No thread is ever
 //! parked in a blocking `flock`, so a timeout, `select!`, `abort` or runtime shutdown
@@ -114,6 +116,14 @@
 //! shared with other programs. It is never deleted on Unix, because deleting a lock file
 //! lets two holders exist at once; on Windows it is deleted on release, best effort, unless
 //! [`FileLockBuilder::preserve_lock_file`] is set.
+//!
+//! On Linux, on a file system known to be local, a handle keeps its lock file open
+//! between holds, unlocked (one descriptor per handle, 64 per process at most, closed with
+//! the handle), so that the next acquire through it is one lock call: a release closes it
+//! instead when a waiter of this crate in another process marked the file (an
+//! open-file-description byte-range lock, which never conflicts with `flock` there), since
+//! the close is what wakes that waiter. A hold whose descriptor was handed out
+//! ([`LockGuard::raw_fd`]) is never kept, and a forked child never uses its parent's.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
