@@ -271,9 +271,8 @@ except Timeout:
                     say("waiting");
                     loop {
                         // SAFETY: as above.
-                        let flocked = unsafe {
-                            libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)
-                        };
+                        let flocked =
+                            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
                         if flocked == 0 {
                             break;
                         }

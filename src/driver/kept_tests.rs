@@ -129,3 +129,89 @@ fn an_acquire_with_an_on_acquired_hook_keeps_no_file() {
     drop(lock.blocking_acquire().unwrap());
     assert!(!lock.state().kept().holds_file());
 }
+
+/// The lock file is replaced (a new file renamed over the path) while the handle keeps the
+/// old one: its next acquire must not win on the old file, which nobody else locks any
+/// more, while another holds the file at the path.
+#[test]
+fn a_kept_file_replaced_by_rename_over_gives_no_second_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replaced.lock");
+    let lock = local_handle(&path);
+    drop(lock.blocking_acquire().unwrap());
+    assert!(lock.state().kept().holds_file());
+    let new = dir.path().join("replaced.lock.new");
+    std::fs::write(&new, b"").unwrap();
+    std::fs::rename(&new, &path).unwrap();
+    let other = FileLock::new(&path).blocking_acquire().unwrap();
+    assert!(
+        lock.blocking_try_acquire().unwrap().is_none(),
+        "won on the replaced file while another holds the one at the path"
+    );
+    drop(other);
+    let guard = lock
+        .blocking_try_acquire()
+        .unwrap()
+        .expect("the file at the path is free");
+    // It holds the file at the path now.
+    assert!(
+        FileLock::new(&path)
+            .blocking_try_acquire()
+            .unwrap()
+            .is_none()
+    );
+    drop(guard);
+}
+
+/// The same for a lock file deleted while the handle keeps it: the next acquire locks the
+/// file created at the path, not the deleted one.
+#[test]
+fn a_kept_file_deleted_gives_no_second_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deleted.lock");
+    let lock = local_handle(&path);
+    drop(lock.blocking_acquire().unwrap());
+    std::fs::remove_file(&path).unwrap();
+    let other = FileLock::new(&path).blocking_acquire().unwrap();
+    assert!(lock.blocking_try_acquire().unwrap().is_none());
+    drop(other);
+    let guard = lock.blocking_try_acquire().unwrap().expect("free");
+    assert!(
+        FileLock::new(&path)
+            .blocking_try_acquire()
+            .unwrap()
+            .is_none()
+    );
+    drop(guard);
+}
+
+/// Async, inline on the worker: the same kept file serves the next acquire, and a replaced
+/// file is followed.
+#[test]
+fn an_async_acquire_reuses_the_kept_file_and_follows_a_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("async.lock");
+    let lock = local_handle(&path);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        drop(lock.acquire().await.unwrap());
+        assert!(lock.state().kept().holds_file());
+        let guard = lock.acquire().await.unwrap();
+        assert!(
+            !lock.state().kept().holds_file(),
+            "the hold took the kept file"
+        );
+        assert_eq!(descriptors_on(&path), 1);
+        drop(guard);
+        let new = dir.path().join("async.lock.new");
+        std::fs::write(&new, b"").unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        let other = FileLock::new(&path).try_acquire().await.unwrap().unwrap();
+        assert!(lock.try_acquire().await.unwrap().is_none());
+        drop(other);
+        drop(lock.acquire().await.unwrap());
+    });
+}
