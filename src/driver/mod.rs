@@ -93,7 +93,8 @@ fn in_line(
         return go(attempt);
     };
     // Nobody marked the file as waited for: nobody to let go first, and no file to look at.
-    let turn = if attempt.nobody_else_waits() {
+    // (A waiter in line looks at the line: one call either way.)
+    let turn = if !fair.in_line() && attempt.nobody_else_waits() {
         Turn::Go
     } else {
         fair.turn(attempt.is_soft())

@@ -83,13 +83,24 @@ pub(super) fn set(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::R
 /// `F_OFD_GETLK`: `true` when another description holds a lock on `[start, start + len)`
 /// (`len` 0: to the end of any file) that conflicts with a `kind` lock.
 pub(super) fn conflicts(file: &File, kind: libc::c_int, start: u64, len: u64) -> io::Result<bool> {
+    conflict_at(file, kind, start, len).map(|at| at.is_some())
+}
+
+/// `F_OFD_GETLK`: where a lock of another description that conflicts with a `kind` lock
+/// on `[start, start + len)` begins (one of them, if several), `None` if none does.
+pub(super) fn conflict_at(
+    file: &File,
+    kind: libc::c_int,
+    start: u64,
+    len: u64,
+) -> io::Result<Option<u64>> {
     let mut lock = flock_struct(kind, start, len);
     // SAFETY: `file` is open and `lock` a valid, writable `struct flock` for the call.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+    Ok((lock.l_type != libc::F_UNLCK as libc::c_short).then_some(lock.l_start as u64))
 }
 
 fn probe_kind(mode: LockMode) -> libc::c_int {

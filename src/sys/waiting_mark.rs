@@ -20,7 +20,7 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::queue_file::{conflicts, set};
+use super::queue_file::{conflict_at, conflicts, set};
 
 /// Where the marks begin: far past any content a lock file may have.
 const MARKS_AT: u64 = 1 << 62;
@@ -72,13 +72,17 @@ pub(crate) fn unmark(file: &File) -> io::Result<()> {
 }
 
 /// Whether a waiter in another process marked the lock file (or some other program holds
-/// a byte-range lock over the marks: then, to be safe, yes). One `F_OFD_GETLK` when
-/// nobody marked it; else two more, around this process's own byte.
+/// a byte-range lock over the marks: then, to be safe, yes). One `F_OFD_GETLK`, which
+/// names one conflicting lock: only when that one is this process's own mark, two more,
+/// around it.
 pub(crate) fn marked_by_another_process(file: &File) -> io::Result<bool> {
-    if !marked_by_another(file)? {
-        return Ok(false); // the common case: one call
-    }
+    let Some(at) = conflict_at(file, libc::F_WRLCK, MARKS_AT, MARKS_SPAN)? else {
+        return Ok(false); // the common case when nobody waits
+    };
     let own = own_byte();
+    if at != own {
+        return Ok(true); // the common case when others wait
+    }
     Ok(conflicts(file, libc::F_WRLCK, MARKS_AT, own - MARKS_AT)?
         || conflicts(
             file,

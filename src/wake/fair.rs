@@ -82,6 +82,14 @@ impl Fair {
         }
     }
 
+    /// Whether this waiter holds a place in the cross-process line.
+    pub(crate) fn in_line(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.ticket.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     /// A release woke this waiter: earlier waiters get [`GRACE`] from now.
     pub(crate) fn woken(&mut self) {
         self.since = Instant::now();
