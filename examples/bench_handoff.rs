@@ -183,6 +183,63 @@ except Timeout:
     pass
 "#;
 
+    /// A bare watched wait (Linux), no library: an inotify instance watching one file for
+    /// closes, `poll` until it reports one, then `flock(LOCK_NB)`.
+    #[cfg(target_os = "linux")]
+    struct InotifyWait {
+        inotify: i32,
+        path: std::ffi::CString,
+    }
+
+    #[cfg(target_os = "linux")]
+    impl InotifyWait {
+        fn new(path: &str) -> Self {
+            // SAFETY: `inotify_init1` takes flags and returns a new descriptor.
+            let inotify = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+            assert!(inotify >= 0);
+            let path = std::ffi::CString::new(path).unwrap();
+            InotifyWait { inotify, path }
+        }
+
+        fn add(&self) -> i32 {
+            // SAFETY: an open inotify descriptor and a NUL-terminated path.
+            unsafe {
+                libc::inotify_add_watch(
+                    self.inotify,
+                    self.path.as_ptr(),
+                    libc::IN_CLOSE_WRITE | libc::IN_CLOSE_NOWRITE,
+                )
+            }
+        }
+
+        fn remove(&self, wd: i32) {
+            // SAFETY: an open inotify descriptor.
+            unsafe { libc::inotify_rm_watch(self.inotify, wd) };
+        }
+
+        /// Returns once `file` is locked, woken by the watch.
+        fn lock(&self, file: &std::fs::File) {
+            use std::os::fd::AsRawFd;
+            loop {
+                // SAFETY: an open descriptor.
+                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                    return;
+                }
+                let mut fds = [libc::pollfd {
+                    fd: self.inotify,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                let mut buf = [0u8; 4096];
+                // SAFETY: one valid `pollfd`, and `buf` writable for its length.
+                unsafe {
+                    libc::poll(fds.as_mut_ptr(), 1, 1000);
+                    libc::read(self.inotify, buf.as_mut_ptr().cast(), buf.len());
+                }
+            }
+        }
+    }
+
     fn child(role: &str, args: &[String]) {
         let path = PathBuf::from(&args[0]);
         match role {
@@ -254,43 +311,14 @@ except Timeout:
             // `flock(LOCK_NB)`.
             #[cfg(target_os = "linux")]
             "waiter-inotify" => {
-                use std::os::fd::AsRawFd;
-                let c_path = std::ffi::CString::new(args[0].as_bytes()).unwrap();
-                // SAFETY: plain calls on descriptors this role owns, with valid buffers.
-                let inotify = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+                let watch = InotifyWait::new(&args[0]);
                 while hear().is_some() {
                     let file = open(&path);
-                    // SAFETY: as above.
-                    let wd = unsafe {
-                        libc::inotify_add_watch(
-                            inotify,
-                            c_path.as_ptr(),
-                            libc::IN_CLOSE_WRITE | libc::IN_CLOSE_NOWRITE,
-                        )
-                    };
+                    let wd = watch.add();
                     say("waiting");
-                    loop {
-                        // SAFETY: as above.
-                        let flocked =
-                            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-                        if flocked == 0 {
-                            break;
-                        }
-                        let mut fds = [libc::pollfd {
-                            fd: inotify,
-                            events: libc::POLLIN,
-                            revents: 0,
-                        }];
-                        let mut buf = [0u8; 4096];
-                        // SAFETY: as above.
-                        unsafe {
-                            libc::poll(fds.as_mut_ptr(), 1, 1000);
-                            libc::read(inotify, buf.as_mut_ptr().cast(), buf.len());
-                        }
-                    }
+                    watch.lock(&file);
                     say(format!("t1 {}", mono_ns()));
-                    // SAFETY: as above.
-                    unsafe { libc::inotify_rm_watch(inotify, wd) };
+                    watch.remove(wd);
                     file.unlock().unwrap();
                     drop(file);
                 }
@@ -303,43 +331,12 @@ except Timeout:
                 let waiting = std::thread::current();
                 let (tx, rx) = std::sync::mpsc::channel::<std::fs::File>();
                 let (won_tx, won_rx) = std::sync::mpsc::channel::<std::fs::File>();
-                let c_path = std::ffi::CString::new(args[0].as_bytes()).unwrap();
+                let watch = InotifyWait::new(&args[0]);
                 std::thread::spawn(move || {
-                    use std::os::fd::AsRawFd;
-                    // SAFETY: plain calls on descriptors this thread owns, valid buffers.
-                    let inotify =
-                        unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
                     while let Ok(file) = rx.recv() {
-                        // SAFETY: as above.
-                        let wd = unsafe {
-                            libc::inotify_add_watch(
-                                inotify,
-                                c_path.as_ptr(),
-                                libc::IN_CLOSE_WRITE | libc::IN_CLOSE_NOWRITE,
-                            )
-                        };
-                        loop {
-                            // SAFETY: as above.
-                            let flocked = unsafe {
-                                libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)
-                            };
-                            if flocked == 0 {
-                                break;
-                            }
-                            let mut fds = [libc::pollfd {
-                                fd: inotify,
-                                events: libc::POLLIN,
-                                revents: 0,
-                            }];
-                            let mut buf = [0u8; 4096];
-                            // SAFETY: as above.
-                            unsafe {
-                                libc::poll(fds.as_mut_ptr(), 1, 1000);
-                                libc::read(inotify, buf.as_mut_ptr().cast(), buf.len());
-                            }
-                        }
-                        // SAFETY: as above.
-                        unsafe { libc::inotify_rm_watch(inotify, wd) };
+                        let wd = watch.add();
+                        watch.lock(&file);
+                        watch.remove(wd);
                         won_tx.send(file).unwrap();
                         waiting.unpark();
                     }

@@ -5,6 +5,8 @@
 //! Its own test binary, so that no other test's waiter is about while it looks.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use tokio_filelock::FileLock;
@@ -35,25 +37,8 @@ fn idle(tid: &str, lock_file: u64) -> bool {
     let fields: Vec<&str> = syscall.split_whitespace().collect();
     let in_ppoll_forever = fields.first() == Some(&libc::SYS_ppoll.to_string().as_str())
         && fields.get(3) == Some(&"0x0");
-    let watches = watched_inodes();
+    let watches = common::inotify_watched_inodes();
     in_ppoll_forever && watches.len() <= 1 + 8 && watches.iter().all(|ino| *ino == lock_file)
-}
-
-/// The inodes of this process's inotify watches (from /proc/self/fdinfo).
-fn watched_inodes() -> Vec<u64> {
-    std::fs::read_dir("/proc/self/fdinfo")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .flat_map(|info| {
-            info.lines()
-                .filter(|l| l.starts_with("inotify wd:"))
-                .filter_map(|l| {
-                    let ino = l.split_whitespace().find_map(|f| f.strip_prefix("ino:"))?;
-                    u64::from_str_radix(ino, 16).ok()
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 #[test]

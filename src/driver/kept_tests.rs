@@ -135,18 +135,33 @@ fn an_acquire_with_an_on_acquired_hook_keeps_no_file() {
 /// more, while another holds the file at the path.
 #[test]
 fn a_kept_file_replaced_by_rename_over_gives_no_second_holder() {
+    no_second_holder_after("replaced.lock", |path| {
+        let new = path.with_extension("new");
+        std::fs::write(&new, b"").unwrap();
+        std::fs::rename(&new, path).unwrap();
+    });
+}
+
+/// The same for a lock file deleted while the handle keeps it: the next acquire locks the
+/// file created at the path, not the deleted one.
+#[test]
+fn a_kept_file_deleted_gives_no_second_holder() {
+    no_second_holder_after("deleted.lock", |path| std::fs::remove_file(path).unwrap());
+}
+
+/// A handle keeps `name`'s lock file, then `change` replaces or removes it; while another
+/// handle holds the file at the path, the handle's try fails; then it holds that file.
+fn no_second_holder_after(name: &str, change: impl FnOnce(&Path)) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("replaced.lock");
+    let path = dir.path().join(name);
     let lock = local_handle(&path);
     drop(lock.blocking_acquire().unwrap());
     assert!(lock.state().kept().holds_file());
-    let new = dir.path().join("replaced.lock.new");
-    std::fs::write(&new, b"").unwrap();
-    std::fs::rename(&new, &path).unwrap();
+    change(&path);
     let other = FileLock::new(&path).blocking_acquire().unwrap();
     assert!(
         lock.blocking_try_acquire().unwrap().is_none(),
-        "won on the replaced file while another holds the one at the path"
+        "won on the old file while another holds the one at the path"
     );
     drop(other);
     let guard = lock
@@ -154,34 +169,8 @@ fn a_kept_file_replaced_by_rename_over_gives_no_second_holder() {
         .unwrap()
         .expect("the file at the path is free");
     // It holds the file at the path now.
-    assert!(
-        FileLock::new(&path)
-            .blocking_try_acquire()
-            .unwrap()
-            .is_none()
-    );
-    drop(guard);
-}
-
-/// The same for a lock file deleted while the handle keeps it: the next acquire locks the
-/// file created at the path, not the deleted one.
-#[test]
-fn a_kept_file_deleted_gives_no_second_holder() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("deleted.lock");
-    let lock = local_handle(&path);
-    drop(lock.blocking_acquire().unwrap());
-    std::fs::remove_file(&path).unwrap();
-    let other = FileLock::new(&path).blocking_acquire().unwrap();
-    assert!(lock.blocking_try_acquire().unwrap().is_none());
-    drop(other);
-    let guard = lock.blocking_try_acquire().unwrap().expect("free");
-    assert!(
-        FileLock::new(&path)
-            .blocking_try_acquire()
-            .unwrap()
-            .is_none()
-    );
+    let third = FileLock::new(&path).blocking_try_acquire().unwrap();
+    assert!(third.is_none());
     drop(guard);
 }
 

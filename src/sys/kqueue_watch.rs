@@ -270,10 +270,7 @@ impl Notifier {
         events: &mut Vec<WatchEvent>,
     ) -> io::Result<()> {
         let mut buf = [event(0, 0, 0, 0, 0); BATCH];
-        let spec = timeout.map(|t| libc::timespec {
-            tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_nsec: t.subsec_nanos() as libc::c_long,
-        });
+        let spec = timeout.map(super::timespec);
         let spec_ptr = spec
             .as_ref()
             .map_or(std::ptr::null(), |s| s as *const libc::timespec);

@@ -46,6 +46,15 @@ pub(crate) fn still_names(path: &std::path::Path, id: FileId) -> io::Result<bool
     }
 }
 
+/// A wait's timeout for `ppoll`/`kevent` (seconds capped at `i32::MAX`).
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+fn timespec(timeout: std::time::Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    }
+}
+
 /// What a release does to the lock file, so what a file watch waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Release {
