@@ -119,7 +119,8 @@
 //!
 //! On Linux, on a file system known to be local, a handle keeps its lock file open
 //! between holds, unlocked (one descriptor per handle, 64 per process at most, closed with
-//! the handle), so that the next acquire through it is one lock call: a release closes it
+//! the handle: its file system cannot be unmounted meanwhile), so that the next acquire
+//! through it is one lock call: a release closes it
 //! instead when a waiter of this crate in another process marked the file (an
 //! open-file-description byte-range lock, which never conflicts with `flock` there), since
 //! the close is what wakes that waiter. A hold whose descriptor was handed out
