@@ -90,6 +90,8 @@ pub(crate) struct Attempt {
     /// The handle's lock file kept open between holds (see `kept.rs`): taken by the first
     /// attempt, and where a won hold goes back on release.
     kept: Option<Arc<Kept>>,
+    /// The acquire may wait (not a single attempt).
+    may_wait: bool,
     /// A contended attempt marks the file it keeps open as waited for
     /// (`sys::waiting_mark`), so that a holder closes on release, which wakes this waiter.
     mark_waiting: bool,
@@ -151,17 +153,26 @@ impl Attempt {
             lifetime: None,
             hooked: false,
             kept: None,
+            may_wait: true,
             mark_waiting: false,
         })
     }
 
-    /// Keeps the won lock file open in `kept` between holds (the handle's; `None`: close
-    /// it on release), and whether this acquire, if it waits, marks the file as waited
-    /// for. For the OS lock on a file system known to be local, without an `on_acquired`
-    /// hook (the hook gets the file: its offset must start at 0 every hold).
-    pub(crate) fn with_kept(mut self, kept: Option<Arc<Kept>>, may_wait: bool) -> Self {
-        let kept = kept.filter(|_| cfg!(target_os = "linux") && !self.hooked);
-        self.mark_waiting = kept.is_some() && may_wait;
+    /// Whether the acquire may wait (`false`: a single attempt, which marks nothing).
+    pub(crate) fn with_waiting(mut self, may_wait: bool) -> Self {
+        self.may_wait = may_wait;
+        self
+    }
+
+    /// Keeps the won lock file open in `kept` between holds (the handle's, given once its
+    /// file system is known to be local; `None`: close it on release), and then, if this
+    /// acquire may wait, marks the file as waited for. The OS lock only (Linux), and not
+    /// with an `on_acquired` hook (the hook gets the file: its offset must start at 0
+    /// every hold).
+    pub(crate) fn with_kept(mut self, kept: Option<Arc<Kept>>) -> Self {
+        let os_lock = matches!(self.protocol, Protocol::Os { .. });
+        let kept = kept.filter(|_| cfg!(target_os = "linux") && os_lock && !self.hooked);
+        self.mark_waiting = kept.is_some() && self.may_wait;
         self.kept = kept;
         self
     }
@@ -203,11 +214,6 @@ impl Attempt {
         }
         #[cfg(not(target_os = "linux"))]
         false
-    }
-
-    /// Marks `file`, kept open while this acquire waits, as waited for; whether it is.
-    fn mark(&self, file: &File) -> bool {
-        mark(self.mark_waiting, file)
     }
 
     /// Soft protocol: a marker older than `lifetime` by its mtime is expired, and broken
@@ -368,7 +374,7 @@ impl Attempt {
                         continue;
                     }
                     if sys::KEEP_OPEN_WHILE_WAITING {
-                        let marked = marked || self.mark(&file);
+                        let marked = marked || mark(self.mark_waiting, &file);
                         self.open = Some(Opened {
                             file,
                             id: Some(id),
@@ -416,6 +422,7 @@ impl Attempt {
             lifetime: self.lifetime,
             hooked: self.hooked,
             kept: self.kept.clone(),
+            may_wait: self.may_wait,
             mark_waiting: self.mark_waiting,
         };
         self.mode = LockMode::Exclusive;

@@ -111,11 +111,10 @@ pub(crate) async fn acquire(
                 let span = acquisition.span().clone();
                 let state = acquisition.state.clone();
                 let on_acquired = acquisition.on_acquired();
-                let keeps_files = acquisition.keeps_files();
                 let (watch, fair, outcome) = tokio::task::spawn_blocking(move || {
                     let _entered = span.enter();
                     super::learn_locality(&state, &attempt);
-                    let attempt = keeps_files.apply(&state, attempt);
+                    let attempt = super::keep_files(&state, attempt);
                     let watch = arm.map(|path| wake::arm(&path, attempt.is_soft()));
                     let outcome = super::attempt_here(attempt, fair.as_mut(), on_acquired.as_ref());
                     (watch, fair, outcome)

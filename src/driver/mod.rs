@@ -123,22 +123,11 @@ pub(crate) fn learn_locality(state: &State, attempt: &Attempt) {
     }
 }
 
-/// Whether an acquire may use its handle's lock file kept open between holds: an OS lock
-/// without an `on_acquired` hook (the hook gets the file: its offset must start at 0 every
-/// hold), once the file system is known to be local (see `Attempt::with_kept`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KeepFiles {
-    eligible: bool,
-    may_wait: bool,
-}
-
-impl KeepFiles {
-    /// `attempt`, set up as the handle (`state`) allows now; call again once the locality
-    /// is learnt.
-    pub(crate) fn apply(self, state: &State, attempt: Attempt) -> Attempt {
-        let keeps = self.eligible && state.locality() == Locality::Local;
-        attempt.with_kept(keeps.then(|| state.kept().clone()), self.may_wait)
-    }
+/// `attempt`, with the handle's lock file kept open between holds once its file system is
+/// known to be local (see `Attempt::with_kept`); call again once the locality is learnt.
+pub(crate) fn keep_files(state: &State, attempt: Attempt) -> Attempt {
+    let local = state.locality() == Locality::Local;
+    attempt.with_kept(local.then(|| state.kept().clone()))
 }
 
 /// An acquire's `on_acquired` hook, with the mode it asks for.
@@ -182,8 +171,6 @@ pub(crate) struct Acquisition {
     cancel: Option<crate::wake::Cancel>,
     /// Called with each hold this acquire wins (not on re-entry).
     on_acquired: Option<OnWon>,
-    /// The protocol the first attempt speaks.
-    protocol: Protocol,
 }
 
 impl Acquisition {
@@ -252,9 +239,8 @@ impl Acquisition {
             may_fall_back,
             cancel: config.cancel.clone(),
             on_acquired: config.on_acquired.clone().map(|hook| OnWon { hook, mode }),
-            protocol,
         };
-        let attempt = acquisition.keep_files(attempt);
+        let attempt = keep_files(state, attempt.with_waiting(wait != Wait::Once));
         Ok((acquisition, attempt))
     }
 
@@ -294,21 +280,6 @@ impl Acquisition {
                 );
                 LockGuard::new(self.state.clone(), self.key, self.owner, mode)
             }))
-    }
-
-    /// Lets `attempt` use the handle's lock file kept open between holds, when the lock
-    /// file is on a file system known to be local (see [`KeepFiles`]).
-    pub(crate) fn keep_files(&self, attempt: Attempt) -> Attempt {
-        self.keeps_files().apply(&self.state, attempt)
-    }
-
-    /// Whether this acquire may keep its lock file open between holds, for the job that
-    /// learns the file system's locality.
-    pub(crate) fn keeps_files(&self) -> KeepFiles {
-        KeepFiles {
-            eligible: matches!(self.protocol, Protocol::Os { .. }) && self.on_acquired.is_none(),
-            may_wait: self.wait != Wait::Once,
-        }
     }
 
     /// The `on_acquired` hook, for the job that runs the attempts.

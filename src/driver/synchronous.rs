@@ -24,7 +24,7 @@ pub(crate) fn acquire(
     if acquisition.state.locality() == Locality::Unknown {
         // Once per handle: whether its lock file may be kept open between holds.
         super::learn_locality(&acquisition.state, &attempt);
-        attempt = acquisition.keep_files(attempt);
+        attempt = super::keep_files(&acquisition.state, attempt);
     }
     let start = Instant::now();
     let mut waiter = acquisition.waiter();
