@@ -14,9 +14,13 @@ fn child_entry() {
     common::child_entry(common::hold_role);
 }
 
-/// Holds the lock, lets a child start waiting for it, then releases and re-acquires at
-/// once (with `reacquire`, on another thread): the child gets it first, and the re-acquire
-/// waits until the child lets go.
+/// A waiter that lined up this long ago is past the time in which a newcomer may take a
+/// free lock before it (5 ms: `FileLockBuilder::fair`'s docs).
+const WAITED: Duration = Duration::from_millis(10);
+
+/// Holds the lock, lets a child start waiting for it (for [`WAITED`]), then releases and
+/// re-acquires at once (with `reacquire`, on another thread): the child gets it first, and
+/// the re-acquire waits until the child lets go.
 fn the_waiting_process_goes_first(
     name: &str,
     reacquire: impl FnOnce(FileLock) -> tokio_filelock::LockGuard + Send + 'static,
@@ -31,6 +35,7 @@ fn the_waiting_process_goes_first(
         assert!(Instant::now() < deadline, "the child never lined up");
         std::thread::sleep(Duration::from_millis(1));
     }
+    std::thread::sleep(WAITED);
     drop(held);
     let again = std::thread::spawn(move || reacquire(lock));
     // Before the fix the re-acquire won at once and held on: the child never got in.

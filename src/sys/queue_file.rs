@@ -1,13 +1,14 @@
 //! Linux: the cross-process waiting line of a lock file, `<lock file>.queue`.
 //!
-//! A waiter takes a ticket: the offset of a one-byte `O_APPEND` write (atomic, lock-free),
-//! and holds an open-file-description byte-range lock (`F_OFD_SETLK`) on the byte that
-//! stands for it (`1 + offset`) while it waits: a write lock for an exclusive waiter, a read
-//! lock for a shared one. Whether a live earlier waiter exists is one `F_OFD_GETLK` over the
-//! bytes before its own: an exclusive waiter asks about any lock there, a shared one about
-//! write locks only (writer preference). A waiter that dies loses its byte lock with it; a
-//! waiter that wins or gives up closes the descriptor, which drops it. OFD locks belong to
-//! the descriptor, not the process, so waiters of one process line up with each other too.
+//! A waiter takes a ticket: the end offset of an `O_APPEND` write of its record (atomic,
+//! lock-free; the record is when it began waiting, [`RECORD_LEN`] bytes of text), and holds
+//! an open-file-description byte-range lock (`F_OFD_SETLK`) on the byte at that offset while
+//! it waits: a write lock for an exclusive waiter, a read lock for a shared one. Whether a
+//! live earlier waiter exists is one `F_OFD_GETLK` over the bytes before its own: an
+//! exclusive waiter asks about any lock there, a shared one about write locks only (writer
+//! preference). A waiter that dies loses its byte lock with it; a waiter that wins or gives
+//! up closes the descriptor, which drops it. OFD locks belong to the descriptor, not the
+//! process, so waiters of one process line up with each other too.
 //!
 //! Byte 0 is the header: a ticket is taken under a read lock on it, and the file is
 //! truncated (once it has grown past [`TRUNCATE_AT`]) only under a write lock on it and
@@ -40,6 +41,48 @@ pub(crate) fn queue_path(lock: &Path) -> PathBuf {
     let mut name = lock.as_os_str().to_owned();
     name.push(".queue");
     PathBuf::from(name)
+}
+
+/// A record: when its waiter began waiting, in nanoseconds of `CLOCK_MONOTONIC` (shared by
+/// the processes of one boot), as 16 hex digits and a newline.
+const RECORD_LEN: u64 = 17;
+
+/// Now, in nanoseconds of `CLOCK_MONOTONIC`.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec`; `CLOCK_MONOTONIC` always exists on
+    // Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
+fn record(ns: u64) -> [u8; RECORD_LEN as usize] {
+    let mut record = [b'\n'; RECORD_LEN as usize];
+    let digits = format!("{ns:016x}");
+    record[..16].copy_from_slice(digits.as_bytes());
+    record
+}
+
+/// The time in a record, if it is one (a record cut by a hole punched under lasting
+/// contention reads as zeroes, which is none).
+fn parse_record(bytes: &[u8]) -> Option<u64> {
+    let (digits, end) = bytes.split_at_checked(16)?;
+    if end != b"\n" {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+/// The earliest live waiter found by [`earliest_waiter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Waiting {
+    /// How long it has waited, if its record could be read.
+    pub(crate) waited: Option<std::time::Duration>,
 }
 
 /// A waiter's place in the line. Dropping it (closing the descriptor) leaves the line.
@@ -112,19 +155,46 @@ fn probe_kind(mode: LockMode) -> libc::c_int {
     }
 }
 
-/// Whether a waiter of this crate that `mode` must let go first waits for the lock file at
-/// `lock` now (for an acquire that has no ticket yet). `false` when there is no queue file.
-pub(crate) fn anyone_waiting(lock: &Path, mode: LockMode) -> io::Result<bool> {
+/// The earliest live waiter of this crate that `mode` must let go first on the lock file
+/// at `lock` (for an acquire that has no ticket yet), and how long it has waited. `None`
+/// when nobody waits or there is no queue file.
+pub(crate) fn earliest_waiter(lock: &Path, mode: LockMode) -> io::Result<Option<Waiting>> {
+    /// `F_OFD_GETLK` names one conflicting lock; the earliest is found by asking again
+    /// before it. Tickets are locked in the order they are taken, which is the order Linux
+    /// lists them in, so the first answer is the earliest but for a race: a few tries.
+    const TRIES: usize = 8;
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(queue_path(lock))
     {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    conflicts(&file, probe_kind(mode), 1, 0)
+    let kind = probe_kind(mode);
+    let Some(mut earliest) = conflict_at(&file, kind, 1, 0)? else {
+        return Ok(None);
+    };
+    for _ in 0..TRIES {
+        match conflict_at(&file, kind, 1, earliest.saturating_sub(1))? {
+            Some(before) if before < earliest => earliest = before,
+            _ => break,
+        }
+    }
+    Ok(Some(Waiting {
+        waited: began_waiting(&file, earliest)
+            .map(|since| std::time::Duration::from_nanos(monotonic_ns().saturating_sub(since))),
+    }))
+}
+
+/// When the waiter whose ticket is `byte` began waiting, from its record.
+fn began_waiting(file: &File, byte: u64) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let start = byte.checked_sub(RECORD_LEN)?;
+    let mut bytes = [0; RECORD_LEN as usize];
+    file.read_exact_at(&mut bytes, start).ok()?;
+    parse_record(&bytes)
 }
 
 /// Takes a ticket in the line of the lock file at `lock` (creating the queue file with
@@ -158,9 +228,8 @@ pub(crate) fn take_ticket(lock: &Path, mode: LockMode, create_mode: u32) -> io::
         return Err(io::ErrorKind::WouldBlock.into());
     }
     let taken = (|| {
-        file.write_all(b"\n")?;
-        let end = file.stream_position()?;
-        let byte = end; // 1 + the offset of the byte written
+        file.write_all(&record(monotonic_ns()))?;
+        let byte = file.stream_position()?; // the end of the record written
         let kind = match mode {
             LockMode::Exclusive => libc::F_WRLCK,
             LockMode::Shared => libc::F_RDLCK,
@@ -172,7 +241,10 @@ pub(crate) fn take_ticket(lock: &Path, mode: LockMode, create_mode: u32) -> io::
     })();
     set(&file, libc::F_UNLCK, 0, 1)?;
     let byte = taken?;
-    if byte % PUNCH_EVERY == 0 {
+    // The record crossed a multiple of `PUNCH_EVERY`: free all but the last `PUNCH_EVERY`
+    // bytes before it (the records of any waiter but a stuck one are recent).
+    let boundary = byte / PUNCH_EVERY * PUNCH_EVERY;
+    if byte - RECORD_LEN < boundary && boundary > PUNCH_EVERY {
         // SAFETY: `file` is open for writing; the range is within the file. Failure (a file
         // system without hole punching) only leaves the blocks allocated.
         unsafe {
@@ -180,7 +252,7 @@ pub(crate) fn take_ticket(lock: &Path, mode: LockMode, create_mode: u32) -> io::
                 file.as_raw_fd(),
                 libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
                 0,
-                byte as libc::off_t,
+                (boundary - PUNCH_EVERY) as libc::off_t,
             )
         };
     }
@@ -209,11 +281,14 @@ mod tests {
     fn tickets_line_up_and_leaving_lets_the_next_go_first() {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join("q.lock");
-        assert!(!anyone_waiting(&lock, X).unwrap(), "no queue file yet");
+        assert!(
+            earliest_waiter(&lock, X).unwrap().is_none(),
+            "no queue file yet"
+        );
         let first = take_ticket(&lock, X, 0o600).unwrap();
         let second = take_ticket(&lock, X, 0o600).unwrap();
         let reader = take_ticket(&lock, S, 0o600).unwrap();
-        assert!(anyone_waiting(&lock, X).unwrap());
+        assert!(earliest_waiter(&lock, X).unwrap().is_some());
         assert!(!first.earlier_waiter(X).unwrap());
         assert!(second.earlier_waiter(X).unwrap());
         assert!(reader.earlier_waiter(S).unwrap(), "writers go first");
@@ -226,12 +301,106 @@ mod tests {
             late_writer.earlier_waiter(X).unwrap(),
             "behind a reader too"
         );
-        assert!(anyone_waiting(&lock, S).unwrap(), "a writer waits");
+        assert!(
+            earliest_waiter(&lock, S).unwrap().is_some(),
+            "a writer waits"
+        );
         drop(late_writer);
-        assert!(!anyone_waiting(&lock, S).unwrap(), "only a reader waits");
-        assert!(anyone_waiting(&lock, X).unwrap());
+        assert!(
+            earliest_waiter(&lock, S).unwrap().is_none(),
+            "only a reader waits"
+        );
+        assert!(earliest_waiter(&lock, X).unwrap().is_some());
         drop(reader);
-        assert!(!anyone_waiting(&lock, X).unwrap());
+        assert!(earliest_waiter(&lock, X).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_earliest_waiter_and_how_long_it_waited_are_read_from_its_record() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("e.lock");
+        assert_eq!(
+            earliest_waiter(&lock, X).unwrap(),
+            None,
+            "no queue file yet"
+        );
+        let before = Instant::now();
+        let first = take_ticket(&lock, X, 0o600).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let second = take_ticket(&lock, X, 0o600).unwrap();
+        let reader = take_ticket(&lock, S, 0o600).unwrap();
+        let waited = |mode| {
+            earliest_waiter(&lock, mode)
+                .unwrap()
+                .unwrap()
+                .waited
+                .unwrap()
+        };
+        let upper = before.elapsed();
+        let seen = waited(X);
+        assert!(
+            seen >= Duration::from_millis(20) && seen <= upper,
+            "the first ticket's wait: {seen:?} (at most {upper:?})"
+        );
+        drop(first);
+        assert!(waited(X) < Duration::from_millis(20), "now the second's");
+        drop(second);
+        assert!(waited(X) < Duration::from_millis(20), "the reader's");
+        assert_eq!(
+            earliest_waiter(&lock, S).unwrap(),
+            None,
+            "a shared acquire lets only writers go first"
+        );
+        drop(reader);
+        assert_eq!(earliest_waiter(&lock, X).unwrap(), None);
+    }
+
+    #[test]
+    fn an_unreadable_record_is_no_time_at_all() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("z.lock");
+        let ticket = take_ticket(&lock, X, 0o600).unwrap();
+        // What a hole punched under lasting contention leaves (or another version's line).
+        let queue = OpenOptions::new()
+            .write(true)
+            .open(queue_path(&lock))
+            .unwrap();
+        queue.write_all_at(&[0; RECORD_LEN as usize], 0).unwrap();
+        assert_eq!(
+            earliest_waiter(&lock, X).unwrap(),
+            Some(Waiting { waited: None })
+        );
+        drop(ticket);
+    }
+
+    #[test]
+    fn under_lasting_contention_holes_are_punched_behind_the_recent_records() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("p.lock");
+        let keep = take_ticket(&lock, X, 0o600).unwrap();
+        let takes = 3 * PUNCH_EVERY / RECORD_LEN;
+        for _ in 0..takes {
+            drop(take_ticket(&lock, X, 0o600).unwrap());
+        }
+        let meta = std::fs::metadata(queue_path(&lock)).unwrap();
+        assert!(
+            meta.len() >= 3 * PUNCH_EVERY,
+            "never truncated: a ticket lives"
+        );
+        if meta.blocks() * 512 < meta.len() {
+            // Punched: the first ticket's record is gone, and it reads as no time, not as
+            // a waiter that just came.
+            assert_eq!(
+                earliest_waiter(&lock, X).unwrap(),
+                Some(Waiting { waited: None })
+            );
+        }
+        let recent = take_ticket(&lock, X, 0o600).unwrap();
+        assert!(recent.earlier_waiter(X).unwrap());
+        drop((keep, recent));
     }
 
     #[test]
@@ -248,6 +417,6 @@ mod tests {
         assert!(later.earlier_waiter(X).unwrap());
         drop((keep, later));
         drop(take_ticket(&lock, X, 0o600).unwrap());
-        assert_eq!(len(), 1, "started over");
+        assert_eq!(len(), RECORD_LEN, "started over");
     }
 }

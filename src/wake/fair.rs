@@ -3,6 +3,13 @@
 //! re-acquires at once lets those already waiting go first (and a shared acquire lets an
 //! earlier exclusive one go first: writer preference).
 //!
+//! "Already waiting" means for [`OVERTAKE_FOR`] (5 ms): until the line's earliest waiter
+//! has waited that long, an exclusive acquire that is not in the line may take a free lock
+//! before it, as with raw `flock` (Go's `sync.Mutex` makes the same trade). Short holds so
+//! keep most of raw `flock`'s throughput (a hand-off to a sleeping process is a wake-up,
+//! which costs more than such a hold), a waiter is overtaken for 5 ms at most, and holds
+//! longer than that hand over in line order every time.
+//!
 //! The line is `sys::queue_file` (Linux: `<lock file>.queue`, open-file-description byte
 //! locks). Before an attempt, a waiter asks whether an earlier waiter it must let go first
 //! is alive; if so it makes no lock call this time and waits for the next wake-up. That is
@@ -25,6 +32,27 @@ use crate::LockMode;
 /// A woken waiter takes it within a hop (well under a millisecond); this leaves room for a
 /// busy machine.
 pub(crate) const GRACE: Duration = Duration::from_millis(20);
+
+/// How long the earliest waiter in the line must have waited before an acquire that is not
+/// in the line yet (a newcomer, or a process re-acquiring what it just released) lets it go
+/// first. Before that, the newcomer may take a free lock (a waiter woken by a release needs
+/// a wake-up, tens to hundreds of microseconds on a busy machine; the releasing process has
+/// the CPU). Waiters in the line always go in line order.
+///
+/// Chosen from the 8-process counter benchmark (`BENCHMARKS.md`): 1 ms gained nothing
+/// there (eight hand-offs take longer than that on a loaded machine, so the earliest
+/// waiter is always past it), 5 ms most of what raw `flock` does; and below half the
+/// 10 ms hold of the fairness benchmark, whose hand-offs stay in line order.
+pub(crate) const OVERTAKE_FOR: Duration = Duration::from_millis(5);
+
+/// Whether a newcomer in `mode` lets the line's earliest waiter (`waiting`) go first: a
+/// shared newcomer always does (writer preference: the earliest is an exclusive waiter, and
+/// shared holds would keep it out); an exclusive one once that waiter has waited
+/// [`OVERTAKE_FOR`], or when its record cannot be read.
+#[cfg(target_os = "linux")]
+fn goes_first(mode: LockMode, waiting: crate::sys::queue_file::Waiting) -> bool {
+    mode == LockMode::Shared || waiting.waited.is_none_or(|waited| waited >= OVERTAKE_FOR)
+}
 
 /// What an acquire does about its turn before an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +78,10 @@ pub(crate) struct Fair {
     ticket: Option<crate::sys::queue_file::Ticket>,
     /// When this waiter arrived or was last woken by a release.
     since: Instant,
+    /// When this waiter took its ticket (began waiting in the line), on Tokio's clock
+    /// (the system's outside a paused test runtime).
+    #[cfg(target_os = "linux")]
+    in_line_since: Option<tokio::time::Instant>,
     /// No line for this acquire: not asked for, a single attempt, or the queue file cannot
     /// be used (no permission, name too long, no such platform support).
     off: bool,
@@ -68,6 +100,8 @@ impl Fair {
             #[cfg(target_os = "linux")]
             ticket: None,
             since: Instant::now(),
+            #[cfg(target_os = "linux")]
+            in_line_since: None,
             off: !on || !cfg!(target_os = "linux"),
             behind: false,
         }
@@ -90,6 +124,18 @@ impl Fair {
         false
     }
 
+    /// Whether a newcomer of this crate may still take the lock before this waiter (it has
+    /// waited in the line less than [`OVERTAKE_FOR`]): a wake-up that finds the lock busy
+    /// may have been a release all the same.
+    pub(crate) fn may_be_overtaken(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self
+            .in_line_since
+            .is_some_and(|since| since.elapsed() < OVERTAKE_FOR);
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     /// A release woke this waiter: earlier waiters get [`GRACE`] from now.
     pub(crate) fn woken(&mut self) {
         self.since = Instant::now();
@@ -107,12 +153,17 @@ impl Fair {
         let recent = self.since.elapsed() < GRACE;
         let earlier = match &self.ticket {
             Some(ticket) => ticket.earlier_waiter(self.mode),
-            None => match queue_file::anyone_waiting(&self.path, self.mode) {
-                Ok(true) if !self.behind => {
-                    self.take();
-                    Ok(self.ticket.is_some())
+            None => match queue_file::earliest_waiter(&self.path, self.mode) {
+                Ok(Some(waiting)) if goes_first(self.mode, waiting) => {
+                    if self.behind {
+                        Ok(true)
+                    } else {
+                        self.take();
+                        Ok(self.ticket.is_some())
+                    }
                 }
-                other => other,
+                Ok(_) => Ok(false),
+                Err(error) => Err(error),
             },
         };
         match earlier {
@@ -144,13 +195,17 @@ impl Fair {
         #[cfg(target_os = "linux")]
         {
             self.ticket = None;
+            self.in_line_since = None;
         }
     }
 
     #[cfg(target_os = "linux")]
     fn take(&mut self) {
         match crate::sys::queue_file::take_ticket(&self.path, self.mode, self.create_mode) {
-            Ok(ticket) => self.ticket = Some(ticket),
+            Ok(ticket) => {
+                self.ticket = Some(ticket);
+                self.in_line_since = Some(tokio::time::Instant::now());
+            }
             // A truncation was under way: the next attempt tries again.
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(error) => {
@@ -163,5 +218,66 @@ impl Fair {
                 self.off = true;
             }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::sys::queue_file::Waiting;
+
+    const X: LockMode = LockMode::Exclusive;
+    const S: LockMode = LockMode::Shared;
+
+    fn waited(ms: u64) -> Waiting {
+        Waiting {
+            waited: Some(Duration::from_millis(ms)),
+        }
+    }
+
+    #[test]
+    fn an_exclusive_newcomer_overtakes_only_a_waiter_that_just_came() {
+        let young = OVERTAKE_FOR.as_millis() as u64 - 1;
+        let old = OVERTAKE_FOR.as_millis() as u64;
+        assert!(!goes_first(X, waited(young)));
+        assert!(goes_first(X, waited(old)));
+        assert!(
+            goes_first(X, Waiting { waited: None }),
+            "no record: let it go first"
+        );
+        assert!(goes_first(S, waited(0)), "writer preference needs no clock");
+    }
+
+    fn fair(path: &Path) -> Fair {
+        Fair::new(Arc::from(path), X, 0o600, true)
+    }
+
+    #[test]
+    fn a_newcomer_lets_a_waiter_of_5_ms_go_first_and_takes_a_ticket_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.lock");
+        let mut waiter = fair(&path);
+        waiter.busy(false);
+        assert!(waiter.in_line());
+        std::thread::sleep(OVERTAKE_FOR);
+        let mut newcomer = fair(&path);
+        assert_eq!(newcomer.turn(false), Turn::Wait);
+        assert!(newcomer.in_line(), "it lines up behind");
+        assert_eq!(waiter.turn(false), Turn::Go, "the earliest goes");
+        waiter.won();
+        assert_eq!(newcomer.turn(false), Turn::Go, "then the next");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_may_be_overtaken_for_5_ms_of_its_wait_then_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = fair(&dir.path().join("o.lock"));
+        assert!(!waiter.may_be_overtaken(), "not in the line");
+        waiter.busy(false);
+        assert!(waiter.may_be_overtaken());
+        tokio::time::advance(OVERTAKE_FOR).await;
+        assert!(!waiter.may_be_overtaken());
+        waiter.won();
+        assert!(!waiter.may_be_overtaken());
     }
 }

@@ -61,6 +61,11 @@ pub(crate) struct Waiter {
 /// spin.
 const MAX_WATCH_MISSES: u32 = 8;
 
+/// How long at most the wait that ignores the watch lasts: long enough that a storm costs
+/// a few attempts per millisecond at most, short enough that a waiter whose misses were
+/// releases taken by others is back to its events at once.
+const STORM_PAUSE: Duration = Duration::from_millis(2);
+
 impl Waiter {
     pub(crate) fn new(path: Arc<Path>, mode: LockMode) -> Self {
         Waiter {
@@ -185,10 +190,13 @@ impl Waiter {
     /// the queue follows it and everyone keeps their place; the watch, on the old file, is
     /// renewed at the next attempt.
     pub(crate) fn busy(&mut self, id: Option<FileId>) {
-        self.watch_misses = if self.woke_by_watch {
-            self.watch_misses + 1
-        } else {
-            0
+        // A busy lock after a wake-up is no miss while this crate's newcomers may still
+        // overtake this waiter (see `fair::OVERTAKE_FOR`): the event was a release.
+        let overtaken = self.fair.as_ref().is_some_and(Fair::may_be_overtaken);
+        self.watch_misses = match (self.woke_by_watch, overtaken) {
+            (false, _) => 0,
+            (true, true) => self.watch_misses,
+            (true, false) => self.watch_misses + 1,
         };
         let Some(id) = id else { return };
         if let Some(place) = &self.place {
@@ -285,9 +293,12 @@ impl Waiter {
             _ => sleep,
         };
         let use_watch = self.watch_misses < MAX_WATCH_MISSES;
-        if !use_watch {
+        let sleep = if use_watch {
+            sleep
+        } else {
             self.watch_misses = 0;
-        }
+            sleep.min(STORM_PAUSE)
+        };
         self.woke_by_watch = false;
         (sleep, use_watch)
     }
@@ -555,23 +566,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut waiter = armed_head(&dir, "storm.lock").await;
         let id = waiter.place.as_ref().unwrap().file();
-        let mut signals = 0;
-        for _ in 0..100 {
-            // Another program takes and releases the lock, again and again.
-            watcher::release_elsewhere(&dir.path().join("storm.lock"));
-            watcher::flush();
-            if waiter.wait(LONG, true).await.unwrap() == Woke::Timer {
-                break;
-            }
-            signals += 1;
-            waiter.busy(Some(id)); // the attempt found the lock busy
-        }
-        assert_eq!(signals, MAX_WATCH_MISSES, "then one wait ignores the watch");
+        assert_eq!(storm(&mut waiter, id, 100).await, MAX_WATCH_MISSES);
+        // The storm's last event came after the wait that ignored the watch began.
         assert_eq!(
             waiter.wait(LONG, true).await.unwrap(),
             Woke::Signal,
             "events were kept"
         );
+    }
+
+    /// Another program takes and releases the lock at `waiter`'s file (`id`) up to `events`
+    /// times, each event ending a wait whose attempt finds the lock busy, until a wait
+    /// ignores the watch: returns the waits the events ended. The wait that ignored the
+    /// watch lasts [`STORM_PAUSE`], not the schedule's sleep.
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    async fn storm(waiter: &mut Waiter, id: FileId, events: u32) -> u32 {
+        let path = waiter.path.clone();
+        for signals in 0..events {
+            watcher::release_elsewhere(&path);
+            watcher::flush();
+            let start = tokio::time::Instant::now();
+            if waiter.wait(LONG, true).await.unwrap() == Woke::Timer {
+                assert_eq!(start.elapsed(), STORM_PAUSE);
+                return signals;
+            }
+            waiter.busy(Some(id)); // the attempt found the lock busy
+        }
+        events
+    }
+
+    /// A waiter that this crate's newcomers may still overtake (`fair::OVERTAKE_FOR`)
+    /// counts no misses: its events were releases, taken by others. Past that, a storm is
+    /// cut short as before.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(start_paused = true)]
+    async fn events_that_others_took_the_lock_on_are_no_storm() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = armed_head(&dir, "overtaken.lock").await;
+        let id = waiter.place.as_ref().unwrap().file();
+        let mut fair = Fair::new(waiter.path.clone(), LockMode::Exclusive, 0o600, true);
+        fair.busy(false);
+        waiter.put_fair(Some(fair));
+        assert_eq!(
+            storm(&mut waiter, id, 3 * MAX_WATCH_MISSES).await,
+            3 * MAX_WATCH_MISSES
+        );
+        tokio::time::advance(crate::wake::fair::OVERTAKE_FOR).await;
+        assert_eq!(storm(&mut waiter, id, 100).await, MAX_WATCH_MISSES);
     }
 
     #[tokio::test(start_paused = true)]
