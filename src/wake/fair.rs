@@ -23,10 +23,11 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::LockMode;
+use crate::sync::lock;
 
 /// How long after a release (or its arrival) a waiter lets earlier waiters take the lock.
 /// A woken waiter takes it within a hop (well under a millisecond); this leaves room for a
@@ -54,6 +55,39 @@ fn goes_first(mode: LockMode, waiting: crate::sys::queue_file::Waiting) -> bool 
     mode == LockMode::Shared || waiting.waited.is_none_or(|waited| waited >= OVERTAKE_FOR)
 }
 
+/// The part of a place in the line that the watcher thread asks about ([`Fair::gate`]).
+#[derive(Debug)]
+struct Line {
+    mode: LockMode,
+    #[cfg(target_os = "linux")]
+    ticket: Mutex<Option<crate::sys::queue_file::Ticket>>,
+    /// When this waiter arrived or last saw a release (woken by it, or let sleep on by the
+    /// gate).
+    since: Mutex<Instant>,
+}
+
+impl Line {
+    fn saw_release(&self) {
+        *lock(&self.since) = Instant::now();
+    }
+
+    /// See [`Fair::gate`].
+    fn wakes(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            let ticket = lock(&self.ticket);
+            let earlier = ticket
+                .as_ref()
+                .is_some_and(|ticket| matches!(ticket.earlier_waiter(self.mode), Ok(true)));
+            if earlier {
+                self.saw_release();
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// What an acquire does about its turn before an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Turn {
@@ -74,10 +108,8 @@ pub(crate) struct Fair {
     mode: LockMode,
     /// The mode a new queue file gets (reduced by the umask).
     create_mode: u32,
-    #[cfg(target_os = "linux")]
-    ticket: Option<crate::sys::queue_file::Ticket>,
-    /// When this waiter arrived or was last woken by a release.
-    since: Instant,
+    /// Shared with the watcher thread's [`Fair::gate`].
+    line: Arc<Line>,
     /// When this waiter took its ticket (began waiting in the line), on Tokio's clock
     /// (the system's outside a paused test runtime).
     #[cfg(target_os = "linux")]
@@ -97,9 +129,12 @@ impl Fair {
             path,
             mode,
             create_mode,
-            #[cfg(target_os = "linux")]
-            ticket: None,
-            since: Instant::now(),
+            line: Arc::new(Line {
+                mode,
+                #[cfg(target_os = "linux")]
+                ticket: Mutex::new(None),
+                since: Mutex::new(Instant::now()),
+            }),
             #[cfg(target_os = "linux")]
             in_line_since: None,
             off: !on || !cfg!(target_os = "linux"),
@@ -119,7 +154,7 @@ impl Fair {
     /// Whether this waiter holds a place in the cross-process line.
     pub(crate) fn in_line(&self) -> bool {
         #[cfg(target_os = "linux")]
-        return self.ticket.is_some();
+        return lock(&self.line.ticket).is_some();
         #[cfg(not(target_os = "linux"))]
         false
     }
@@ -138,7 +173,19 @@ impl Fair {
 
     /// A release woke this waiter: earlier waiters get [`GRACE`] from now.
     pub(crate) fn woken(&mut self) {
-        self.since = Instant::now();
+        self.line.saw_release();
+    }
+
+    /// For this waiter's file watch (async waits, on the watcher thread): wakes it at a
+    /// close only when no earlier waiter it must let go first is in the line, for it would
+    /// only find that it is not its turn. The release still counts as seen (see
+    /// [`GRACE`]). `None` without a line.
+    pub(crate) fn gate(&self) -> Option<super::watcher::Gate> {
+        if self.off {
+            return None;
+        }
+        let line = self.line.clone();
+        Some(Arc::new(move || line.wakes()))
     }
 
     /// Before an attempt (where file system calls may run): whether to make the lock call
@@ -150,16 +197,19 @@ impl Fair {
         if self.off || soft {
             return Turn::Go;
         }
-        let recent = self.since.elapsed() < GRACE;
-        let earlier = match &self.ticket {
-            Some(ticket) => ticket.earlier_waiter(self.mode),
+        let recent = lock(&self.line.since).elapsed() < GRACE;
+        let in_line = lock(&self.line.ticket)
+            .as_ref()
+            .map(|ticket| ticket.earlier_waiter(self.mode));
+        let earlier = match in_line {
+            Some(earlier) => earlier,
             None => match queue_file::earliest_waiter(&self.path, self.mode) {
                 Ok(Some(waiting)) if goes_first(self.mode, waiting) => {
                     if self.behind {
                         Ok(true)
                     } else {
                         self.take();
-                        Ok(self.ticket.is_some())
+                        Ok(self.in_line())
                     }
                 }
                 Ok(_) => Ok(false),
@@ -184,7 +234,7 @@ impl Fair {
     /// After an attempt found the lock busy: takes a ticket, if this waiter has none.
     pub(crate) fn busy(&mut self, soft: bool) {
         #[cfg(target_os = "linux")]
-        if !self.off && !soft && !self.behind && self.ticket.is_none() {
+        if !self.off && !soft && !self.behind && !self.in_line() {
             self.take();
         }
         let _ = soft;
@@ -194,7 +244,7 @@ impl Fair {
     pub(crate) fn won(&mut self) {
         #[cfg(target_os = "linux")]
         {
-            self.ticket = None;
+            *lock(&self.line.ticket) = None;
             self.in_line_since = None;
         }
     }
@@ -203,7 +253,7 @@ impl Fair {
     fn take(&mut self) {
         match crate::sys::queue_file::take_ticket(&self.path, self.mode, self.create_mode) {
             Ok(ticket) => {
-                self.ticket = Some(ticket);
+                *lock(&self.line.ticket) = Some(ticket);
                 self.in_line_since = Some(tokio::time::Instant::now());
             }
             // A truncation was under way: the next attempt tries again.
@@ -266,6 +316,29 @@ mod tests {
         assert_eq!(waiter.turn(false), Turn::Go, "the earliest goes");
         waiter.won();
         assert_eq!(newcomer.turn(false), Turn::Go, "then the next");
+    }
+
+    #[test]
+    fn the_gate_lets_a_waiter_behind_an_earlier_one_sleep_and_counts_the_release_as_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.lock");
+        let mut early = fair(&path);
+        early.busy(false);
+        let mut late = fair(&path);
+        late.busy(false);
+        let reader = Fair::new(Arc::from(path.as_path()), S, 0o600, true);
+        let gate = late.gate().unwrap();
+        let seen = *lock(&late.line.since);
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(!gate(), "an earlier waiter goes first: no wake-up");
+        assert!(*lock(&late.line.since) > seen, "the release counts as seen");
+        assert!(early.gate().unwrap()(), "the earliest is woken");
+        assert!(reader.gate().unwrap()(), "no ticket yet: woken");
+        early.won();
+        assert!(gate(), "now the earliest");
+        let mut off = Fair::new(Arc::from(path.as_path()), X, 0o600, false);
+        off.busy(false);
+        assert!(off.gate().is_none(), "no line, no gate");
     }
 
     #[tokio::test(start_paused = true)]

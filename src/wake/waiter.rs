@@ -174,7 +174,10 @@ impl Waiter {
             }
             // The file is gone (released soft lock): the next attempt arms again.
             Some(Err(_)) => {}
-            None => self.armed(Some(arm(path, soft))),
+            None => {
+                let gate = self.fair.as_ref().and_then(Fair::gate);
+                self.armed(Some(arm(path, soft, gate)));
+            }
         }
     }
 
@@ -362,15 +365,19 @@ impl Drop for Waiter {
 
 /// Arms a watch on `path` (in the blocking-pool job, before the attempt it precedes), for
 /// the release of a soft lock's marker or of an OS lock.
-pub(crate) fn arm(path: &Path, soft: bool) -> std::io::Result<Subscription> {
-    watcher::watch(
-        path,
-        if soft {
-            Release::Unlink
-        } else {
-            Release::Close
-        },
-    )
+/// A close wakes the waiter only if `gate` (its place in the line's: [`Fair::gate`]) says
+/// so.
+pub(crate) fn arm(
+    path: &Path,
+    soft: bool,
+    gate: Option<watcher::Gate>,
+) -> std::io::Result<Subscription> {
+    let release = if soft {
+        Release::Unlink
+    } else {
+        Release::Close
+    };
+    watcher::watch(path, release, gate)
 }
 
 #[cfg(not(test))]
@@ -457,7 +464,7 @@ mod tests {
     async fn armed_head(dir: &tempfile::TempDir, name: &str) -> Waiter {
         let mut waiter = lined_up(dir, name, &[LockMode::Exclusive]).remove(0);
         let path = waiter.wants_watch().expect("the head wants a watch");
-        let watch = tokio::task::spawn_blocking(move || arm(&path, false))
+        let watch = tokio::task::spawn_blocking(move || arm(&path, false, None))
             .await
             .unwrap();
         waiter.armed(Some(watch));
@@ -595,6 +602,34 @@ mod tests {
         events
     }
 
+    /// An async waiter armed as the driver arms it ([`arm`] with its place's gate) sleeps
+    /// through the closes that come while an earlier waiter is in the line, and is woken
+    /// by the first one after that waiter left.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_behind_an_earlier_one_in_the_line_sleeps_through_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = lined_up(&dir, "behind.lock", &[LockMode::Exclusive]).remove(0);
+        let path = waiter.path.clone();
+        let mut early = Fair::new(path.clone(), LockMode::Exclusive, 0o600, true);
+        early.busy(false);
+        let mut fair = Fair::new(path.clone(), LockMode::Exclusive, 0o600, true);
+        fair.busy(false);
+        let gate = fair.gate();
+        waiter.put_fair(Some(fair));
+        let watch = tokio::task::spawn_blocking(move || arm(&path, false, gate))
+            .await
+            .unwrap();
+        waiter.armed(Some(watch));
+        watcher::release_elsewhere(&waiter.path);
+        watcher::flush();
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Timer);
+        early.won();
+        watcher::release_elsewhere(&waiter.path);
+        watcher::flush();
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
+    }
+
     /// A waiter that this crate's newcomers may still overtake (`fair::OVERTAKE_FOR`)
     /// counts no misses: its events were releases, taken by others. Past that, a storm is
     /// cut short as before.
@@ -677,7 +712,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut waiter = lined_up(&dir, "sync-watch.lock", &[LockMode::Exclusive]).remove(0);
         let path = waiter.wants_watch().expect("the head wants a watch");
-        waiter.armed(Some(arm(&path, false)));
+        waiter.armed(Some(arm(&path, false, None)));
         let parked = std::thread::spawn(move || waiter.wait_blocking(BOUND, true));
         watcher::release_elsewhere(&path);
         assert_eq!(parked.join().unwrap(), Woke::Signal);

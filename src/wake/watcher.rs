@@ -94,11 +94,33 @@ struct Timer {
     signal: Signal,
 }
 
+/// Asked on the watcher thread, for a close of the watched file, whether to wake the
+/// subscriber (`false`: it would only find it is not its turn; see `Fair::gate`). A
+/// replaced or dropped file wakes it whatever this says.
+pub(crate) type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// One waiter's subscription, as the watcher thread sees it.
+struct Subscriber {
+    signal: Arc<Signal>,
+    release: Release,
+    gate: Option<Gate>,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("signal", &self.signal)
+            .field("release", &self.release)
+            .field("gated", &self.gate.is_some())
+            .finish()
+    }
+}
+
 /// The subscriptions to one watched file.
 #[derive(Debug)]
 struct Watched {
     wd: i32,
-    subscribers: Vec<(Arc<Signal>, Release)>,
+    subscribers: Vec<Subscriber>,
 }
 
 #[derive(Debug, Default)]
@@ -227,12 +249,12 @@ impl Watcher {
                 let Some(i) = watched.iter().position(|w| w.wd == event.wd) else {
                     continue; // a watch removed meanwhile
                 };
-                for (signal, release) in &watched[i].subscribers {
-                    let cares = event.replaced
-                        || event.dead
-                        || (event.closed && *release == Release::Close);
-                    if cares {
-                        fire.push((signal.clone(), event.dead));
+                for subscriber in &watched[i].subscribers {
+                    let changed = event.replaced || event.dead;
+                    if changed || (event.closed && subscriber.release == Release::Close) {
+                        // The gate is asked below, without the lock.
+                        let gate = subscriber.gate.clone().filter(|_| !changed);
+                        fire.push((subscriber.signal.clone(), event.dead, gate));
                     }
                 }
                 if event.dead {
@@ -244,8 +266,10 @@ impl Watcher {
                 }
             }
         }
-        for (signal, dead) in fire {
-            signal.fire(dead);
+        for (signal, dead, gate) in fire {
+            if gate.is_none_or(|wakes| wakes()) {
+                signal.fire(dead);
+            }
         }
     }
 }
@@ -331,8 +355,9 @@ pub(crate) struct Subscription {
 }
 
 /// Subscribes to the events of the file at `path` that may mean `release` (the file itself,
-/// not a symlink). Looks up the path, so it runs where file system calls may run.
-pub(crate) fn watch(path: &Path, release: Release) -> io::Result<Subscription> {
+/// not a symlink); a close wakes the subscriber only if `gate` (if any) says so. Looks up
+/// the path, so it runs where file system calls may run.
+pub(crate) fn watch(path: &Path, release: Release, gate: Option<Gate>) -> io::Result<Subscription> {
     let watcher = watcher()?;
     let signal = Arc::new(Signal::default());
     // Under the lock: a last subscriber leaving meanwhile cannot remove the watch that
@@ -350,11 +375,16 @@ pub(crate) fn watch(path: &Path, release: Release) -> io::Result<Subscription> {
         watcher.notifier.remove_watch(wd);
         wd = watcher.notifier.add_watch(path)?;
     }
+    let subscriber = Subscriber {
+        signal: signal.clone(),
+        release,
+        gate,
+    };
     match watched.iter_mut().find(|w| w.wd == wd) {
-        Some(w) => w.subscribers.push((signal.clone(), release)),
+        Some(w) => w.subscribers.push(subscriber),
         None => watched.push(Watched {
             wd,
-            subscribers: vec![(signal.clone(), release)],
+            subscribers: vec![subscriber],
         }),
     }
     if watched.iter().filter(|w| w.subscribers.is_empty()).count() > MAX_IDLE_WATCHES {
@@ -395,7 +425,8 @@ impl Drop for Subscription {
         let Some(watcher) = WATCHER.get() else { return };
         let mut watched = watcher.watched();
         if let Some(w) = watched.iter_mut().find(|w| w.wd == self.wd) {
-            w.subscribers.retain(|(s, _)| !Arc::ptr_eq(s, &self.signal));
+            w.subscribers
+                .retain(|subscriber| !Arc::ptr_eq(&subscriber.signal, &self.signal));
         }
     }
 }
@@ -501,8 +532,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shared-watch");
         std::fs::write(&path, b"").unwrap();
-        let a = watch(&path, Release::Close).unwrap();
-        let b = watch(&path, Release::Unlink).unwrap();
+        let a = watch(&path, Release::Close, None).unwrap();
+        let b = watch(&path, Release::Unlink, None).unwrap();
         assert_eq!(a.wd, b.wd);
         let subscribers = |wd| {
             let watched = WATCHER.get().unwrap().watched();
@@ -529,6 +560,47 @@ mod tests {
         assert_eq!(subscribers(wd), 0);
     }
 
+    /// A gated subscription is woken by a close only when its gate says so (asked on the
+    /// watcher thread); a replaced file wakes it whatever the gate says.
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    #[test]
+    fn a_close_wakes_a_gated_subscriber_only_when_its_gate_lets_it() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gated");
+        std::fs::write(&path, b"").unwrap();
+        let open = Arc::new(AtomicBool::new(false));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let gate: Gate = {
+            let (open, asked) = (open.clone(), asked.clone());
+            Arc::new(move || {
+                asked.fetch_add(1, Ordering::SeqCst);
+                open.load(Ordering::SeqCst)
+            })
+        };
+        let gated = watch(&path, Release::Close, Some(gate)).unwrap();
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        release_elsewhere(&path);
+        flush();
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "the gate was asked");
+        assert!(gated.poll_event(&mut cx).is_pending(), "kept asleep");
+        open.store(true, Ordering::SeqCst);
+        release_elsewhere(&path);
+        flush();
+        assert!(gated.poll_event(&mut cx).is_ready(), "let through");
+        open.store(false, Ordering::SeqCst);
+        std::fs::rename(dir.path().join("gated"), dir.path().join("moved")).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        flush();
+        if cfg!(target_os = "linux") {
+            assert!(
+                gated.poll_event(&mut cx).is_ready(),
+                "a replaced file wakes it anyway"
+            );
+        }
+    }
+
     /// Whether the watcher keeps an entry for `wd`, and with how many subscribers.
     #[cfg(target_os = "linux")]
     fn entry(wd: i32) -> Option<usize> {
@@ -548,13 +620,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("idle-watch");
         std::fs::write(&path, b"").unwrap();
-        let first = watch(&path, Release::Close).unwrap();
+        let first = watch(&path, Release::Close, None).unwrap();
         let first_wd = first.wd;
         drop(first);
         assert_eq!(entry(first_wd), Some(0), "idle, kept");
         // An event that came while it was idle does not wake the next subscriber.
         release_elsewhere(&path);
-        let again = watch(&path, Release::Close).unwrap();
+        let again = watch(&path, Release::Close, None).unwrap();
         assert_ne!(again.wd, first_wd, "a fresh watch");
         assert_eq!(entry(first_wd), None);
         flush();
@@ -578,7 +650,7 @@ mod tests {
         }
         // Removed from the kernel too: a new watch of another file may reuse the number
         // only once the old one is gone; `add_watch` of this file makes a fresh one.
-        let fresh = watch(&path, Release::Close).unwrap();
+        let fresh = watch(&path, Release::Close, None).unwrap();
         assert_eq!(entry(fresh.wd), Some(1));
     }
 
@@ -591,12 +663,12 @@ mod tests {
             .map(|i| {
                 let path = dir.path().join(format!("idle-{i}"));
                 std::fs::write(&path, b"").unwrap();
-                watch(&path, Release::Close).unwrap().wd
+                watch(&path, Release::Close, None).unwrap().wd
             })
             .collect();
         let path = dir.path().join("new");
         std::fs::write(&path, b"").unwrap();
-        let _new = watch(&path, Release::Close).unwrap();
+        let _new = watch(&path, Release::Close, None).unwrap();
         let left = wds.iter().filter(|wd| entry(**wd).is_some()).count();
         assert!(left <= MAX_IDLE_WATCHES, "{left} idle watches left");
     }
