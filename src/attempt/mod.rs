@@ -194,6 +194,16 @@ impl Attempt {
         }
     }
 
+    /// The descriptor this attempt keeps open while its acquire waits, and its identity,
+    /// when it waits for the OS lock exclusively: a lock call on a duplicate of it (the
+    /// watcher thread's retry, `wake::Retry`) wins the lock for this attempt's next one.
+    pub(crate) fn waiting_file(&self) -> Option<(&File, FileId)> {
+        let exclusive_os_lock =
+            matches!(self.protocol, Protocol::Os { .. }) && self.mode == LockMode::Exclusive;
+        let opened = self.open.as_ref().filter(|_| exclusive_os_lock)?;
+        Some((&opened.file, opened.id?))
+    }
+
     /// Whether no other waiter of this crate, in any process, waits for the lock (none
     /// marked the file): then the line has nobody to let go first. One `F_OFD_GETLK` on
     /// the handle's kept lock file; `false` whenever that cannot be told.

@@ -86,9 +86,9 @@ pub(crate) async fn acquire(
         acquisition.attempting(if inline { "worker" } else { "blocking pool" });
         waiter.attempt_started();
         let mut fair = waiter.take_fair();
-        let gate = fair.as_ref().and_then(wake::Fair::gate);
+        let gate = waiter.gate(fair.as_ref());
         if inline && let Some(path) = arm.take() {
-            waiter.armed(Some(wake::arm(&path, false, gate.clone())));
+            waiter.armed(Some(wake::arm(&path, false, Some(gate.clone()))));
         }
         // `Ok`: made inline (its outcome); `Err`: the attempt, for the blocking pool.
         let inline = if inline {
@@ -120,7 +120,7 @@ pub(crate) async fn acquire(
                     let _entered = span.enter();
                     super::learn_locality(&state, &attempt);
                     let attempt = super::keep_files(&state, attempt);
-                    let watch = arm.map(|path| wake::arm(&path, attempt.is_soft(), gate));
+                    let watch = arm.map(|path| wake::arm(&path, attempt.is_soft(), Some(gate)));
                     let outcome = super::attempt_here(attempt, fair.as_mut(), on_acquired.as_ref());
                     (watch, fair, outcome)
                 })
@@ -154,6 +154,7 @@ pub(crate) async fn acquire(
             }
         }
         waiter.busy(busy_file);
+        waiter.retry_on(attempt.waiting_file());
     }
 }
 

@@ -337,8 +337,8 @@ mod tests {
                 .waited
                 .unwrap()
         };
-        let upper = before.elapsed();
         let seen = waited(X);
+        let upper = before.elapsed();
         assert!(
             seen >= Duration::from_millis(20) && seen <= upper,
             "the first ticket's wait: {seen:?} (at most {upper:?})"

@@ -20,6 +20,9 @@
 //!
 //! - **Fair turns across processes** ([`fair`]): waiters of this crate in every process
 //!   line up in `<lock file>.queue` (Linux), and let an earlier waiter go first.
+//! - **Retries on the watcher thread** ([`retry`]): at an event, the watcher thread asks
+//!   an async waiter's place in the line whether it is its turn and makes its lock call on
+//!   a duplicate of its descriptor; the task is woken only when that call won the lock.
 //!
 //! A wake-up is only a hint to attempt now: the attempt (the OS) decides, so wake-ups can
 //! never break exclusion. The timed schedule stays underneath as the fallback and the
@@ -35,6 +38,7 @@ pub(crate) mod cancel;
 mod fair;
 mod own_watch;
 mod queue;
+mod retry;
 mod unpark;
 mod waiter;
 pub(crate) mod watcher;

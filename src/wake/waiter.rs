@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::fair::Fair;
 use super::own_watch::OwnWatch;
 use super::queue::Place;
+use super::retry::Retry;
 use super::watcher::{self, Subscription};
 use crate::LockMode;
 use crate::sys::{FileId, Release};
@@ -53,6 +54,8 @@ pub(crate) struct Waiter {
     fair: Option<Fair>,
     /// The cancel token that may end this acquire's waits.
     cancel: Option<super::cancel::Registration>,
+    /// The retry the watcher thread makes for this waiter (async waits).
+    retry: Arc<Retry>,
 }
 
 /// After this many attempts in a row woken by the watch and finding the lock busy, one wait
@@ -80,6 +83,7 @@ impl Waiter {
             watch_misses: 0,
             fair: None,
             cancel: None,
+            retry: Arc::default(),
         }
     }
 
@@ -175,14 +179,31 @@ impl Waiter {
             // The file is gone (released soft lock): the next attempt arms again.
             Some(Err(_)) => {}
             None => {
-                let gate = self.fair.as_ref().and_then(Fair::gate);
-                self.armed(Some(arm(path, soft, gate)));
+                let gate = self.gate(self.fair.as_ref());
+                self.armed(Some(arm(path, soft, Some(gate))));
             }
         }
     }
 
+    /// The gate of this waiter's file watch ([`watcher::Gate`]): its place in the line
+    /// says whether it is its turn, then its retry ([`Waiter::retry_on`]) whether the lock
+    /// is free.
+    pub(crate) fn gate(&self, fair: Option<&Fair>) -> watcher::Gate {
+        let line = fair.and_then(Fair::gate);
+        let retry = self.retry.clone();
+        Arc::new(move || line.as_ref().is_none_or(|turn| turn()) && retry.wakes())
+    }
+
+    /// Between attempts, the watcher thread may make this waiter's lock call on a
+    /// duplicate of `file` (see [`Retry`]), the descriptor its attempt keeps open, if this
+    /// waiter's wake-ups come through the watcher thread's watch (`None`: it may not).
+    pub(crate) fn retry_on(&mut self, file: Option<(&std::fs::File, FileId)>) {
+        self.retry.waits_on(file.filter(|_| self.watch.is_some()));
+    }
+
     /// Counts an attempt of this waiter about to start.
     pub(crate) fn attempt_started(&mut self) {
+        self.retry.attempting();
         if let Some(place) = &self.place {
             self.seen_attempts = place.attempt_started(self.mode);
         }
@@ -355,6 +376,9 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
+        // The retry's duplicate first: no guard is handed out, and no lock released, while
+        // a copy of the waiter's descriptor stays open.
+        self.retry.leave();
         // The watch first: its instance may go back to the pool, which the departure of
         // the process's last waiter (dropping the place) then empties.
         self.watch = None;
@@ -628,6 +652,60 @@ mod tests {
         watcher::release_elsewhere(&waiter.path);
         watcher::flush();
         assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
+    }
+
+    /// The watcher thread makes the waiter's lock call at each close (as the async driver
+    /// arms it: the gate, then [`Waiter::retry_on`] with the descriptor its attempt keeps
+    /// open): closes while the lock is held elsewhere leave the task asleep; the release
+    /// wakes it with the lock already won for its descriptor.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(start_paused = true)]
+    async fn the_watcher_thread_retries_and_wakes_the_waiter_only_when_it_won() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = lined_up(&dir, "retry.lock", &[LockMode::Exclusive]).remove(0);
+        let path = waiter.path.clone();
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&*path)
+        };
+        let holder = open().unwrap();
+        let exclusive = |file: &std::fs::File| {
+            matches!(
+                sys::try_lock(file, LockMode::Exclusive),
+                sys::TryLock::Acquired
+            )
+        };
+        assert!(exclusive(&holder));
+        let own = open().unwrap();
+        let id = sys::inspect(&own).unwrap().id;
+        let gate = waiter.gate(None);
+        let watch = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || arm(&path, false, Some(gate))
+        })
+        .await
+        .unwrap();
+        waiter.armed(Some(watch));
+        waiter.retry_on(Some((&own, id)));
+        for _ in 0..3 {
+            // Another program opens and closes the file: no release.
+            drop(open().unwrap());
+            watcher::flush();
+            assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Timer);
+        }
+        drop(holder);
+        watcher::flush();
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
+        assert!(
+            !exclusive(&open().unwrap()),
+            "won for the waiter's descriptor"
+        );
+        assert!(exclusive(&own), "its own lock call finds it held");
+        drop(waiter);
+        drop(own);
+        assert!(exclusive(&open().unwrap()), "nothing left held");
     }
 
     /// A waiter that this crate's newcomers may still overtake (`fair::OVERTAKE_FOR`)
