@@ -180,11 +180,11 @@ impl FileLockBuilder {
     /// contention, never deleted), and a process that releases and re-acquires at once lets
     /// those already waiting go first (those that have waited 5 ms: before that it may take
     /// a free lock, as with raw `flock`, which keeps short holds fast); a shared acquire
-    /// lets an earlier exclusive one go first. Exclusion never depends on it (the OS lock decides; Python filelock and
-    /// `flock(1)` bypass the line), and a waiter that does not take a free lock within a
-    /// short grace period is passed. `false`: every acquire tries the lock whenever it can
-    /// (raw `flock` behaviour: a releasing process may take it straight back).
-    /// `BENCHMARKS.md` measures both. No effect on other platforms yet.
+    /// lets an earlier exclusive one go first. Exclusion never depends on it (the OS lock
+    /// decides; Python filelock and `flock(1)` bypass the line), and a waiter that does not
+    /// take a free lock within a short grace period is passed. `false`: every acquire
+    /// tries the lock whenever it can (raw `flock` behaviour: a releasing process may take
+    /// it straight back). `BENCHMARKS.md` measures both. No effect on other platforms yet.
     pub fn fair(mut self, fair: bool) -> Self {
         self.config.fair = fair;
         self
