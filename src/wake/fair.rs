@@ -55,7 +55,7 @@ fn goes_first(mode: LockMode, waiting: crate::sys::queue_file::Waiting) -> bool 
     mode == LockMode::Shared || waiting.waited.is_none_or(|waited| waited >= OVERTAKE_FOR)
 }
 
-/// The part of a place in the line that the watcher thread asks about ([`Fair::gate`]).
+/// The part of a place in the line that the watcher thread asks about ([`Fair::view`]).
 #[derive(Debug)]
 struct Line {
     mode: LockMode,
@@ -70,21 +70,46 @@ impl Line {
     fn saw_release(&self) {
         *lock(&self.since) = Instant::now();
     }
+}
 
-    /// See [`Fair::gate`].
-    fn wakes(&self) -> bool {
+/// What a waiter's place in the line says at a close of the lock file (asked on the
+/// watcher thread: [`LineView::at_close`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AtClose {
+    /// An earlier waiter goes first: no wake-up (the release counts as seen).
+    Sleep,
+    /// Its turn: its lock call may be made for it (`wake::retry`).
+    Retry,
+    /// Not in the line (yet): wake it; its attempt asks the line itself, and may let an
+    /// earlier waiter go first, so no lock call may be made for it.
+    Wake,
+}
+
+/// The watcher thread's view of a waiter's place in the line ([`Fair::view`]).
+#[derive(Debug, Clone)]
+pub(crate) struct LineView(Arc<Line>);
+
+impl LineView {
+    /// See [`AtClose`].
+    pub(crate) fn at_close(&self) -> AtClose {
         #[cfg(target_os = "linux")]
         {
-            let ticket = lock(&self.ticket);
-            let earlier = ticket
-                .as_ref()
-                .is_some_and(|ticket| matches!(ticket.earlier_waiter(self.mode), Ok(true)));
-            if earlier {
-                self.saw_release();
-                return false;
+            let line = &self.0;
+            let ticket = lock(&line.ticket);
+            let Some(ticket) = ticket.as_ref() else {
+                return AtClose::Wake;
+            };
+            match ticket.earlier_waiter(line.mode) {
+                Ok(true) => {
+                    line.saw_release();
+                    AtClose::Sleep
+                }
+                Ok(false) => AtClose::Retry,
+                Err(_) => AtClose::Wake,
             }
         }
-        true
+        #[cfg(not(target_os = "linux"))]
+        AtClose::Retry
     }
 }
 
@@ -108,7 +133,7 @@ pub(crate) struct Fair {
     mode: LockMode,
     /// The mode a new queue file gets (reduced by the umask).
     create_mode: u32,
-    /// Shared with the watcher thread's [`Fair::gate`].
+    /// Shared with the watcher thread ([`Fair::view`]).
     line: Arc<Line>,
     /// When this waiter took its ticket (began waiting in the line), on Tokio's clock
     /// (the system's outside a paused test runtime).
@@ -176,16 +201,11 @@ impl Fair {
         self.line.saw_release();
     }
 
-    /// For this waiter's file watch (async waits, on the watcher thread): wakes it at a
-    /// close only when no earlier waiter it must let go first is in the line, for it would
-    /// only find that it is not its turn. The release still counts as seen (see
-    /// [`GRACE`]). `None` without a line.
-    pub(crate) fn gate(&self) -> Option<super::watcher::Gate> {
-        if self.off {
-            return None;
-        }
-        let line = self.line.clone();
-        Some(Arc::new(move || line.wakes()))
+    /// For this waiter's file watch, on the watcher thread: whether a close wakes it
+    /// ([`LineView::at_close`]; a waiter behind an earlier one would only find that it is
+    /// not its turn). `None` without a line: every attempt of its goes ahead.
+    pub(crate) fn view(&self) -> Option<LineView> {
+        (!self.off).then(|| LineView(self.line.clone()))
     }
 
     /// Before an attempt (where file system calls may run): whether to make the lock call
@@ -319,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn the_gate_lets_a_waiter_behind_an_earlier_one_sleep_and_counts_the_release_as_seen() {
+    fn at_a_close_a_waiter_behind_an_earlier_one_sleeps_and_counts_the_release_as_seen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.lock");
         let mut early = fair(&path);
@@ -327,18 +347,26 @@ mod tests {
         let mut late = fair(&path);
         late.busy(false);
         let reader = Fair::new(Arc::from(path.as_path()), S, 0o600, true);
-        let gate = late.gate().unwrap();
+        let view = late.view().unwrap();
         let seen = *lock(&late.line.since);
         std::thread::sleep(Duration::from_millis(1));
-        assert!(!gate(), "an earlier waiter goes first: no wake-up");
+        assert_eq!(
+            view.at_close(),
+            AtClose::Sleep,
+            "an earlier waiter goes first"
+        );
         assert!(*lock(&late.line.since) > seen, "the release counts as seen");
-        assert!(early.gate().unwrap()(), "the earliest is woken");
-        assert!(reader.gate().unwrap()(), "no ticket yet: woken");
+        assert_eq!(early.view().unwrap().at_close(), AtClose::Retry, "its turn");
+        assert_eq!(
+            reader.view().unwrap().at_close(),
+            AtClose::Wake,
+            "no ticket yet: its attempt asks the line"
+        );
         early.won();
-        assert!(gate(), "now the earliest");
+        assert_eq!(view.at_close(), AtClose::Retry, "now the earliest");
         let mut off = Fair::new(Arc::from(path.as_path()), X, 0o600, false);
         off.busy(false);
-        assert!(off.gate().is_none(), "no line, no gate");
+        assert!(off.view().is_none(), "no line");
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::fair::Fair;
+use super::fair::{AtClose, Fair, LineView};
 use super::own_watch::OwnWatch;
 use super::queue::Place;
 use super::retry::Retry;
@@ -186,12 +186,18 @@ impl Waiter {
     }
 
     /// The gate of this waiter's file watch ([`watcher::Gate`]): its place in the line
-    /// says whether it is its turn, then its retry ([`Waiter::retry_on`]) whether the lock
-    /// is free.
+    /// says whether it is its turn, then, if so, its retry ([`Waiter::retry_on`]) whether
+    /// the lock is free.
     pub(crate) fn gate(&self, fair: Option<&Fair>) -> watcher::Gate {
-        let line = fair.and_then(Fair::gate);
+        let line = fair.and_then(Fair::view);
         let retry = self.retry.clone();
-        Arc::new(move || line.as_ref().is_none_or(|turn| turn()) && retry.wakes())
+        Arc::new(
+            move || match line.as_ref().map_or(AtClose::Retry, LineView::at_close) {
+                AtClose::Sleep => false,
+                AtClose::Retry => retry.wakes(),
+                AtClose::Wake => true,
+            },
+        )
     }
 
     /// Between attempts, the watcher thread may make this waiter's lock call on a
@@ -389,8 +395,7 @@ impl Drop for Waiter {
 
 /// Arms a watch on `path` (in the blocking-pool job, before the attempt it precedes), for
 /// the release of a soft lock's marker or of an OS lock.
-/// A close wakes the waiter only if `gate` (its place in the line's: [`Fair::gate`]) says
-/// so.
+/// A close wakes the waiter only if `gate` ([`Waiter::gate`]) says so.
 pub(crate) fn arm(
     path: &Path,
     soft: bool,
@@ -639,9 +644,9 @@ mod tests {
         early.busy(false);
         let mut fair = Fair::new(path.clone(), LockMode::Exclusive, 0o600, true);
         fair.busy(false);
-        let gate = fair.gate();
+        let gate = waiter.gate(Some(&fair));
         waiter.put_fair(Some(fair));
-        let watch = tokio::task::spawn_blocking(move || arm(&path, false, gate))
+        let watch = tokio::task::spawn_blocking(move || arm(&path, false, Some(gate)))
             .await
             .unwrap();
         waiter.armed(Some(watch));
@@ -706,6 +711,38 @@ mod tests {
         drop(waiter);
         drop(own);
         assert!(exclusive(&open().unwrap()), "nothing left held");
+    }
+
+    /// A waiter not in the line yet (its attempt asks the line and may let an earlier
+    /// waiter go first) is woken, and no lock call is made for it: it must not hold the
+    /// lock while it lets another go first.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(start_paused = true)]
+    async fn no_lock_call_is_made_for_a_waiter_that_may_let_another_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waiter = lined_up(&dir, "newcomer.lock", &[LockMode::Exclusive]).remove(0);
+        let path = waiter.path.clone();
+        let own = std::fs::File::open(&*path).unwrap();
+        let id = sys::inspect(&own).unwrap().id;
+        let fair = Fair::new(path.clone(), LockMode::Exclusive, 0o600, true);
+        let gate = waiter.gate(Some(&fair));
+        waiter.put_fair(Some(fair));
+        let watch = tokio::task::spawn_blocking(move || arm(&path, false, Some(gate)))
+            .await
+            .unwrap();
+        waiter.armed(Some(watch));
+        waiter.retry_on(Some((&own, id)));
+        watcher::release_elsewhere(&waiter.path);
+        watcher::flush();
+        assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
+        let other = std::fs::File::open(&*waiter.path).unwrap();
+        assert!(
+            matches!(
+                sys::try_lock(&other, LockMode::Exclusive),
+                sys::TryLock::Acquired
+            ),
+            "the lock was left free"
+        );
     }
 
     /// A waiter that this crate's newcomers may still overtake (`fair::OVERTAKE_FOR`)

@@ -95,8 +95,8 @@ struct Timer {
 }
 
 /// Asked on the watcher thread, for a close of the watched file, whether to wake the
-/// subscriber (`false`: it would only find it is not its turn; see `Fair::gate`). A
-/// replaced or dropped file wakes it whatever this says.
+/// subscriber (`false`: it would only find it is not its turn, or the lock busy; see
+/// `Waiter::gate`). A replaced or dropped file wakes it whatever this says.
 pub(crate) type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// One waiter's subscription, as the watcher thread sees it.
