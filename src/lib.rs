@@ -43,7 +43,8 @@
 //! `tokio-filelock-watcher`, idle when nobody waits; inotify on Linux, kqueue on macOS and
 //! FreeBSD), so a release in another process (which unlocks and closes its descriptor)
 //! wakes it too, on any runtime flavour. Waiters keep their descriptor open between
-//! attempts, so they do not wake each other. A wake-up is only a reason to attempt now: the
+//! attempts, so they do not wake each other; for an async waiter the watcher thread makes
+//! the lock call on a duplicate of it and wakes the task only when it won the lock. A wake-up is only a reason to attempt now: the
 //! lock call decides, so exclusion never depends on it, and the schedule stays underneath
 //! for holders that unlock without closing (macOS reports those too), file systems without
 //! change events (NFS) and other platforms (Windows). `BENCHMARKS.md` has the numbers.
