@@ -501,6 +501,30 @@ mod tests {
         waiter
     }
 
+    /// The head of a new queue with its watch armed as the async driver arms it: gated by
+    /// its place in the line (`fair`, if any) and its retry.
+    #[cfg(target_os = "linux")]
+    async fn gated_head(dir: &tempfile::TempDir, name: &str, fair: Option<Fair>) -> Waiter {
+        let mut waiter = lined_up(dir, name, &[LockMode::Exclusive]).remove(0);
+        let gate = waiter.gate(fair.as_ref());
+        waiter.put_fair(fair);
+        let path = waiter.path.clone();
+        let watch = tokio::task::spawn_blocking(move || arm(&path, false, Some(gate)))
+            .await
+            .unwrap();
+        waiter.armed(Some(watch));
+        waiter
+    }
+
+    /// Whether an exclusive lock call on `file` wins.
+    #[cfg(target_os = "linux")]
+    fn locks(file: &std::fs::File) -> bool {
+        matches!(
+            sys::try_lock(file, LockMode::Exclusive),
+            sys::TryLock::Acquired
+        )
+    }
+
     /// Under paused time a wait that no wake-up ends returns `Timer` at once (the clock
     /// jumps), so `Signal` proves the wake-up.
     #[tokio::test(start_paused = true)]
@@ -638,18 +662,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_waiter_behind_an_earlier_one_in_the_line_sleeps_through_releases() {
         let dir = tempfile::tempdir().unwrap();
-        let mut waiter = lined_up(&dir, "behind.lock", &[LockMode::Exclusive]).remove(0);
-        let path = waiter.path.clone();
+        let path: Arc<Path> = Arc::from(dir.path().join("behind.lock"));
         let mut early = Fair::new(path.clone(), LockMode::Exclusive, 0o600, true);
         early.busy(false);
-        let mut fair = Fair::new(path.clone(), LockMode::Exclusive, 0o600, true);
+        let mut fair = Fair::new(path, LockMode::Exclusive, 0o600, true);
         fair.busy(false);
-        let gate = waiter.gate(Some(&fair));
-        waiter.put_fair(Some(fair));
-        let watch = tokio::task::spawn_blocking(move || arm(&path, false, Some(gate)))
-            .await
-            .unwrap();
-        waiter.armed(Some(watch));
+        let mut waiter = gated_head(&dir, "behind.lock", Some(fair)).await;
         watcher::release_elsewhere(&waiter.path);
         watcher::flush();
         assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Timer);
@@ -667,32 +685,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_watcher_thread_retries_and_wakes_the_waiter_only_when_it_won() {
         let dir = tempfile::tempdir().unwrap();
-        let mut waiter = lined_up(&dir, "retry.lock", &[LockMode::Exclusive]).remove(0);
+        let mut waiter = gated_head(&dir, "retry.lock", None).await;
         let path = waiter.path.clone();
-        let open = || {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&*path)
-        };
+        let open = || std::fs::File::open(&*path);
         let holder = open().unwrap();
-        let exclusive = |file: &std::fs::File| {
-            matches!(
-                sys::try_lock(file, LockMode::Exclusive),
-                sys::TryLock::Acquired
-            )
-        };
-        assert!(exclusive(&holder));
+        assert!(locks(&holder));
         let own = open().unwrap();
         let id = sys::inspect(&own).unwrap().id;
-        let gate = waiter.gate(None);
-        let watch = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || arm(&path, false, Some(gate))
-        })
-        .await
-        .unwrap();
-        waiter.armed(Some(watch));
         waiter.retry_on(Some((&own, id)));
         for _ in 0..3 {
             // Another program opens and closes the file: no release.
@@ -703,14 +702,11 @@ mod tests {
         drop(holder);
         watcher::flush();
         assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
-        assert!(
-            !exclusive(&open().unwrap()),
-            "won for the waiter's descriptor"
-        );
-        assert!(exclusive(&own), "its own lock call finds it held");
+        assert!(!locks(&open().unwrap()), "won for the waiter's descriptor");
+        assert!(locks(&own), "its own lock call finds it held");
         drop(waiter);
         drop(own);
-        assert!(exclusive(&open().unwrap()), "nothing left held");
+        assert!(locks(&open().unwrap()), "nothing left held");
     }
 
     /// A waiter not in the line yet (its attempt asks the line and may let an earlier
@@ -720,29 +716,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_lock_call_is_made_for_a_waiter_that_may_let_another_go_first() {
         let dir = tempfile::tempdir().unwrap();
-        let mut waiter = lined_up(&dir, "newcomer.lock", &[LockMode::Exclusive]).remove(0);
-        let path = waiter.path.clone();
-        let own = std::fs::File::open(&*path).unwrap();
+        let path: Arc<Path> = Arc::from(dir.path().join("newcomer.lock"));
+        let fair = Fair::new(path, LockMode::Exclusive, 0o600, true);
+        let mut waiter = gated_head(&dir, "newcomer.lock", Some(fair)).await;
+        let own = std::fs::File::open(&*waiter.path).unwrap();
         let id = sys::inspect(&own).unwrap().id;
-        let fair = Fair::new(path.clone(), LockMode::Exclusive, 0o600, true);
-        let gate = waiter.gate(Some(&fair));
-        waiter.put_fair(Some(fair));
-        let watch = tokio::task::spawn_blocking(move || arm(&path, false, Some(gate)))
-            .await
-            .unwrap();
-        waiter.armed(Some(watch));
         waiter.retry_on(Some((&own, id)));
         watcher::release_elsewhere(&waiter.path);
         watcher::flush();
         assert_eq!(waiter.wait(LONG, true).await.unwrap(), Woke::Signal);
         let other = std::fs::File::open(&*waiter.path).unwrap();
-        assert!(
-            matches!(
-                sys::try_lock(&other, LockMode::Exclusive),
-                sys::TryLock::Acquired
-            ),
-            "the lock was left free"
-        );
+        assert!(locks(&other), "the lock was left free");
     }
 
     /// A waiter that this crate's newcomers may still overtake (`fair::OVERTAKE_FOR`)
