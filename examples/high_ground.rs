@@ -114,9 +114,9 @@ fn contender(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     };
     let rounds: usize = rounds.parse()?;
     let counter = PathBuf::from(counter);
-    // Time for the waits, and IO for the wake-up: on Linux a waiter watches the lock file
-    // through the reactor and takes the lock as soon as another process lets it go,
-    // instead of at its next poll (`#[tokio::main]` enables both too).
+    // Any runtime will do: a waiter is woken by the crate's own watcher thread as soon as
+    // another process lets the lock go (Linux, macOS, FreeBSD), with or without IO or time
+    // enabled here.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
