@@ -254,6 +254,21 @@ mod tests {
         }
     }
 
+    /// Runs `f` with `seen` recording this thread's events. Tracing caches each callsite's
+    /// interest process-wide, computed (while one dispatcher is registered) from the
+    /// default of whichever thread reaches it first: a sibling test's thread, with no
+    /// subscriber, would make it "never" and hide the event from `seen`. A second
+    /// dispatcher, alive meanwhile and interested in everything, makes the interest the
+    /// union of both.
+    fn recorded<T>(seen: &Where, f: impl FnOnce() -> T) -> T {
+        let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
+        let subscriber = tracing_subscriber::registry().with(seen.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::callsite::rebuild_interest_cache();
+            f()
+        })
+    }
+
     /// A waiter's retries after a wake-up run inline too, and so does the attempt that
     /// arms the file watch: on a local file system a contended acquire never hops.
     #[test]
@@ -280,12 +295,11 @@ mod tests {
             })
         };
         is_held.recv().unwrap();
-        let subscriber = tracing_subscriber::registry().with(seen.clone());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        tracing::subscriber::with_default(subscriber, || {
+        recorded(&seen, || {
             rt.block_on(async { drop(lock.acquire().await.unwrap()) })
         });
         releaser.join().unwrap();
@@ -299,12 +313,11 @@ mod tests {
     /// where each attempt ran.
     fn cycles(lock: &crate::FileLock) -> Vec<String> {
         let seen = Where::default();
-        let subscriber = tracing_subscriber::registry().with(seen.clone());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        tracing::subscriber::with_default(subscriber, || {
+        recorded(&seen, || {
             rt.block_on(async {
                 for _ in 0..3 {
                     drop(lock.acquire().await.unwrap());
