@@ -59,8 +59,10 @@ fn goes_first(mode: LockMode, waiting: crate::sys::queue_file::Waiting) -> bool 
 #[derive(Debug)]
 struct Line {
     mode: LockMode,
+    /// The ticket, and when it was taken (when this waiter began waiting in the line), on
+    /// Tokio's clock (the system's outside a paused test runtime).
     #[cfg(target_os = "linux")]
-    ticket: Mutex<Option<crate::sys::queue_file::Ticket>>,
+    ticket: Mutex<Option<(crate::sys::queue_file::Ticket, tokio::time::Instant)>>,
     /// When this waiter arrived or last saw a release (woken by it, or let sleep on by the
     /// gate).
     since: Mutex<Instant>,
@@ -96,7 +98,7 @@ impl LineView {
         {
             let line = &self.0;
             let ticket = lock(&line.ticket);
-            let Some(ticket) = ticket.as_ref() else {
+            let Some((ticket, _)) = ticket.as_ref() else {
                 return AtClose::Wake;
             };
             match ticket.earlier_waiter(line.mode) {
@@ -135,10 +137,6 @@ pub(crate) struct Fair {
     create_mode: u32,
     /// Shared with the watcher thread ([`Fair::view`]).
     line: Arc<Line>,
-    /// When this waiter took its ticket (began waiting in the line), on Tokio's clock
-    /// (the system's outside a paused test runtime).
-    #[cfg(target_os = "linux")]
-    in_line_since: Option<tokio::time::Instant>,
     /// No line for this acquire: not asked for, a single attempt, or the queue file cannot
     /// be used (no permission, name too long, no such platform support).
     off: bool,
@@ -160,8 +158,6 @@ impl Fair {
                 ticket: Mutex::new(None),
                 since: Mutex::new(Instant::now()),
             }),
-            #[cfg(target_os = "linux")]
-            in_line_since: None,
             off: !on || !cfg!(target_os = "linux"),
             behind: false,
         }
@@ -189,9 +185,9 @@ impl Fair {
     /// may have been a release all the same.
     pub(crate) fn may_be_overtaken(&self) -> bool {
         #[cfg(target_os = "linux")]
-        return self
-            .in_line_since
-            .is_some_and(|since| since.elapsed() < OVERTAKE_FOR);
+        return lock(&self.line.ticket)
+            .as_ref()
+            .is_some_and(|(_, since)| since.elapsed() < OVERTAKE_FOR);
         #[cfg(not(target_os = "linux"))]
         false
     }
@@ -220,7 +216,7 @@ impl Fair {
         let recent = lock(&self.line.since).elapsed() < GRACE;
         let in_line = lock(&self.line.ticket)
             .as_ref()
-            .map(|ticket| ticket.earlier_waiter(self.mode));
+            .map(|(ticket, _)| ticket.earlier_waiter(self.mode));
         let earlier = match in_line {
             Some(earlier) => earlier,
             None => match queue_file::earliest_waiter(&self.path, self.mode) {
@@ -265,17 +261,13 @@ impl Fair {
         #[cfg(target_os = "linux")]
         {
             *lock(&self.line.ticket) = None;
-            self.in_line_since = None;
         }
     }
 
     #[cfg(target_os = "linux")]
     fn take(&mut self) {
         match crate::sys::queue_file::take_ticket(&self.path, self.mode, self.create_mode) {
-            Ok(ticket) => {
-                *lock(&self.line.ticket) = Some(ticket);
-                self.in_line_since = Some(tokio::time::Instant::now());
-            }
+            Ok(ticket) => *lock(&self.line.ticket) = Some((ticket, tokio::time::Instant::now())),
             // A truncation was under way: the next attempt tries again.
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(error) => {
