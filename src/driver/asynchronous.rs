@@ -75,9 +75,6 @@ pub(crate) async fn acquire(
                 return Ok(guard);
             }
         }
-        // Armed before the attempt, in the same job: a release after the attempt's lock
-        // call is seen by the watch.
-        let mut arm = waiter.wants_watch();
         // Inline, on this worker, when nothing in it can wait: a file system known to be
         // local (DESIGN semantics 4), where arming the watch is a path lookup as the
         // attempt's own are. Else, or for what the inline attempt cannot do (create the
@@ -86,9 +83,14 @@ pub(crate) async fn acquire(
         acquisition.attempting(if inline { "worker" } else { "blocking pool" });
         waiter.attempt_started();
         let mut fair = waiter.take_fair();
-        let gate = waiter.gate(fair.as_ref());
-        if inline && let Some(path) = arm.take() {
-            waiter.armed(Some(wake::arm(&path, false, Some(gate.clone()))));
+        // Armed before the attempt, in the same job: a release after the attempt's lock
+        // call is seen by the watch. Its gate only when there is one to arm (not on the
+        // uncontended path).
+        let mut arm = waiter
+            .wants_watch()
+            .map(|path| (path, waiter.gate(fair.as_ref())));
+        if inline && let Some((path, gate)) = arm.take() {
+            waiter.armed(Some(wake::arm(&path, false, Some(gate))));
         }
         // `Ok`: made inline (its outcome); `Err`: the attempt, for the blocking pool.
         let inline = if inline {
@@ -120,7 +122,8 @@ pub(crate) async fn acquire(
                     let _entered = span.enter();
                     super::learn_locality(&state, &attempt);
                     let attempt = super::keep_files(&state, attempt);
-                    let watch = arm.map(|path| wake::arm(&path, attempt.is_soft(), Some(gate)));
+                    let watch =
+                        arm.map(|(path, gate)| wake::arm(&path, attempt.is_soft(), Some(gate)));
                     let outcome = super::attempt_here(attempt, fair.as_mut(), on_acquired.as_ref());
                     (watch, fair, outcome)
                 })

@@ -54,8 +54,9 @@ pub(crate) struct Waiter {
     fair: Option<Fair>,
     /// The cancel token that may end this acquire's waits.
     cancel: Option<super::cancel::Registration>,
-    /// The retry the watcher thread makes for this waiter (async waits).
-    retry: Arc<Retry>,
+    /// The retry the watcher thread makes for this waiter, made with its watch's gate
+    /// (an acquire that never waits has none).
+    retry: Option<Arc<Retry>>,
 }
 
 /// After this many attempts in a row woken by the watch and finding the lock busy, one wait
@@ -83,7 +84,7 @@ impl Waiter {
             watch_misses: 0,
             fair: None,
             cancel: None,
-            retry: Arc::default(),
+            retry: None,
         }
     }
 
@@ -179,7 +180,9 @@ impl Waiter {
             // The file is gone (released soft lock): the next attempt arms again.
             Some(Err(_)) => {}
             None => {
-                let gate = self.gate(self.fair.as_ref());
+                let fair = self.fair.take();
+                let gate = self.gate(fair.as_ref());
+                self.fair = fair;
                 self.armed(Some(arm(path, soft, Some(gate))));
             }
         }
@@ -188,9 +191,9 @@ impl Waiter {
     /// The gate of this waiter's file watch ([`watcher::Gate`]): its place in the line
     /// says whether it is its turn, then, if so, its retry ([`Waiter::retry_on`]) whether
     /// the lock is free.
-    pub(crate) fn gate(&self, fair: Option<&Fair>) -> watcher::Gate {
+    pub(crate) fn gate(&mut self, fair: Option<&Fair>) -> watcher::Gate {
         let line = fair.and_then(Fair::view);
-        let retry = self.retry.clone();
+        let retry = self.retry.get_or_insert_default().clone();
         Arc::new(
             move || match line.as_ref().map_or(AtClose::Retry, LineView::at_close) {
                 AtClose::Sleep => false,
@@ -204,12 +207,16 @@ impl Waiter {
     /// duplicate of `file` (see [`Retry`]), the descriptor its attempt keeps open, if this
     /// waiter's wake-ups come through the watcher thread's watch (`None`: it may not).
     pub(crate) fn retry_on(&mut self, file: Option<(&std::fs::File, FileId)>) {
-        self.retry.waits_on(file.filter(|_| self.watch.is_some()));
+        if let Some(retry) = &self.retry {
+            retry.waits_on(file.filter(|_| self.watch.is_some()));
+        }
     }
 
     /// Counts an attempt of this waiter about to start.
     pub(crate) fn attempt_started(&mut self) {
-        self.retry.attempting();
+        if let Some(retry) = &self.retry {
+            retry.attempting();
+        }
         if let Some(place) = &self.place {
             self.seen_attempts = place.attempt_started(self.mode);
         }
@@ -384,7 +391,9 @@ impl Drop for Waiter {
     fn drop(&mut self) {
         // The retry's duplicate first: no guard is handed out, and no lock released, while
         // a copy of the waiter's descriptor stays open.
-        self.retry.leave();
+        if let Some(retry) = &self.retry {
+            retry.leave();
+        }
         // The watch first: its instance may go back to the pool, which the departure of
         // the process's last waiter (dropping the place) then empties.
         self.watch = None;
